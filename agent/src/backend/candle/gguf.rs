@@ -1,0 +1,244 @@
+//! Quantized decoders from GGUF files: `general.architecture` "llama" (candle's
+//! `quantized_llama`) and "qwen3" (`quantized_qwen3`).
+//!
+//! KV cache: both models keep it inside their layers. `quantized_llama` restarts it by itself
+//! when `index_pos == 0`; `quantized_qwen3` appends whatever the position, so it must be cleared.
+//! [`GgufDecoder`] clears both explicitly (`clear_kv_cache`: drops the cached tensors / resets
+//! the cache lengths, microseconds, no reload) on `clear_cache` and when `forward` starts again at
+//! position 0.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use anefleet_proto::pb::ModelFacts;
+use candle_core::quantized::GgmlDType;
+use candle_core::quantized::gguf_file::Content;
+use candle_core::{Device, Tensor};
+use candle_transformers::models::{quantized_llama, quantized_qwen3};
+
+use super::chat_template::ChatTemplate;
+use super::gguf_tokenizer::{self, md_str, md_u32};
+use super::{CachePosition, artifact, artifact_error, logits_to_vec};
+use crate::backend::{BackendError, Decoder, Loaded, LoadedModel, Result};
+
+enum Weights {
+    Llama(quantized_llama::ModelWeights),
+    Qwen3(quantized_qwen3::ModelWeights),
+}
+
+impl Weights {
+    fn forward(&mut self, input: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
+        match self {
+            Weights::Llama(m) => m.forward(input, pos),
+            Weights::Qwen3(m) => m.forward(input, pos),
+        }
+    }
+
+    fn clear_kv_cache(&mut self) {
+        match self {
+            Weights::Llama(m) => m.clear_kv_cache(),
+            Weights::Qwen3(m) => m.clear_kv_cache(),
+        }
+    }
+}
+
+/// A quantized causal decoder loaded from GGUF.
+pub struct GgufDecoder {
+    weights: Weights,
+    tokenizer: tokenizers::Tokenizer,
+    template: Option<ChatTemplate>,
+    eos_ids: Vec<u32>,
+    max_context: usize,
+    device: Device,
+    cache: CachePosition,
+}
+
+/// Loads the GGUF file at `path` on `device`.
+pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
+    let file = File::open(path).map_err(|e| artifact_error(path, e.to_string()))?;
+    let mut reader = BufReader::new(file);
+    let content = Content::read(&mut reader).map_err(|e| artifact_error(path, format!("invalid GGUF: {e}")))?;
+    let arch =
+        md_str(&content, "general.architecture").ok_or_else(|| artifact_error(path, "GGUF has no `general.architecture`"))?.to_string();
+    let max_context = max_context(&content, &arch, path)?;
+    let tokenizer = gguf_tokenizer::load(&content, path)?;
+    let special = gguf_tokenizer::special_tokens(&content, &tokenizer);
+    let template = md_str(&content, "tokenizer.chat_template").map(|src| ChatTemplate::new(src, &special.bos, &special.eos)).transpose()?;
+    let facts = facts(&content, &arch, path, max_context);
+    let weights = match arch.as_str() {
+        "llama" => Weights::Llama(
+            quantized_llama::ModelWeights::from_gguf(content, &mut reader, device)
+                .map_err(|e| artifact_error(path, format!("llama weights: {e}")))?,
+        ),
+        "qwen3" => Weights::Qwen3(
+            quantized_qwen3::ModelWeights::from_gguf(content, &mut reader, device)
+                .map_err(|e| artifact_error(path, format!("qwen3 weights: {e}")))?,
+        ),
+        other => {
+            return Err(artifact_error(path, format!("GGUF architecture `{other}` is not supported (llama, qwen3)")));
+        }
+    };
+    let decoder = GgufDecoder {
+        weights,
+        tokenizer,
+        template,
+        eos_ids: special.eos_ids,
+        max_context,
+        device: device.clone(),
+        cache: CachePosition::default(),
+    };
+    Ok(Loaded { model: LoadedModel::Decoder(Box::new(decoder)), facts })
+}
+
+/// `<arch>.context_length`, capped for Llama at candle's `quantized_llama::MAX_SEQ_LEN` (4096):
+/// its rotary tables stop there, so longer contexts cannot run on this backend.
+fn max_context(content: &Content, arch: &str, path: &Path) -> Result<usize> {
+    let key = format!("{arch}.context_length");
+    let ctx = md_u32(content, &key).ok_or_else(|| artifact_error(path, format!("GGUF has no `{key}`")))? as usize;
+    Ok(if arch == "llama" { ctx.min(quantized_llama::MAX_SEQ_LEN) } else { ctx })
+}
+
+/// Facts from the GGUF header: parameters from the tensor shapes, quantization = the ggml type
+/// holding the most elements.
+fn facts(content: &Content, arch: &str, path: &Path, max_context: usize) -> ModelFacts {
+    let mut by_type: HashMap<String, u64> = HashMap::new();
+    for info in content.tensor_infos.values() {
+        *by_type.entry(ggml_type_name(info.ggml_dtype).to_string()).or_default() += info.shape.elem_count() as u64;
+    }
+    let mut files = vec![path.to_path_buf()];
+    files.extend(path.parent().map(|d| d.join("tokenizer.json")).filter(|p| p.is_file()));
+    ModelFacts {
+        architecture: arch.to_string(),
+        format: "gguf".into(),
+        parameters: by_type.values().sum(),
+        bytes_on_disk: artifact::bytes_on_disk(&files),
+        quantization: artifact::dominant(by_type),
+        max_context: max_context as u32,
+    }
+}
+
+/// llama.cpp's lowercase name of a ggml type ("q4_1", "q4_k").
+pub fn ggml_type_name(t: GgmlDType) -> &'static str {
+    match t {
+        GgmlDType::F32 => "f32",
+        GgmlDType::F16 => "f16",
+        GgmlDType::BF16 => "bf16",
+        GgmlDType::Q4_0 => "q4_0",
+        GgmlDType::Q4_1 => "q4_1",
+        GgmlDType::Q5_0 => "q5_0",
+        GgmlDType::Q5_1 => "q5_1",
+        GgmlDType::Q8_0 => "q8_0",
+        GgmlDType::Q8_1 => "q8_1",
+        GgmlDType::Q2K => "q2_k",
+        GgmlDType::Q3K => "q3_k",
+        GgmlDType::Q4K => "q4_k",
+        GgmlDType::Q5K => "q5_k",
+        GgmlDType::Q6K => "q6_k",
+        GgmlDType::Q8K => "q8_k",
+    }
+}
+
+impl Decoder for GgufDecoder {
+    fn tokenizer(&self) -> &tokenizers::Tokenizer {
+        &self.tokenizer
+    }
+
+    fn max_context(&self) -> usize {
+        self.max_context
+    }
+
+    fn eos_token_ids(&self) -> &[u32] {
+        &self.eos_ids
+    }
+
+    fn render_chat(&self, user_message: &str) -> Result<String> {
+        match &self.template {
+            Some(t) => t.render_user(user_message),
+            None => Err(BackendError::ChatTemplate("the GGUF has no `tokenizer.chat_template`".into())),
+        }
+    }
+
+    /// Cheap: drops the cached K/V tensors of every layer; no weights are touched.
+    fn clear_cache(&mut self) {
+        self.weights.clear_kv_cache();
+        self.cache.reset();
+    }
+
+    fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
+        if self.cache.advance(pos, tokens.len(), self.max_context)? {
+            self.weights.clear_kv_cache();
+        }
+        let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
+        match self.weights.forward(&input, pos) {
+            Ok(logits) => logits_to_vec(logits),
+            Err(e) => {
+                self.clear_cache();
+                Err(e.into())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::candle::test_models::{self, greedy};
+
+    fn smollm2() -> (Box<dyn Decoder>, ModelFacts) {
+        let loaded = crate::backend::candle::load("cpu", &test_models::path(test_models::SMOLLM2)).unwrap();
+        match loaded.model {
+            LoadedModel::Decoder(d) => (d, loaded.facts),
+            LoadedModel::Encoder(_) => panic!("SmolLM2 loaded as an encoder"),
+        }
+    }
+
+    #[test]
+    fn smollm2_facts() {
+        let (d, facts) = smollm2();
+        assert_eq!(facts.architecture, "llama");
+        assert_eq!(facts.format, "gguf");
+        assert_eq!(facts.quantization, "q4_1");
+        // 8192 in the GGUF, capped at candle's quantized_llama::MAX_SEQ_LEN.
+        assert_eq!(facts.max_context, 4096);
+        assert!((130_000_000..140_000_000).contains(&facts.parameters), "{facts:?}");
+        assert!(facts.bytes_on_disk > 50_000_000, "{facts:?}");
+        assert_eq!(d.max_context(), 4096);
+        assert_eq!(d.eos_token_ids(), [2, 0]);
+    }
+
+    #[test]
+    fn smollm2_chat_template() {
+        let (d, _) = smollm2();
+        let text = d.render_chat("Fix the typos: teh cat").unwrap();
+        assert_eq!(
+            text,
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n\
+             <|im_start|>user\nFix the typos: teh cat<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
+
+    #[test]
+    fn smollm2_greedy_generation_is_deterministic_after_clear_cache() {
+        let (mut d, _) = smollm2();
+        let prompt = d.render_chat("What is 2+2?").unwrap();
+        let first = greedy(d.as_mut(), &prompt, 6);
+        d.clear_cache();
+        let second = greedy(d.as_mut(), &prompt, 6);
+        assert_eq!(first, second);
+        // Starting again at position 0 without clear_cache restarts the sequence too.
+        let third = greedy(d.as_mut(), &prompt, 6);
+        assert_eq!(first, third);
+        let text = d.tokenizer().decode(&first, true).unwrap();
+        assert!(!text.trim().is_empty(), "{first:?}");
+    }
+
+    #[test]
+    fn forward_rejects_a_gap_in_positions() {
+        let (mut d, _) = smollm2();
+        d.forward(&[19556], 0).unwrap();
+        assert!(d.forward(&[19556], 5).is_err());
+        assert_eq!(d.forward(&[19556], 0).unwrap().len(), 49152);
+    }
+}

@@ -1,0 +1,102 @@
+//! Backends: what loads a model artifact on a compute unit and runs it.
+//!
+//! A backend turns an artifact on disk into a [`LoadedModel`]: an [`Encoder`] (one forward pass,
+//! pooled embedding) or a [`Decoder`] (token-by-token causal LM with a KV cache). Workloads
+//! (`crate::workload`) drive these traits inside the measured region; everything a backend does
+//! before returning from [`load`] is load time.
+
+pub mod candle;
+
+use std::path::Path;
+
+use anefleet_proto::pb::{ComputeUnit, ModelFacts};
+
+/// Failure of a backend, carrying what the user needs to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("backend `{0}` is not available on this agent")]
+    UnknownBackend(String),
+    #[error("{backend}: compute unit `{unit}` is not available on this agent")]
+    UnknownUnit { backend: String, unit: String },
+    #[error("{path}: {message}")]
+    Artifact { path: String, message: String },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("chat template: {0}")]
+    ChatTemplate(String),
+    #[error("inference: {0}")]
+    Inference(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl From<candle_core::Error> for BackendError {
+    fn from(e: candle_core::Error) -> Self {
+        BackendError::Inference(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, BackendError>;
+
+/// An encoder model (BERT family): token ids in, one pooled embedding per sequence out.
+pub trait Encoder: Send {
+    fn tokenizer(&self) -> &tokenizers::Tokenizer;
+    /// Longest sequence (in tokens, special tokens included) the model accepts.
+    fn max_context(&self) -> usize;
+    /// One forward pass over a batch of equally long sequences; mean-pooled, L2-normalised
+    /// embeddings, one per sequence.
+    fn encode(&mut self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>>;
+}
+
+/// A causal decoder (Llama, Qwen3) with its KV cache.
+pub trait Decoder: Send {
+    fn tokenizer(&self) -> &tokenizers::Tokenizer;
+    /// Longest context (prompt + generated tokens) the model supports.
+    fn max_context(&self) -> usize;
+    /// Token ids that end generation.
+    fn eos_token_ids(&self) -> &[u32];
+    /// The model's own chat template applied to one user message, with the generation prompt.
+    fn render_chat(&self, user_message: &str) -> Result<String>;
+    /// Forgets the KV cache, so the next `forward` starts a new sequence at position 0.
+    fn clear_cache(&mut self);
+    /// Feeds `tokens` at positions `pos..pos + tokens.len()` (the cache holds `0..pos`) and
+    /// returns the logits of the last position.
+    fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>>;
+}
+
+pub enum LoadedModel {
+    Encoder(Box<dyn Encoder>),
+    Decoder(Box<dyn Decoder>),
+}
+
+/// A model ready to run and what the backend learnt about it.
+pub struct Loaded {
+    pub model: LoadedModel,
+    pub facts: ModelFacts,
+}
+
+/// The backends and units this agent really has, probed at start-up.
+pub fn probe_units() -> Vec<ComputeUnit> {
+    let mut units = Vec::new();
+    units.extend(candle::probe_units());
+    units
+}
+
+/// Loads the artifact at `path` on `backend:unit`.
+pub fn load(backend: &str, unit: &str, path: &Path) -> Result<Loaded> {
+    match backend {
+        "candle" => candle::load(unit, path),
+        other => Err(BackendError::UnknownBackend(other.to_string())),
+    }
+}
+
+/// Index of the largest logit: greedy decoding, so outputs are comparable across units.
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0usize;
+    for (i, v) in logits.iter().enumerate() {
+        if *v > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}

@@ -1,0 +1,169 @@
+//! `agent bench SPEC`: the spec's cells on this machine alone, no coordinator; prints the same
+//! results document as `coordinator results`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anefleet_models::dataset;
+use anefleet_proto::pb;
+use anefleet_proto::results::{ResultsDoc, render_csv, render_markdown};
+use anefleet_proto::spec::{ArtifactSource, BUILTIN_TYPO, Spec};
+
+use crate::executor::{self, CellJob, Event};
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum Format {
+    Md,
+    Json,
+    Csv,
+}
+
+/// A spec refused before anything ran: exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSpec(pub String);
+
+/// A cell of the local matrix.
+struct LocalCell {
+    spec: pb::CellSpec,
+    model_path: PathBuf,
+    data: Vec<dataset::Pair>,
+    baseline: String,
+}
+
+pub async fn bench(spec_path: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let file = spec_path.display().to_string();
+    let text = std::fs::read_to_string(spec_path).map_err(|e| InvalidSpec(format!("{file}: cannot read the spec: {e}")))?;
+    let spec = Spec::parse(&text, &file).map_err(|e| InvalidSpec(e.to_string()))?;
+    let base = spec_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let units: Vec<String> = crate::backend::probe_units().iter().map(|u| format!("{}:{}", u.backend, u.unit)).collect();
+    let (cells, skipped) = expand(&spec, &file, &base, &units)?;
+    let profile = crate::probe::device::profile();
+    let mut records = Vec::new();
+    for (i, cell) in cells.into_iter().enumerate() {
+        let id = format!("local-{i:03}");
+        let s = &cell.spec;
+        eprintln!("[{}/{}] {} {}:{} {} ctx {} batch {}", i + 1, records.capacity().max(i + 1), s.model, s.backend, s.unit, s.workload, s.context_length, s.batch_size);
+        records.push(run_local(id, cell, &profile).await);
+    }
+    let failed = records.iter().filter(|r| r.state == "failed").count() as u32;
+    let run = pb::RunInfo {
+        id: "local".into(),
+        name: spec.name.clone(),
+        state: if failed > 0 { "failed" } else { "finished" }.into(),
+        cells_total: records.len() as u32,
+        cells_done: records.len() as u32 - failed,
+        cells_failed: failed,
+        skipped,
+        ..Default::default()
+    };
+    let doc = ResultsDoc::from_pb(&pb::RunResults { run: Some(run), cells: records })?;
+    match format {
+        Format::Md => print!("{}", render_markdown(&doc)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&doc)?),
+        Format::Csv => print!("{}", render_csv(&doc)),
+    }
+    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+async fn run_local(id: String, cell: LocalCell, profile: &pb::DeviceProfile) -> pb::CellRecord {
+    let spec = cell.spec.clone();
+    let cell_id = id.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let job = CellJob { cell_id, attempt: 1, spec: &cell.spec, model_path: &cell.model_path, data: &cell.data, cancel: Arc::new(AtomicBool::new(false)) };
+        executor::run_cell(&job, &mut |e| {
+            if let Event::Interval(iv) = e {
+                tracing::debug!(iterations = iv.iterations_so_far, "interval");
+            }
+        })
+    })
+    .await;
+    let (state, error, result) = match outcome {
+        Ok(Ok(r)) => ("done", String::new(), Some(r)),
+        Ok(Err(e)) => ("failed", e.to_string(), None),
+        Err(e) => ("failed", e.to_string(), None),
+    };
+    if !error.is_empty() {
+        eprintln!("  failed: {error}");
+    }
+    pb::CellRecord {
+        id,
+        run_id: "local".into(),
+        target: "local".into(),
+        agent_name: profile.hostname.clone(),
+        agent_id: "local".into(),
+        spec: Some(spec),
+        state: state.into(),
+        error,
+        attempts: 1,
+        result,
+        device: Some(profile.clone()),
+        baseline_unit: cell.baseline,
+        ..Default::default()
+    }
+}
+
+/// The matrix on this machine: units it lacks are skipped; artifacts must be local.
+fn expand(spec: &Spec, file: &str, base: &Path, units: &[String]) -> anyhow::Result<(Vec<LocalCell>, Vec<String>)> {
+    let mut cells = Vec::new();
+    let mut skipped = Vec::new();
+    for (bi, b) in spec.benchmarks.iter().enumerate() {
+        let data = load_dataset(&b.dataset, &format!("benchmarks[{bi}].dataset"), file, base)?;
+        for unit in &b.units {
+            if !units.contains(unit) {
+                skipped.push(format!("benchmarks[{bi}] {} {unit}: this machine does not have it", b.model));
+                continue;
+            }
+            let (backend, unit_name) = unit.split_once(':').unwrap_or((unit, ""));
+            let reference = spec.models[&b.model].get(backend).unwrap_or_default();
+            let model_path = local_path(reference, &format!("models.{}.{backend}", b.model), file, base)?;
+            for &ctx in &b.context_lengths {
+                for &batch in &b.batch_sizes {
+                    let m = &spec.measure;
+                    cells.push(LocalCell {
+                        spec: pb::CellSpec {
+                            model: b.model.clone(),
+                            backend: backend.into(),
+                            unit: unit_name.into(),
+                            workload: b.workload.clone(),
+                            context_length: ctx,
+                            batch_size: batch,
+                            max_new_tokens: b.max_new_tokens,
+                            dataset_name: b.dataset.clone(),
+                            measure: Some(pb::Measure { warmup: m.warmup, min_iterations: m.min_iterations, min_duration_s: m.min_duration_s, repetitions: m.repetitions, cooldown_s: m.cooldown_s }),
+                            ..Default::default()
+                        },
+                        model_path: model_path.clone(),
+                        data: data.clone(),
+                        baseline: b.baseline_unit().to_string(),
+                    });
+                }
+            }
+        }
+    }
+    Ok((cells, skipped))
+}
+
+fn local_path(reference: &str, field: &str, file: &str, base: &Path) -> anyhow::Result<PathBuf> {
+    match ArtifactSource::parse(reference) {
+        Ok(ArtifactSource::Local(p)) => {
+            let path = base.join(&p);
+            if !path.exists() {
+                return Err(InvalidSpec(format!("{file}: {field} = {reference:?}: no such file or folder ({})", path.display())).into());
+            }
+            Ok(path)
+        }
+        _ => Err(InvalidSpec(format!("{file}: {field} = {reference:?}: agent bench runs local files and folders only")).into()),
+    }
+}
+
+fn load_dataset(name: &str, field: &str, file: &str, base: &Path) -> anyhow::Result<Vec<dataset::Pair>> {
+    if name == BUILTIN_TYPO {
+        return Ok(dataset::builtin_typo());
+    }
+    let path = local_path(name, field, file, base)?;
+    let text = std::fs::read_to_string(&path).map_err(|e| InvalidSpec(format!("{file}: {field} = {name:?}: {e}")))?;
+    dataset::parse_jsonl(&text, &path.display().to_string()).map_err(|e| InvalidSpec(format!("{file}: {field}: {e}")).into())
+}

@@ -1,0 +1,149 @@
+//! The measurement loop: warm-up, then per repetition iterations until both `min_iterations`
+//! and `min_duration_s` hold, cool-downs between repetitions. Only the workload's `run` is
+//! inside the timed region; latencies go into HdrHistograms (ns, 3 significant digits) and an
+//! interval histogram is handed out at least every [`INTERVAL`].
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+
+use anefleet_proto::histogram::{self, CodecError};
+use anefleet_proto::pb;
+
+use super::{CellJob, Event, ExecError};
+use crate::workload::{Phases, Workload};
+
+/// Longest time between two interval histograms (an iteration longer than this delays one).
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+pub struct Measured {
+    latency: Histogram<u64>,
+    ttft: Histogram<u64>,
+    decode: Histogram<u64>,
+    repetitions: Vec<pb::Repetition>,
+    iterations: u64,
+    measured: Duration,
+    generated_tokens: u64,
+    decode_total_ns: u64,
+}
+
+impl Measured {
+    pub fn into_result(self) -> Result<pb::CellResult, CodecError> {
+        let tokens_per_s = if self.decode_total_ns > 0 { self.decode.len() as f64 / (self.decode_total_ns as f64 / 1e9) } else { 0.0 };
+        Ok(pb::CellResult {
+            latency: histogram::encode(&self.latency)?,
+            ttft: if self.ttft.is_empty() { vec![] } else { histogram::encode(&self.ttft)? },
+            decode_token: if self.decode.is_empty() { vec![] } else { histogram::encode(&self.decode)? },
+            tokens_per_s,
+            iterations: self.iterations,
+            measured_s: self.measured.as_secs_f64(),
+            repetitions: self.repetitions,
+            generated_tokens: self.generated_tokens,
+            ..Default::default()
+        })
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, events: &mut dyn FnMut(Event)) -> Result<Measured, ExecError> {
+    let m = job.spec.measure.clone().unwrap_or_default();
+    let mut phases = Phases::default();
+    let mut i = 0usize;
+    for _ in 0..m.warmup {
+        check(job)?;
+        w.before(i)?;
+        w.run(i, &mut phases)?;
+        phases.clear();
+        i += 1;
+    }
+    let mut out = Measured {
+        latency: histogram::new_latency(),
+        ttft: histogram::new_latency(),
+        decode: histogram::new_latency(),
+        repetitions: Vec::new(),
+        iterations: 0,
+        measured: Duration::ZERO,
+        generated_tokens: 0,
+        decode_total_ns: 0,
+    };
+    let min_duration = Duration::from_secs_f64(m.min_duration_s.max(0.0));
+    for rep in 0..m.repetitions.max(1) {
+        if rep > 0 && m.cooldown_s > 0.0 {
+            cool_down(job, Duration::from_secs_f64(m.cooldown_s))?;
+        }
+        let mut rep_hist = histogram::new_latency();
+        let mut interval = histogram::new_latency();
+        let (mut count, start) = (0u64, Instant::now());
+        let (mut interval_start, mut interval_ms) = (Instant::now(), unix_ms());
+        while count < m.min_iterations.max(1) as u64 || start.elapsed() < min_duration {
+            check(job)?;
+            w.before(i)?;
+            let t0 = Instant::now();
+            w.run(i, &mut phases)?;
+            let ns = t0.elapsed().as_nanos() as u64;
+            histogram::record(&mut rep_hist, ns);
+            histogram::record(&mut interval, ns);
+            record_phases(&mut out, &phases);
+            phases.clear();
+            count += 1;
+            i += 1;
+            if interval_start.elapsed() >= INTERVAL {
+                events(Event::Interval(interval_message(job, rep, interval_ms, &interval, out.iterations + count)?));
+                interval.reset();
+                interval_start = Instant::now();
+                interval_ms = unix_ms();
+            }
+        }
+        let elapsed = start.elapsed();
+        if !interval.is_empty() {
+            events(Event::Interval(interval_message(job, rep, interval_ms, &interval, out.iterations + count)?));
+        }
+        out.latency.add(&rep_hist).map_err(|e| CodecError::Encode(format!("{e:?}")))?;
+        out.repetitions.push(pb::Repetition { index: rep, iterations: count, duration_s: elapsed.as_secs_f64(), latency: histogram::encode(&rep_hist)? });
+        out.iterations += count;
+        out.measured += elapsed;
+    }
+    Ok(out)
+}
+
+fn record_phases(out: &mut Measured, p: &Phases) {
+    if let Some(t) = p.ttft_ns {
+        histogram::record(&mut out.ttft, t);
+        out.generated_tokens += 1;
+    }
+    for &d in &p.decode_ns {
+        histogram::record(&mut out.decode, d);
+        out.decode_total_ns += d;
+    }
+    out.generated_tokens += p.decode_ns.len() as u64;
+}
+
+fn interval_message(job: &CellJob<'_>, rep: u32, start_ms: u64, h: &Histogram<u64>, so_far: u64) -> Result<pb::IntervalHistogram, CodecError> {
+    Ok(pb::IntervalHistogram {
+        cell_id: job.cell_id.clone(),
+        attempt: job.attempt,
+        repetition: rep,
+        start_unix_ms: start_ms,
+        end_unix_ms: unix_ms(),
+        latency: histogram::encode(h)?,
+        iterations_so_far: so_far,
+    })
+}
+
+fn check(job: &CellJob<'_>) -> Result<(), ExecError> {
+    if job.cancel.load(Ordering::Relaxed) { Err(ExecError::Cancelled) } else { Ok(()) }
+}
+
+/// Sleeps between repetitions, waking early on cancellation.
+fn cool_down(job: &CellJob<'_>, d: Duration) -> Result<(), ExecError> {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        check(job)?;
+        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(100)));
+    }
+    Ok(())
+}

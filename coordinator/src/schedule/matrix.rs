@@ -1,0 +1,170 @@
+//! Expands a spec into the cells of its matrix: (target, model, backend:unit, workload, context
+//! length, batch size), the target being an agent, a tag or "any" as `fan_out` says.
+
+use std::collections::HashMap;
+
+use anefleet_proto::pb;
+use anefleet_proto::spec::{BUILTIN_TYPO, FanOut, Spec};
+
+use crate::store::NewCell;
+
+/// What matrix expansion needs to know of a connected agent.
+#[derive(Debug, Clone)]
+pub struct AgentView {
+    pub id: String,
+    pub name: String,
+    pub tags: Vec<String>,
+    pub units: Vec<String>,
+}
+
+impl AgentView {
+    fn has_any_tag(&self, tags: &[String]) -> bool {
+        tags.is_empty() || self.tags.iter().any(|t| tags.contains(t))
+    }
+}
+
+/// The cells of `spec` for the agents connected now, and the entries no agent can run.
+/// `artifacts` maps every artifact reference of the spec to the stored artifact.
+pub fn expand(run_id: &str, spec: &Spec, artifacts: &HashMap<String, pb::ArtifactRef>, agents: &[AgentView]) -> (Vec<NewCell>, Vec<String>) {
+    let mut cells = Vec::new();
+    let mut skipped = Vec::new();
+    for (bi, b) in spec.benchmarks.iter().enumerate() {
+        let models = &spec.models[&b.model];
+        for unit in &b.units {
+            let Some((backend, unit_name)) = unit.split_once(':') else { continue };
+            let targets = targets_for(spec, unit, agents);
+            if targets.is_empty() {
+                skipped.push(format!("benchmarks[{bi}] {} {unit}: {}", b.model, no_agent_reason(spec, unit)));
+                continue;
+            }
+            let artifact = models.get(backend).and_then(|r| artifacts.get(r)).cloned();
+            let dataset = (b.dataset != BUILTIN_TYPO).then(|| artifacts.get(&b.dataset).cloned()).flatten();
+            for &ctx in &b.context_lengths {
+                for &batch in &b.batch_sizes {
+                    for target in &targets {
+                        let seq = cells.len() as u32;
+                        cells.push(NewCell {
+                            id: format!("{run_id}-{seq:03}"),
+                            seq,
+                            target: target.clone(),
+                            spec: pb::CellSpec {
+                                model: b.model.clone(),
+                                backend: backend.to_string(),
+                                unit: unit_name.to_string(),
+                                workload: b.workload.clone(),
+                                context_length: ctx,
+                                batch_size: batch,
+                                max_new_tokens: b.max_new_tokens,
+                                artifact: artifact.clone(),
+                                dataset: dataset.clone(),
+                                dataset_name: dataset_name(&b.dataset),
+                                measure: Some(measure(spec)),
+                            },
+                            baseline_unit: b.baseline_unit().to_string(),
+                            benchmark_index: bi as u32,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    (cells, skipped)
+}
+
+fn targets_for(spec: &Spec, unit: &str, agents: &[AgentView]) -> Vec<String> {
+    let tags = &spec.targets.tags;
+    let able = |a: &&AgentView| a.units.iter().any(|u| u == unit);
+    match spec.targets.fan_out {
+        FanOut::Agent => {
+            let mut v: Vec<&AgentView> = agents.iter().filter(able).filter(|a| a.has_any_tag(tags)).collect();
+            v.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+            v.iter().map(|a| format!("agent:{}", a.id)).collect()
+        }
+        FanOut::Tag => tags
+            .iter()
+            .filter(|t| agents.iter().filter(able).any(|a| a.tags.contains(t)))
+            .map(|t| format!("tag:{t}"))
+            .collect(),
+        FanOut::Any => {
+            if agents.iter().filter(able).any(|a| a.has_any_tag(tags)) {
+                vec![if tags.is_empty() { "any".to_string() } else { format!("any:{}", tags.join(",")) }]
+            } else {
+                vec![]
+            }
+        }
+    }
+}
+
+fn no_agent_reason(spec: &Spec, unit: &str) -> String {
+    if spec.targets.tags.is_empty() {
+        format!("no connected agent has {unit}")
+    } else {
+        format!("no connected agent tagged {} has {unit}", spec.targets.tags.join("/"))
+    }
+}
+
+fn dataset_name(d: &str) -> String {
+    std::path::Path::new(d).file_name().map_or_else(|| d.to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+fn measure(spec: &Spec) -> pb::Measure {
+    let m = &spec.measure;
+    pb::Measure { warmup: m.warmup, min_iterations: m.min_iterations, min_duration_s: m.min_duration_s, repetitions: m.repetitions, cooldown_s: m.cooldown_s }
+}
+
+/// Whether a cell's target admits this agent (the unit is checked apart).
+pub fn target_admits(target: &str, agent: &AgentView) -> bool {
+    if let Some(id) = target.strip_prefix("agent:") {
+        return agent.id == id;
+    }
+    if let Some(tag) = target.strip_prefix("tag:") {
+        return agent.tags.iter().any(|t| t == tag);
+    }
+    if let Some(tags) = target.strip_prefix("any:") {
+        return agent.tags.iter().any(|t| tags.split(',').any(|x| x == t));
+    }
+    target == "any"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(id: &str, tags: &[&str], units: &[&str]) -> AgentView {
+        AgentView { id: id.into(), name: id.into(), tags: tags.iter().map(|t| t.to_string()).collect(), units: units.iter().map(|u| u.to_string()).collect() }
+    }
+
+    fn spec(fan_out: &str, tags: &str) -> Spec {
+        Spec::parse(
+            &format!(
+                "name = \"t\"\n[models.m]\ncandle = \"sha256:{}\"\ncoreml = \"./x\"\n[[benchmarks]]\nmodel = \"m\"\nworkload = \"prefill\"\ncontext_lengths = [128, 256]\nunits = [\"candle:cpu\", \"coreml:ane\"]\n[targets]\nfan_out = \"{fan_out}\"\ntags = [{tags}]\n",
+                "0".repeat(64)
+            ),
+            "t.toml",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn agent_fan_out_makes_a_cell_per_agent_and_skips_units_nobody_has() {
+        let agents = [agent("a", &["m2"], &["candle:cpu"]), agent("b", &["m3"], &["candle:cpu"])];
+        let (cells, skipped) = expand("r1", &spec("agent", ""), &HashMap::new(), &agents);
+        assert_eq!(cells.len(), 4);
+        assert_eq!(cells[0].target, "agent:a");
+        assert_eq!(cells[0].id, "r1-000");
+        assert_eq!(skipped.len(), 1);
+        assert!(skipped[0].contains("coreml:ane"), "{skipped:?}");
+    }
+
+    #[test]
+    fn tag_and_any_fan_out() {
+        let agents = [agent("a", &["m2"], &["candle:cpu"]), agent("b", &["m2"], &["candle:cpu"]), agent("c", &["m3"], &["candle:cpu"])];
+        let (cells, _) = expand("r", &spec("tag", "\"m2\", \"m3\", \"m4\""), &HashMap::new(), &agents);
+        let targets: Vec<&str> = cells.iter().map(|c| c.target.as_str()).collect();
+        assert_eq!(targets, ["tag:m2", "tag:m3", "tag:m2", "tag:m3"]);
+        let (cells, _) = expand("r", &spec("any", "\"m3\""), &HashMap::new(), &agents);
+        assert_eq!(cells.len(), 2);
+        assert!(target_admits(&cells[0].target, &agents[2]));
+        assert!(!target_admits(&cells[0].target, &agents[0]));
+    }
+}

@@ -1,0 +1,192 @@
+//! The scheduler: which connected agent runs which pending cell.
+//!
+//! One cell at a time per agent (benchmarks never share a device); a cell goes only to an agent
+//! that has its backend:unit and matches its target; cells run in parallel across agents. An
+//! agent that goes away mid-cell: cells bound to it wait a bounded time for it to come back,
+//! other cells return to the queue, at most [`MAX_ATTEMPTS`] attempts in all.
+
+pub mod matrix;
+mod session;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, watch};
+use tonic::Status;
+
+use anefleet_proto::pb::{self, coordinator_message::Body};
+
+use crate::error::{CoordError, Result};
+use crate::store::{PendingCell, Store, now_ms};
+pub use matrix::AgentView;
+
+/// Attempts a cell gets before it fails.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+pub type AgentTx = mpsc::Sender<std::result::Result<pb::CoordinatorMessage, Status>>;
+
+/// A connected agent's session.
+struct Connected {
+    session: u64,
+    hello: pb::Hello,
+    tx: AgentTx,
+    running: Option<String>,
+    connected_since_ms: u64,
+    last_seen_ms: u64,
+    kill: Arc<Notify>,
+}
+
+impl Connected {
+    fn view(&self) -> AgentView {
+        AgentView {
+            id: self.hello.agent_id.clone(),
+            name: self.hello.name.clone(),
+            tags: self.hello.tags.clone(),
+            units: self.hello.units.iter().map(|u| format!("{}:{}", u.backend, u.unit)).collect(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    agents: HashMap<String, Connected>,
+    next_session: u64,
+    /// Iterations measured so far, per running cell, from interval histograms.
+    progress: HashMap<String, u64>,
+}
+
+pub struct Scheduler {
+    store: Arc<Store>,
+    state: Mutex<State>,
+    changes: watch::Sender<u64>,
+    /// How long a cell bound to one agent waits for that agent to come back.
+    pub agent_grace: Duration,
+    /// Silence after which an agent's session is closed.
+    pub heartbeat_timeout: Duration,
+}
+
+impl Scheduler {
+    pub fn new(store: Arc<Store>, agent_grace: Duration, heartbeat_timeout: Duration) -> Arc<Scheduler> {
+        let (changes, _) = watch::channel(0);
+        Arc::new(Scheduler { store, state: Mutex::new(State::default()), changes, agent_grace, heartbeat_timeout })
+    }
+
+    fn state(&self) -> Result<MutexGuard<'_, State>> {
+        self.state.lock().map_err(|_| CoordError::Internal("scheduler lock poisoned".into()))
+    }
+
+    /// A receiver that changes whenever a run, cell or agent changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn bump(&self) {
+        self.changes.send_modify(|v| *v += 1);
+    }
+
+    /// Agents connected now, for matrix expansion.
+    pub fn connected(&self) -> Result<Vec<AgentView>> {
+        Ok(self.state()?.agents.values().map(Connected::view).collect())
+    }
+
+    /// Iterations measured so far by a running cell.
+    pub fn progress(&self, cell_id: &str) -> u64 {
+        self.state().ok().and_then(|s| s.progress.get(cell_id).copied()).unwrap_or(0)
+    }
+
+    /// Every agent ever seen, with its live state.
+    pub fn agents(&self) -> Result<Vec<pb::AgentInfo>> {
+        let mut all = self.store.list_agents()?;
+        let st = self.state()?;
+        for a in &mut all {
+            if let Some(c) = st.agents.get(&a.id) {
+                a.state = if c.running.is_some() { "busy" } else { "idle" }.into();
+                a.running_cell_id = c.running.clone().unwrap_or_default();
+                a.connected_since_unix_ms = c.connected_since_ms;
+                a.last_seen_unix_ms = c.last_seen_ms;
+                a.cached_digests = c.hello.cached_digests.clone();
+            }
+        }
+        Ok(all)
+    }
+
+    /// Hands pending cells to idle agents that can run them.
+    pub fn schedule(&self) -> Result<()> {
+        let pending = self.store.pending_cells()?;
+        let mut st = self.state()?;
+        let mut idle: Vec<&mut Connected> = st.agents.values_mut().filter(|c| c.running.is_none()).collect();
+        idle.sort_by(|a, b| a.hello.name.cmp(&b.hello.name));
+        let mut taken = std::collections::HashSet::new();
+        let mut assigned = false;
+        for agent in idle {
+            let view = agent.view();
+            let Some(cell) = pending.iter().find(|c| !taken.contains(&c.id) && can_run(c, &view)) else { continue };
+            taken.insert(cell.id.clone());
+            let device = agent.hello.profile.clone().unwrap_or_default();
+            let attempt = self.store.mark_assigned(&cell.id, &view.id, &view.name, &device)?;
+            let msg = pb::CoordinatorMessage {
+                body: Some(Body::Assign(pb::Assign { cell_id: cell.id.clone(), run_id: cell.run_id.clone(), attempt, cell: Some(cell.spec.clone()) })),
+            };
+            if agent.tx.try_send(Ok(msg)).is_err() {
+                self.store.requeue(&cell.id, 0, "agent session closed while assigning")?;
+                continue;
+            }
+            tracing::info!(cell = %cell.id, agent = %view.name, attempt, "cell assigned");
+            agent.running = Some(cell.id.clone());
+            self.store.refresh_run_state(&cell.run_id)?;
+            assigned = true;
+        }
+        drop(st);
+        if assigned {
+            self.bump();
+        }
+        Ok(())
+    }
+
+    /// Fails agent-bound cells whose agent did not come back in time, and closes sessions of
+    /// agents that fell silent. Called periodically.
+    pub fn reap(&self) -> Result<()> {
+        let now = now_ms();
+        let connected: Vec<String> = self.state()?.agents.keys().cloned().collect();
+        for cell in self.store.pending_cells()? {
+            let agent = cell.target.strip_prefix("agent:").unwrap_or("");
+            if cell.wait_until_ms > 0 && now > cell.wait_until_ms && !connected.iter().any(|a| a == agent) {
+                let msg = format!("agent {agent} went away and did not return within {}s", self.agent_grace.as_secs());
+                let run = self.store.fail_cell(&cell.id, &msg)?;
+                self.store.refresh_run_state(&run)?;
+                tracing::warn!(cell = %cell.id, "{msg}");
+                self.bump();
+            }
+        }
+        let timeout = self.heartbeat_timeout.as_millis() as u64;
+        for c in self.state()?.agents.values() {
+            if now.saturating_sub(c.last_seen_ms) > timeout {
+                tracing::warn!(agent = %c.hello.name, "no heartbeat for {}s; closing its session", timeout / 1000);
+                c.kill.notify_one();
+            }
+        }
+        Ok(())
+    }
+
+    /// An in-flight cell lost its agent: wait for the agent, re-queue, or fail at the cap.
+    fn lose_cell(&self, cell_id: &str, target: &str, attempts: u32, agent_name: &str) -> Result<()> {
+        if attempts >= MAX_ATTEMPTS {
+            let run = self.store.fail_cell(cell_id, &format!("agent {agent_name} went away during attempt {attempts} of {MAX_ATTEMPTS}"))?;
+            self.store.refresh_run_state(&run)?;
+        } else if target.starts_with("agent:") {
+            let until = now_ms() + self.agent_grace.as_millis() as u64;
+            self.store.requeue(cell_id, until, &format!("agent {agent_name} went away; waiting for it to return"))?;
+        } else {
+            self.store.requeue(cell_id, 0, &format!("agent {agent_name} went away; re-queued"))?;
+        }
+        tracing::warn!(cell = %cell_id, agent = %agent_name, attempts, "cell lost its agent");
+        Ok(())
+    }
+}
+
+/// Whether `agent` may run `cell`: it has the unit and the target admits it.
+fn can_run(cell: &PendingCell, agent: &AgentView) -> bool {
+    let unit = format!("{}:{}", cell.spec.backend, cell.spec.unit);
+    agent.units.contains(&unit) && matrix::target_admits(&cell.target, agent)
+}

@@ -1,0 +1,147 @@
+//! `coordinator serve`: the gRPC API (agents, artifacts, runs, reflection) on one address,
+//! state in `DATA_DIR` (SQLite database, artifacts, token).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+
+use anefleet_proto::auth::TokenCheck;
+use anefleet_proto::{MAX_MESSAGE_BYTES, pb};
+
+use crate::artifacts::{ArtifactService, BlobStore};
+use crate::schedule::Scheduler;
+use crate::service::{agents::AgentService, runs::RunService};
+use crate::store::{Store, now_ms};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one; the address is written to DATA_DIR/address).
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// Where the database, the artifacts and the token live.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Read the token from this file instead of DATA_DIR/token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// How long a cell bound to one agent waits for that agent to come back, in seconds.
+    #[arg(long, default_value_t = 120)]
+    pub agent_grace_s: u64,
+    /// Close an agent's session after this many seconds without a message.
+    #[arg(long, default_value_t = 30)]
+    pub heartbeat_timeout_s: u64,
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    let token = load_or_create_token(&args)?;
+    let store = Arc::new(Store::open(&args.data_dir.join("anefleet.db")).context("opening the store")?);
+    let grace = Duration::from_secs(args.agent_grace_s);
+    let requeued = store.requeue_all_in_flight(now_ms() + grace.as_millis() as u64)?;
+    if requeued > 0 {
+        tracing::warn!(cells = requeued, "re-queued cells that were in flight when the coordinator stopped");
+    }
+    let blobs = Arc::new(BlobStore::open(&args.data_dir)?);
+    let scheduler = Scheduler::new(store.clone(), grace, Duration::from_secs(args.heartbeat_timeout_s));
+    spawn_reaper(scheduler.clone());
+
+    let check = TokenCheck::new(&token);
+    let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let agents = pb::agent_service_server::AgentServiceServer::new(AgentService { scheduler: scheduler.clone() })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let artifacts = pb::artifacts_server::ArtifactsServer::new(ArtifactService { blobs: blobs.clone(), store: store.clone(), served })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let runs = pb::runs_server::RunsServer::new(RunService { store: store.clone(), blobs, scheduler })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    std::fs::write(args.data_dir.join("address"), addr.to_string()).context("writing DATA_DIR/address")?;
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), "coordinator listening");
+    Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .add_service(InterceptedService::new(agents, check.clone()))
+        .add_service(InterceptedService::new(artifacts, check.clone()))
+        .add_service(InterceptedService::new(runs, check.clone()))
+        .add_service(InterceptedService::new(reflection, check))
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown_signal())
+        .await
+        .context("serving")?;
+    tracing::info!("coordinator stopped");
+    Ok(())
+}
+
+fn spawn_reaper(scheduler: Arc<Scheduler>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Err(e) = scheduler.reap().and_then(|_| scheduler.schedule()) {
+                tracing::error!(error = %e, "scheduler pass failed");
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// The token from `--token-file`, or `DATA_DIR/token`, written (mode 0600) on first start.
+fn load_or_create_token(args: &ServeArgs) -> anyhow::Result<String> {
+    if let Some(f) = &args.token_file {
+        return read_token(f);
+    }
+    let path = args.data_dir.join("token");
+    if path.exists() {
+        return read_token(&path);
+    }
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    let token = hex::encode(bytes);
+    write_private(&path, &token).with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(path = %path.display(), "wrote a new token");
+    Ok(token)
+}
+
+pub fn read_token(path: &Path) -> anyhow::Result<String> {
+    let t = std::fs::read_to_string(path).with_context(|| format!("reading token file {}", path.display()))?;
+    let t = t.trim().to_string();
+    if t.is_empty() {
+        bail!("token file {} is empty", path.display());
+    }
+    Ok(t)
+}
+
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    f.write_all(content.as_bytes())?;
+    f.write_all(b"\n")
+}

@@ -1,0 +1,127 @@
+//! The `Runs` service: submit a spec, watch a run, read its results, list runs and agents.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use tonic::{Request, Response, Status};
+
+use anefleet_proto::pb;
+use anefleet_proto::spec::{ArtifactSource, Spec};
+
+use crate::artifacts::BlobStore;
+use crate::error::{CoordError, Result};
+use crate::schedule::{Scheduler, matrix};
+use crate::store::{NewRun, Store};
+use crate::store::runs::TERMINAL_RUN_STATES;
+
+pub struct RunService {
+    pub store: Arc<Store>,
+    pub blobs: Arc<BlobStore>,
+    pub scheduler: Arc<Scheduler>,
+}
+
+type Events = Pin<Box<dyn Stream<Item = std::result::Result<pb::RunEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::runs_server::Runs for RunService {
+    async fn submit_run(&self, req: Request<pb::SubmitRunRequest>) -> std::result::Result<Response<pb::SubmitRunResponse>, Status> {
+        Ok(Response::new(self.submit(req.into_inner())?))
+    }
+
+    type WatchRunStream = Events;
+
+    async fn watch_run(&self, req: Request<pb::WatchRunRequest>) -> std::result::Result<Response<Events>, Status> {
+        let run_id = req.into_inner().run_id;
+        self.store.run_info(&run_id)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let (store, scheduler) = (self.store.clone(), self.scheduler.clone());
+        tokio::spawn(async move {
+            let mut changes = scheduler.subscribe();
+            loop {
+                let event = run_event(&store, &scheduler, &run_id);
+                let over = matches!(&event, Ok(e) if e.run.as_ref().is_some_and(|r| TERMINAL_RUN_STATES.contains(&r.state.as_str())));
+                if tx.send(event.map_err(Status::from)).await.is_err() || over {
+                    break;
+                }
+                // Wake on any change, and at least once a second for progress.
+                let _ = tokio::time::timeout(Duration::from_secs(1), changes.changed()).await;
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn get_results(&self, req: Request<pb::GetResultsRequest>) -> std::result::Result<Response<pb::RunResults>, Status> {
+        let run_id = req.into_inner().run_id;
+        let run = self.store.run_info(&run_id)?;
+        let cells = self.store.cells_of(&run_id, true)?;
+        Ok(Response::new(pb::RunResults { run: Some(run), cells }))
+    }
+
+    async fn list_runs(&self, req: Request<pb::ListRunsRequest>) -> std::result::Result<Response<pb::ListRunsResponse>, Status> {
+        Ok(Response::new(pb::ListRunsResponse { runs: self.store.list_runs(req.into_inner().limit)? }))
+    }
+
+    async fn list_agents(&self, _: Request<pb::ListAgentsRequest>) -> std::result::Result<Response<pb::ListAgentsResponse>, Status> {
+        Ok(Response::new(pb::ListAgentsResponse { agents: self.scheduler.agents()? }))
+    }
+}
+
+fn run_event(store: &Store, scheduler: &Scheduler, run_id: &str) -> Result<pb::RunEvent> {
+    let run = store.run_info(run_id)?;
+    let mut cells = store.cells_of(run_id, false)?;
+    for c in &mut cells {
+        c.iterations_so_far = scheduler.progress(&c.id);
+    }
+    Ok(pb::RunEvent { run: Some(run), cells })
+}
+
+impl RunService {
+    /// Validates the spec against the stored artifacts and the connected agents, then stores
+    /// the run and its cells. Nothing is stored when anything is wrong.
+    fn submit(&self, req: pb::SubmitRunRequest) -> Result<pb::SubmitRunResponse> {
+        let file = if req.spec_path.is_empty() { "spec.toml".to_string() } else { req.spec_path.clone() };
+        let spec = Spec::parse(&req.spec_toml, &file).map_err(|e| CoordError::InvalidArgument(e.to_string()))?;
+        let artifacts = self.resolve_artifacts(&spec, &file, &req.resolved)?;
+        let run_id = new_run_id();
+        let (cells, skipped) = matrix::expand(&run_id, &spec, &artifacts, &self.scheduler.connected()?);
+        if cells.is_empty() {
+            return Err(CoordError::FailedPrecondition(format!("{file}: no connected agent can run any cell of this spec ({})", skipped.join("; "))));
+        }
+        if req.validate_only {
+            return Ok(pb::SubmitRunResponse { run_id: String::new(), cells: cells.len() as u32, skipped });
+        }
+        let run = NewRun { id: run_id.clone(), name: spec.name.clone(), spec_toml: req.spec_toml, spec_path: file, skipped: skipped.clone() };
+        self.store.insert_run(&run, &cells)?;
+        tracing::info!(run = %run_id, cells = cells.len(), name = %spec.name, "run submitted");
+        self.scheduler.schedule()?;
+        Ok(pb::SubmitRunResponse { run_id, cells: cells.len() as u32, skipped })
+    }
+
+    /// Maps every artifact reference of the spec to an artifact the store holds.
+    fn resolve_artifacts(&self, spec: &Spec, file: &str, resolved: &HashMap<String, pb::ArtifactRef>) -> Result<HashMap<String, pb::ArtifactRef>> {
+        let mut out = HashMap::new();
+        for (field, reference) in spec.artifact_refs() {
+            let digest = match ArtifactSource::parse(&reference) {
+                Ok(ArtifactSource::Stored(d)) => d,
+                _ => match resolved.get(&reference) {
+                    Some(a) => a.digest.clone(),
+                    None => return Err(CoordError::InvalidArgument(format!("{file}: {field} = {reference:?}: was not uploaded with the spec"))),
+                },
+            };
+            let stored = self.store.get_artifact(&digest)?.filter(|_| self.blobs.has(&digest));
+            let Some(artifact) = stored else {
+                return Err(CoordError::InvalidArgument(format!("{file}: {field} = {reference:?}: the coordinator holds no artifact {digest}")));
+            };
+            out.insert(reference, artifact);
+        }
+        Ok(out)
+    }
+}
+
+/// A short random run id.
+fn new_run_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}

@@ -1,0 +1,188 @@
+//! Cells: one (target, model, backend:unit, workload, context length, batch size) of a run.
+//! States: pending → assigned → running → done | failed; in-flight cells return to pending when
+//! their agent goes away (up to the retry cap).
+
+use prost::Message;
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use anefleet_proto::pb;
+
+use super::{Store, now_ms};
+use crate::error::{CoordError, Result};
+
+/// A cell as the matrix expansion makes it.
+pub struct NewCell {
+    pub id: String,
+    pub seq: u32,
+    pub target: String,
+    pub spec: pb::CellSpec,
+    pub baseline_unit: String,
+    pub benchmark_index: u32,
+}
+
+/// A cell waiting for an agent.
+#[derive(Debug, Clone)]
+pub struct PendingCell {
+    pub id: String,
+    pub run_id: String,
+    pub target: String,
+    pub spec: pb::CellSpec,
+    /// For cells bound to one agent that went away: fail after this time (0: no deadline).
+    pub wait_until_ms: u64,
+}
+
+pub(super) fn insert(tx: &Transaction<'_>, run_id: &str, c: &NewCell, now: u64) -> Result<()> {
+    tx.execute(
+        "INSERT INTO cells (id, run_id, seq, target, spec, baseline_unit, benchmark_index, state, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8)",
+        params![c.id, run_id, c.seq, c.target, c.spec.encode_to_vec(), c.baseline_unit, c.benchmark_index, now as i64],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Pending cells of runs that are not over, oldest run first.
+    pub fn pending_cells(&self) -> Result<Vec<PendingCell>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT c.id, c.run_id, c.target, c.spec, c.wait_until_ms FROM cells c JOIN runs r ON r.id = c.run_id
+             WHERE c.state = 'pending' AND r.state IN ('pending', 'running') ORDER BY r.seq, c.seq",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Vec<u8>>(3)?, r.get::<_, i64>(4)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, run_id, target, spec, wait) = row?;
+            out.push(PendingCell { id, run_id, target, spec: pb::CellSpec::decode(&spec[..])?, wait_until_ms: wait as u64 });
+        }
+        Ok(out)
+    }
+
+    /// Hands a pending cell to an agent; returns the attempt number.
+    pub fn mark_assigned(&self, cell_id: &str, agent_id: &str, agent_name: &str, device: &pb::DeviceProfile) -> Result<u32> {
+        let conn = self.conn()?;
+        let n = conn.execute(
+            "UPDATE cells SET state = 'assigned', agent_id = ?2, agent_name = ?3, device = ?4, attempts = attempts + 1, error = '', wait_until_ms = 0, updated_ms = ?5
+             WHERE id = ?1 AND state = 'pending'",
+            params![cell_id, agent_id, agent_name, device.encode_to_vec(), now_ms() as i64],
+        )?;
+        if n == 0 {
+            return Err(CoordError::FailedPrecondition(format!("cell {cell_id} is no longer pending")));
+        }
+        Ok(conn.query_row("SELECT attempts FROM cells WHERE id = ?1", [cell_id], |r| r.get::<_, i64>(0))? as u32)
+    }
+
+    pub fn mark_running(&self, cell_id: &str, agent_id: &str) -> Result<()> {
+        let conn = self.conn()?;
+        conn.execute(
+            "UPDATE cells SET state = 'running', updated_ms = ?3 WHERE id = ?1 AND agent_id = ?2 AND state = 'assigned'",
+            params![cell_id, agent_id, now_ms() as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Stores a cell's outcome, if the cell is still in flight on that agent; returns its run id.
+    pub fn finish_cell(&self, cell_id: &str, agent_id: &str, outcome: std::result::Result<&pb::CellResult, &str>) -> Result<Option<String>> {
+        let conn = self.conn()?;
+        let (state, result, error) = match outcome {
+            Ok(r) => ("done", Some(r.encode_to_vec()), String::new()),
+            Err(e) => ("failed", None, e.to_string()),
+        };
+        let n = conn.execute(
+            "UPDATE cells SET state = ?3, result = ?4, error = ?5, updated_ms = ?6 WHERE id = ?1 AND agent_id = ?2 AND state IN ('assigned', 'running')",
+            params![cell_id, agent_id, state, result, error, now_ms() as i64],
+        )?;
+        if n == 0 {
+            return Ok(None);
+        }
+        Ok(Some(conn.query_row("SELECT run_id FROM cells WHERE id = ?1", [cell_id], |r| r.get(0))?))
+    }
+
+    /// Returns an in-flight cell to the queue (keeping its agent binding for agent-targeted cells).
+    pub fn requeue(&self, cell_id: &str, wait_until_ms: u64, reason: &str) -> Result<()> {
+        let conn = self.conn()?;
+        conn.execute(
+            "UPDATE cells SET state = 'pending', wait_until_ms = ?2, error = ?3, updated_ms = ?4 WHERE id = ?1 AND state IN ('assigned', 'running')",
+            params![cell_id, wait_until_ms as i64, reason, now_ms() as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Fails a cell that is not over yet; returns its run id.
+    pub fn fail_cell(&self, cell_id: &str, error: &str) -> Result<String> {
+        let conn = self.conn()?;
+        conn.execute(
+            "UPDATE cells SET state = 'failed', error = ?2, updated_ms = ?3 WHERE id = ?1 AND state IN ('pending', 'assigned', 'running')",
+            params![cell_id, error, now_ms() as i64],
+        )?;
+        Ok(conn.query_row("SELECT run_id FROM cells WHERE id = ?1", [cell_id], |r| r.get(0))?)
+    }
+
+    /// In-flight cells of one agent.
+    pub fn cells_in_flight_on(&self, agent_id: &str) -> Result<Vec<(String, String, u32)>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare("SELECT id, target, attempts FROM cells WHERE agent_id = ?1 AND state IN ('assigned', 'running')")?;
+        let rows = stmt.query_map([agent_id], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u32)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// After a restart nothing is in flight: every assigned or running cell goes back to the
+    /// queue; agent-bound ones wait until `wait_until_ms` for their agent. Returns how many.
+    pub fn requeue_all_in_flight(&self, wait_until_ms: u64) -> Result<usize> {
+        let conn = self.conn()?;
+        let n = conn.execute(
+            "UPDATE cells SET state = 'pending', error = 'coordinator restarted while the cell ran',
+                wait_until_ms = CASE WHEN target LIKE 'agent:%' THEN ?1 ELSE 0 END, updated_ms = ?2
+             WHERE state IN ('assigned', 'running')",
+            params![wait_until_ms as i64, now_ms() as i64],
+        )?;
+        Ok(n)
+    }
+
+    pub fn add_interval(&self, iv: &pb::IntervalHistogram) -> Result<()> {
+        let conn = self.conn()?;
+        conn.execute(
+            "INSERT INTO intervals (cell_id, attempt, repetition, start_ms, end_ms, latency) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![iv.cell_id, iv.attempt, iv.repetition, iv.start_unix_ms as i64, iv.end_unix_ms as i64, iv.latency],
+        )?;
+        Ok(())
+    }
+
+    /// Every cell of a run in matrix order; results (histograms, outputs) only when asked.
+    pub fn cells_of(&self, run_id: &str, with_results: bool) -> Result<Vec<pb::CellRecord>> {
+        let conn = self.conn()?;
+        let exists: Option<String> = conn.query_row("SELECT id FROM runs WHERE id = ?1", [run_id], |r| r.get(0)).optional()?;
+        if exists.is_none() {
+            return Err(CoordError::NotFound(format!("no run `{run_id}`")));
+        }
+        let mut stmt = conn.prepare(
+            "SELECT id, run_id, target, agent_id, agent_name, spec, state, error, attempts, result, device, baseline_unit, benchmark_index
+             FROM cells WHERE run_id = ?1 ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([run_id])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let spec: Vec<u8> = r.get(5)?;
+            let result: Option<Vec<u8>> = if with_results { r.get(9)? } else { None };
+            let device: Option<Vec<u8>> = r.get(10)?;
+            out.push(pb::CellRecord {
+                id: r.get(0)?,
+                run_id: r.get(1)?,
+                target: r.get(2)?,
+                agent_id: r.get(3)?,
+                agent_name: r.get(4)?,
+                spec: Some(pb::CellSpec::decode(&spec[..])?),
+                state: r.get(6)?,
+                error: r.get(7)?,
+                attempts: r.get::<_, i64>(8)? as u32,
+                result: result.map(|b| pb::CellResult::decode(&b[..])).transpose()?,
+                device: device.map(|b| pb::DeviceProfile::decode(&b[..])).transpose()?,
+                iterations_so_far: 0,
+                baseline_unit: r.get(11)?,
+                benchmark_index: r.get::<_, i64>(12)? as u32,
+            });
+        }
+        Ok(out)
+    }
+}

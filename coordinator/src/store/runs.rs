@@ -1,0 +1,105 @@
+//! Runs and their states.
+
+use rusqlite::{OptionalExtension, params};
+
+use anefleet_proto::pb;
+
+use super::{NewCell, Store, now_ms};
+use crate::error::{CoordError, Result};
+
+/// A run as submitted, before any cell ran.
+pub struct NewRun {
+    pub id: String,
+    pub name: String,
+    pub spec_toml: String,
+    pub spec_path: String,
+    pub skipped: Vec<String>,
+}
+
+pub const TERMINAL_RUN_STATES: &[&str] = &["finished", "failed", "cancelled"];
+
+impl Store {
+    /// Stores a run and all its cells in one transaction.
+    pub fn insert_run(&self, run: &NewRun, cells: &[NewCell]) -> Result<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let now = now_ms();
+        let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM runs", [], |r| r.get(0))?;
+        let skipped = serde_json::to_string(&run.skipped).map_err(|e| CoordError::Internal(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO runs (id, seq, name, state, spec_toml, spec_path, skipped, created_ms) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7)",
+            params![run.id, seq, run.name, run.spec_toml, run.spec_path, skipped, now as i64],
+        )?;
+        for c in cells {
+            super::cells::insert(&tx, &run.id, c, now)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// One run with its cell counts.
+    pub fn run_info(&self, id: &str) -> Result<pb::RunInfo> {
+        let conn = self.conn()?;
+        let info = conn
+            .query_row(&format!("{RUN_SELECT} WHERE r.id = ?1"), [id], run_row)
+            .optional()?
+            .ok_or_else(|| CoordError::NotFound(format!("no run `{id}`")))?;
+        Ok(info)
+    }
+
+    /// The most recent runs first.
+    pub fn list_runs(&self, limit: u32) -> Result<Vec<pb::RunInfo>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!("{RUN_SELECT} ORDER BY r.seq DESC LIMIT ?1"))?;
+        let rows = stmt.query_map([if limit == 0 { 1000 } else { limit }], run_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Recomputes a run's state from its cells: running once a cell was assigned, finished when
+    /// every cell is done, failed when every cell ended and one failed.
+    pub fn refresh_run_state(&self, run_id: &str) -> Result<String> {
+        let conn = self.conn()?;
+        let (total, done, failed, started): (i64, i64, i64, i64) = conn.query_row(
+            "SELECT COUNT(*), SUM(state = 'done'), SUM(state = 'failed'), SUM(state != 'pending' OR attempts > 0) FROM cells WHERE run_id = ?1",
+            [run_id],
+            |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0), r.get::<_, Option<i64>>(2)?.unwrap_or(0), r.get::<_, Option<i64>>(3)?.unwrap_or(0))),
+        )?;
+        let current: String = conn.query_row("SELECT state FROM runs WHERE id = ?1", [run_id], |r| r.get(0))?;
+        if TERMINAL_RUN_STATES.contains(&current.as_str()) {
+            return Ok(current);
+        }
+        let state = if done + failed == total {
+            if failed > 0 { "failed" } else { "finished" }
+        } else if started > 0 {
+            "running"
+        } else {
+            "pending"
+        };
+        let finished = if TERMINAL_RUN_STATES.contains(&state) { now_ms() as i64 } else { 0 };
+        conn.execute("UPDATE runs SET state = ?2, finished_ms = ?3 WHERE id = ?1", params![run_id, state, finished])?;
+        Ok(state.to_string())
+    }
+}
+
+const RUN_SELECT: &str = "SELECT r.id, r.name, r.state, r.created_ms, r.finished_ms, r.skipped,
+        (SELECT COUNT(*) FROM cells c WHERE c.run_id = r.id),
+        (SELECT COUNT(*) FROM cells c WHERE c.run_id = r.id AND c.state = 'done'),
+        (SELECT COUNT(*) FROM cells c WHERE c.run_id = r.id AND c.state = 'failed'),
+        (SELECT COUNT(*) FROM cells c WHERE c.run_id = r.id AND c.state IN ('assigned', 'running'))
+    FROM runs r";
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<pb::RunInfo> {
+    let skipped: String = r.get(5)?;
+    Ok(pb::RunInfo {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        state: r.get(2)?,
+        created_unix_ms: r.get::<_, i64>(3)? as u64,
+        finished_unix_ms: r.get::<_, i64>(4)? as u64,
+        skipped: serde_json::from_str(&skipped).unwrap_or_default(),
+        cells_total: r.get::<_, i64>(6)? as u32,
+        cells_done: r.get::<_, i64>(7)? as u32,
+        cells_failed: r.get::<_, i64>(8)? as u32,
+        cells_running: r.get::<_, i64>(9)? as u32,
+    })
+}

@@ -1,0 +1,62 @@
+-- Coordinator state. Specs, results and device profiles are stored as their protobuf encodings,
+-- so new fields never need a migration.
+CREATE TABLE IF NOT EXISTS runs (
+    id           TEXT PRIMARY KEY,
+    seq          INTEGER NOT NULL,
+    name         TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    spec_toml    TEXT NOT NULL,
+    spec_path    TEXT NOT NULL,
+    skipped      TEXT NOT NULL DEFAULT '[]',
+    created_ms   INTEGER NOT NULL,
+    finished_ms  INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE IF NOT EXISTS cells (
+    id               TEXT PRIMARY KEY,
+    run_id           TEXT NOT NULL REFERENCES runs(id),
+    seq              INTEGER NOT NULL,
+    target           TEXT NOT NULL,
+    spec             BLOB NOT NULL,
+    baseline_unit    TEXT NOT NULL,
+    benchmark_index  INTEGER NOT NULL,
+    state            TEXT NOT NULL,
+    agent_id         TEXT NOT NULL DEFAULT '',
+    agent_name       TEXT NOT NULL DEFAULT '',
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    error            TEXT NOT NULL DEFAULT '',
+    result           BLOB,
+    device           BLOB,
+    wait_until_ms    INTEGER NOT NULL DEFAULT 0,
+    updated_ms       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cells_by_state ON cells(state);
+CREATE INDEX IF NOT EXISTS cells_by_run ON cells(run_id, seq);
+
+CREATE TABLE IF NOT EXISTS intervals (
+    cell_id     TEXT NOT NULL,
+    attempt     INTEGER NOT NULL,
+    repetition  INTEGER NOT NULL,
+    start_ms    INTEGER NOT NULL,
+    end_ms      INTEGER NOT NULL,
+    latency     BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS intervals_by_cell ON intervals(cell_id);
+
+CREATE TABLE IF NOT EXISTS agents (
+    id             TEXT PRIMARY KEY,
+    name           TEXT NOT NULL,
+    tags           TEXT NOT NULL,
+    units          TEXT NOT NULL,
+    profile        BLOB NOT NULL,
+    first_seen_ms  INTEGER NOT NULL,
+    last_seen_ms   INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS artifacts (
+    digest      TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL
+);

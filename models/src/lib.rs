@@ -1,0 +1,19 @@
+//! Models and data for anefleet's benchmarks.
+//!
+//! - [`dataset`]: the built-in typo-correction data set ([`BUILTIN_TYPO`]) and the parser for
+//!   user data sets in JSON Lines (`{"input": ..., "reference": ...}` per line).
+//! - [`typo`]: a deterministic, seeded typo generator (QWERTY-neighbour substitutions,
+//!   transpositions, drops, doubles).
+//! - [`long_context`]: an endless stream of real typo'd sentences from which prompts of an exact
+//!   token count are built, and the typo-correction instruction.
+//!
+//! `scripts/fetch-test-models.sh` fetches the small real models the tests run, and
+//! `scripts/make-tiny-qwen3.py` generates a small Qwen3-architecture model deterministically.
+
+pub mod dataset;
+pub mod long_context;
+pub mod typo;
+
+pub use dataset::{builtin_typo, parse_jsonl, DatasetError, Pair, BUILTIN_TYPO};
+pub use long_context::{join_inputs, typo_stream, TYPO_INSTRUCTION};
+pub use typo::TypoGenerator;

@@ -1,0 +1,22 @@
+//! anefleet's wire contract, shared by the coordinator and the agents: the gRPC services, the
+//! spec-file format, the histogram codec, artifact archives, authentication and the results
+//! document.
+
+pub mod archive;
+pub mod auth;
+pub mod histogram;
+pub mod results;
+pub mod spec;
+
+pub mod pb {
+    //! Code generated from `proto/anefleet/v1/*.proto`.
+    tonic::include_proto!("anefleet.v1");
+
+    /// The encoded descriptor set, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/anefleet_descriptor.bin"));
+}
+
+/// Largest gRPC message either side accepts (artifact chunks are far smaller).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Size of artifact chunks on the wire.
+pub const CHUNK_BYTES: usize = 1024 * 1024;

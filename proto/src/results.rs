@@ -1,0 +1,228 @@
+//! The results document: what `coordinator results` and `agent bench` print, as JSON, Markdown
+//! or CSV. Built from [`pb::RunResults`], so both sides render the same thing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::histogram::{CodecError, Summary};
+use crate::pb;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultsDoc {
+    pub run: RunDoc,
+    pub cells: Vec<CellDoc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunDoc {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub created_unix_ms: u64,
+    pub finished_unix_ms: Option<u64>,
+    pub cells_total: u32,
+    pub cells_done: u32,
+    pub cells_failed: u32,
+    pub skipped: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CellDoc {
+    pub id: String,
+    pub agent: String,
+    pub agent_id: String,
+    pub target: String,
+    pub device: Option<DeviceDoc>,
+    pub model: String,
+    pub backend: String,
+    pub unit: String,
+    pub workload: String,
+    pub context_length: u32,
+    pub batch_size: u32,
+    pub dataset: String,
+    pub state: String,
+    pub error: Option<String>,
+    pub attempts: u32,
+    pub baseline: String,
+    pub load_ms: Option<f64>,
+    pub latency: Option<Summary>,
+    pub ttft: Option<Summary>,
+    pub decode_token: Option<Summary>,
+    pub tokens_per_s: Option<f64>,
+    /// Median latency of the benchmark's baseline unit on the same agent over this cell's median.
+    pub speedup_vs_baseline: Option<f64>,
+    pub iterations: u64,
+    pub measured_s: f64,
+    pub threads: u32,
+    pub peak_rss_bytes: Option<u64>,
+    pub model_facts: Option<ModelFactsDoc>,
+    pub repetitions: Vec<RepetitionDoc>,
+    pub outputs: Vec<OutputDoc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceDoc {
+    pub hostname: String,
+    pub os: String,
+    pub os_version: String,
+    pub arch: String,
+    pub cpu_model: String,
+    pub cpu_cores: u32,
+    pub memory_bytes: u64,
+    pub chip: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelFactsDoc {
+    pub architecture: String,
+    pub format: String,
+    pub parameters: u64,
+    pub bytes_on_disk: u64,
+    pub quantization: String,
+    pub max_context: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepetitionDoc {
+    pub index: u32,
+    pub iterations: u64,
+    pub duration_s: f64,
+    pub p50_ns: Option<u64>,
+    pub mean_ns: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutputDoc {
+    pub input_id: u32,
+    pub text: String,
+    pub tokens_sha256: String,
+    pub prompt_sha256: String,
+}
+
+impl ResultsDoc {
+    pub fn from_pb(r: &pb::RunResults) -> Result<ResultsDoc, CodecError> {
+        let run = r.run.clone().unwrap_or_default();
+        let mut cells = r.cells.iter().map(cell_doc).collect::<Result<Vec<_>, _>>()?;
+        fill_speedups(&mut cells);
+        Ok(ResultsDoc {
+            run: RunDoc {
+                id: run.id,
+                name: run.name,
+                state: run.state,
+                created_unix_ms: run.created_unix_ms,
+                finished_unix_ms: (run.finished_unix_ms > 0).then_some(run.finished_unix_ms),
+                cells_total: run.cells_total,
+                cells_done: run.cells_done,
+                cells_failed: run.cells_failed,
+                skipped: run.skipped,
+            },
+            cells,
+        })
+    }
+}
+
+fn cell_doc(c: &pb::CellRecord) -> Result<CellDoc, CodecError> {
+    let spec = c.spec.clone().unwrap_or_default();
+    let res = c.result.as_ref();
+    let summary = |pick: fn(&pb::CellResult) -> &Vec<u8>| -> Result<Option<Summary>, CodecError> {
+        match res {
+            Some(r) => Summary::from_encoded(pick(r)),
+            None => Ok(None),
+        }
+    };
+    Ok(CellDoc {
+        id: c.id.clone(),
+        agent: c.agent_name.clone(),
+        agent_id: c.agent_id.clone(),
+        target: c.target.clone(),
+        device: c.device.as_ref().map(device_doc),
+        model: spec.model,
+        backend: spec.backend,
+        unit: spec.unit,
+        workload: spec.workload,
+        context_length: spec.context_length,
+        batch_size: spec.batch_size,
+        dataset: spec.dataset_name,
+        state: c.state.clone(),
+        error: (!c.error.is_empty()).then(|| c.error.clone()),
+        attempts: c.attempts,
+        baseline: c.baseline_unit.clone(),
+        load_ms: res.map(|r| r.load_ms),
+        latency: summary(|r| &r.latency)?,
+        ttft: summary(|r| &r.ttft)?,
+        decode_token: summary(|r| &r.decode_token)?,
+        tokens_per_s: res.filter(|r| r.tokens_per_s > 0.0).map(|r| r.tokens_per_s),
+        speedup_vs_baseline: None,
+        iterations: res.map_or(0, |r| r.iterations),
+        measured_s: res.map_or(0.0, |r| r.measured_s),
+        threads: res.map_or(0, |r| r.threads),
+        peak_rss_bytes: res.filter(|r| r.peak_rss_bytes > 0).map(|r| r.peak_rss_bytes),
+        model_facts: res.and_then(|r| r.model.as_ref()).map(facts_doc),
+        repetitions: res.map(|r| r.repetitions.iter().map(repetition_doc).collect::<Result<_, _>>()).transpose()?.unwrap_or_default(),
+        outputs: res.map(|r| r.outputs.iter().map(output_doc).collect()).unwrap_or_default(),
+    })
+}
+
+fn device_doc(d: &pb::DeviceProfile) -> DeviceDoc {
+    DeviceDoc {
+        hostname: d.hostname.clone(),
+        os: d.os.clone(),
+        os_version: d.os_version.clone(),
+        arch: d.arch.clone(),
+        cpu_model: d.cpu_model.clone(),
+        cpu_cores: d.cpu_cores,
+        memory_bytes: d.memory_bytes,
+        chip: d.chip.clone(),
+    }
+}
+
+fn facts_doc(m: &pb::ModelFacts) -> ModelFactsDoc {
+    ModelFactsDoc {
+        architecture: m.architecture.clone(),
+        format: m.format.clone(),
+        parameters: m.parameters,
+        bytes_on_disk: m.bytes_on_disk,
+        quantization: m.quantization.clone(),
+        max_context: m.max_context,
+    }
+}
+
+fn repetition_doc(r: &pb::Repetition) -> Result<RepetitionDoc, CodecError> {
+    let s = Summary::from_encoded(&r.latency)?;
+    Ok(RepetitionDoc {
+        index: r.index,
+        iterations: r.iterations,
+        duration_s: r.duration_s,
+        p50_ns: s.as_ref().map(|s| s.p50_ns),
+        mean_ns: s.as_ref().map(|s| s.mean_ns),
+    })
+}
+
+fn output_doc(o: &pb::Output) -> OutputDoc {
+    OutputDoc { input_id: o.input_id, text: o.text.clone(), tokens_sha256: o.tokens_sha256.clone(), prompt_sha256: o.prompt_sha256.clone() }
+}
+
+/// Baseline median over cell median, for cells whose baseline ran on the same agent with the
+/// same model, workload, context length and batch size.
+fn fill_speedups(cells: &mut [CellDoc]) {
+    let medians: Vec<(usize, u64)> = cells.iter().enumerate().filter_map(|(i, c)| c.latency.as_ref().map(|l| (i, l.p50_ns))).collect();
+    for (i, p50) in &medians {
+        let c = &cells[*i];
+        let base = medians.iter().find(|(j, _)| {
+            let b = &cells[*j];
+            format!("{}:{}", b.backend, b.unit) == c.baseline
+                && b.agent_id == c.agent_id
+                && b.model == c.model
+                && b.workload == c.workload
+                && b.context_length == c.context_length
+                && b.batch_size == c.batch_size
+        });
+        if let Some((_, base_p50)) = base {
+            if *p50 > 0 {
+                cells[*i].speedup_vs_baseline = Some(*base_p50 as f64 / *p50 as f64);
+            }
+        }
+    }
+}
+
+mod render;
+pub use render::{render_csv, render_markdown};

@@ -1,0 +1,393 @@
+//! The benchmark spec file (TOML): what to run, where, and how long to measure.
+//!
+//! Parsing rejects unknown keys; [`Spec::validate`] checks every value and names the field.
+//! Both the submitting client and the coordinator validate, so a bad spec never creates a run.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Backends and their compute units as spec files name them.
+pub const BACKENDS: &[(&str, &[&str])] = &[("candle", &["cpu", "gpu"]), ("coreml", &["cpu", "gpu", "ane", "all"])];
+/// Workloads a benchmark can run.
+pub const WORKLOADS: &[&str] = &["generate", "prefill", "decode", "encode"];
+/// The built-in typo-correction data set.
+pub const BUILTIN_TYPO: &str = "builtin:typo";
+const MAX_CONTEXT_LENGTH: u32 = 1 << 17;
+const MAX_NEW_TOKENS: u32 = 8192;
+
+/// A spec error that names the file, the field and the value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecError {
+    pub file: String,
+    pub field: String,
+    pub value: String,
+    pub message: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.value.is_empty() {
+            write!(f, "{}: {}: {}", self.file, self.field, self.message)
+        } else {
+            write!(f, "{}: {} = {}: {}", self.file, self.field, self.value, self.message)
+        }
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub name: String,
+    pub models: BTreeMap<String, ModelArtifacts>,
+    pub benchmarks: Vec<Benchmark>,
+    #[serde(default)]
+    pub measure: Measure,
+    #[serde(default)]
+    pub targets: Targets,
+}
+
+/// A logical model: one artifact reference per backend.
+/// A reference is a local file or folder, `hf:REPO[@REV]`, or `sha256:<digest>` already stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ModelArtifacts {
+    pub candle: Option<String>,
+    pub coreml: Option<String>,
+}
+
+impl ModelArtifacts {
+    pub fn get(&self, backend: &str) -> Option<&str> {
+        match backend {
+            "candle" => self.candle.as_deref(),
+            "coreml" => self.coreml.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// (backend, reference) for every artifact given.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [("candle", self.candle.as_deref()), ("coreml", self.coreml.as_deref())]
+            .into_iter()
+            .filter_map(|(b, r)| r.map(|r| (b, r)))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Benchmark {
+    pub model: String,
+    pub workload: String,
+    #[serde(default = "default_dataset")]
+    pub dataset: String,
+    #[serde(default = "default_max_new_tokens")]
+    pub max_new_tokens: u32,
+    pub context_lengths: Vec<u32>,
+    #[serde(default = "default_batch_sizes")]
+    pub batch_sizes: Vec<u32>,
+    pub units: Vec<String>,
+    pub baseline: Option<String>,
+}
+
+impl Benchmark {
+    /// The unit every other unit is compared with: `baseline`, or the first unit.
+    pub fn baseline_unit(&self) -> &str {
+        self.baseline.as_deref().or(self.units.first().map(String::as_str)).unwrap_or("")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Measure {
+    #[serde(default = "default_warmup")]
+    pub warmup: u32,
+    #[serde(default = "default_min_iterations")]
+    pub min_iterations: u32,
+    #[serde(default = "default_min_duration_s")]
+    pub min_duration_s: f64,
+    #[serde(default = "default_repetitions")]
+    pub repetitions: u32,
+    #[serde(default = "default_cooldown_s")]
+    pub cooldown_s: f64,
+}
+
+impl Default for Measure {
+    fn default() -> Self {
+        Measure {
+            warmup: default_warmup(),
+            min_iterations: default_min_iterations(),
+            min_duration_s: default_min_duration_s(),
+            repetitions: default_repetitions(),
+            cooldown_s: default_cooldown_s(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Targets {
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub fan_out: FanOut,
+}
+
+/// How cells spread over the agents that match the targets.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FanOut {
+    /// Every cell on every matching agent (compare devices).
+    #[default]
+    Agent,
+    /// Once per listed tag, on any agent carrying it.
+    Tag,
+    /// Once, on any matching agent.
+    Any,
+}
+
+fn default_dataset() -> String {
+    BUILTIN_TYPO.to_string()
+}
+fn default_max_new_tokens() -> u32 {
+    32
+}
+fn default_batch_sizes() -> Vec<u32> {
+    vec![1]
+}
+fn default_warmup() -> u32 {
+    3
+}
+fn default_min_iterations() -> u32 {
+    30
+}
+fn default_min_duration_s() -> f64 {
+    10.0
+}
+fn default_repetitions() -> u32 {
+    3
+}
+fn default_cooldown_s() -> f64 {
+    5.0
+}
+
+/// How an artifact reference is to be fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArtifactSource {
+    /// A file or folder on the submitting machine (relative to the spec file).
+    Local(String),
+    /// A Hugging Face repository, optionally at a revision.
+    Hub { repo: String, revision: Option<String> },
+    /// A blob the coordinator already stores.
+    Stored(String),
+}
+
+impl ArtifactSource {
+    pub fn parse(reference: &str) -> Result<ArtifactSource, String> {
+        let r = reference.trim();
+        if r.is_empty() {
+            return Err("an empty artifact reference".into());
+        }
+        if let Some(rest) = r.strip_prefix("hf:") {
+            let (repo, revision) = match rest.split_once('@') {
+                Some((repo, rev)) => (repo, Some(rev.to_string())),
+                None => (rest, None),
+            };
+            let parts: Vec<&str> = repo.split('/').collect();
+            if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) || revision.as_deref() == Some("") {
+                return Err("expected hf:OWNER/NAME or hf:OWNER/NAME@REVISION".into());
+            }
+            return Ok(ArtifactSource::Hub { repo: repo.to_string(), revision });
+        }
+        if let Some(hex) = r.strip_prefix("sha256:") {
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+                return Err("expected sha256: followed by 64 lowercase hex digits".into());
+            }
+            return Ok(ArtifactSource::Stored(r.to_string()));
+        }
+        Ok(ArtifactSource::Local(r.to_string()))
+    }
+}
+
+impl Spec {
+    /// Parses TOML text; `file` names the source in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Spec, SpecError> {
+        let spec: Spec = toml::from_str(text).map_err(|e| toml_error(text, file, &e))?;
+        spec.validate(file)?;
+        Ok(spec)
+    }
+
+    /// Checks every value; the first problem found is returned.
+    pub fn validate(&self, file: &str) -> Result<(), SpecError> {
+        let err = |field: String, value: String, message: String| SpecError { file: file.to_string(), field, value, message };
+        if self.name.trim().is_empty() {
+            return Err(err("name".into(), "\"\"".into(), "must not be empty".into()));
+        }
+        self.validate_models(&err)?;
+        if self.benchmarks.is_empty() {
+            return Err(err("benchmarks".into(), String::new(), "at least one [[benchmarks]] table is required".into()));
+        }
+        for (i, b) in self.benchmarks.iter().enumerate() {
+            self.validate_benchmark(i, b, &err)?;
+        }
+        self.validate_measure(&err)?;
+        self.validate_targets(&err)
+    }
+
+    fn validate_models(&self, err: &impl Fn(String, String, String) -> SpecError) -> Result<(), SpecError> {
+        if self.models.is_empty() {
+            return Err(err("models".into(), String::new(), "at least one [models.NAME] table is required".into()));
+        }
+        for (name, m) in &self.models {
+            if m.iter().next().is_none() {
+                return Err(err(format!("models.{name}"), String::new(), "names no artifact (keys: candle, coreml)".into()));
+            }
+            for (backend, r) in m.iter() {
+                ArtifactSource::parse(r).map_err(|m| err(format!("models.{name}.{backend}"), quote(r), m))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_benchmark(&self, i: usize, b: &Benchmark, err: &impl Fn(String, String, String) -> SpecError) -> Result<(), SpecError> {
+        let f = |k: &str| format!("benchmarks[{i}].{k}");
+        let Some(model) = self.models.get(&b.model) else {
+            let known: Vec<&str> = self.models.keys().map(String::as_str).collect();
+            return Err(err(f("model"), quote(&b.model), format!("no such model (defined: {})", known.join(", "))));
+        };
+        if !WORKLOADS.contains(&b.workload.as_str()) {
+            return Err(err(f("workload"), quote(&b.workload), format!("unknown workload (expected one of: {})", WORKLOADS.join(", "))));
+        }
+        if b.dataset != BUILTIN_TYPO && !b.dataset.ends_with(".jsonl") && !b.dataset.starts_with("sha256:") {
+            return Err(err(f("dataset"), quote(&b.dataset), format!("expected {BUILTIN_TYPO} or a .jsonl file")));
+        }
+        if b.context_lengths.is_empty() {
+            return Err(err(f("context_lengths"), "[]".into(), "at least one context length is required".into()));
+        }
+        for (j, &n) in b.context_lengths.iter().enumerate() {
+            if n < 8 || n > MAX_CONTEXT_LENGTH {
+                return Err(err(format!("{}[{j}]", f("context_lengths")), n.to_string(), format!("must be between 8 and {MAX_CONTEXT_LENGTH} tokens")));
+            }
+        }
+        if b.batch_sizes.is_empty() {
+            return Err(err(f("batch_sizes"), "[]".into(), "at least one batch size is required".into()));
+        }
+        for (j, &n) in b.batch_sizes.iter().enumerate() {
+            if n == 0 || n > 256 {
+                return Err(err(format!("{}[{j}]", f("batch_sizes")), n.to_string(), "must be between 1 and 256".into()));
+            }
+            if n > 1 && b.workload != "encode" {
+                return Err(err(format!("{}[{j}]", f("batch_sizes")), n.to_string(), format!("batches over 1 are supported for workload encode, not {}", b.workload)));
+            }
+        }
+        if matches!(b.workload.as_str(), "generate" | "decode") && (b.max_new_tokens == 0 || b.max_new_tokens > MAX_NEW_TOKENS) {
+            return Err(err(f("max_new_tokens"), b.max_new_tokens.to_string(), format!("must be between 1 and {MAX_NEW_TOKENS}")));
+        }
+        validate_units(b, model, &f, err)
+    }
+
+    fn validate_measure(&self, err: &impl Fn(String, String, String) -> SpecError) -> Result<(), SpecError> {
+        let m = &self.measure;
+        if m.min_iterations == 0 {
+            return Err(err("measure.min_iterations".into(), "0".into(), "must be at least 1".into()));
+        }
+        if m.repetitions == 0 || m.repetitions > 100 {
+            return Err(err("measure.repetitions".into(), m.repetitions.to_string(), "must be between 1 and 100".into()));
+        }
+        for (k, v) in [("min_duration_s", m.min_duration_s), ("cooldown_s", m.cooldown_s)] {
+            if !v.is_finite() || !(0.0..=86_400.0).contains(&v) {
+                return Err(err(format!("measure.{k}"), v.to_string(), "must be between 0 and 86400 seconds".into()));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_targets(&self, err: &impl Fn(String, String, String) -> SpecError) -> Result<(), SpecError> {
+        for (i, t) in self.targets.tags.iter().enumerate() {
+            if t.trim().is_empty() {
+                return Err(err(format!("targets.tags[{i}]"), quote(t), "must not be empty".into()));
+            }
+        }
+        if self.targets.fan_out == FanOut::Tag && self.targets.tags.is_empty() {
+            return Err(err("targets.fan_out".into(), "\"tag\"".into(), "needs targets.tags to list the tags".into()));
+        }
+        Ok(())
+    }
+
+    /// Every artifact reference in the spec, with the field it appears in.
+    pub fn artifact_refs(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (name, m) in &self.models {
+            for (backend, r) in m.iter() {
+                out.push((format!("models.{name}.{backend}"), r.to_string()));
+            }
+        }
+        for (i, b) in self.benchmarks.iter().enumerate() {
+            if b.dataset != BUILTIN_TYPO {
+                out.push((format!("benchmarks[{i}].dataset"), b.dataset.clone()));
+            }
+        }
+        out
+    }
+}
+
+fn validate_units(b: &Benchmark, model: &ModelArtifacts, f: &impl Fn(&str) -> String, err: &impl Fn(String, String, String) -> SpecError) -> Result<(), SpecError> {
+    if b.units.is_empty() {
+        return Err(err(f("units"), "[]".into(), "at least one backend:unit is required".into()));
+    }
+    for (j, u) in b.units.iter().enumerate() {
+        let field = format!("{}[{j}]", f("units"));
+        let (backend, unit) = parse_unit(u).map_err(|m| err(field.clone(), quote(u), m))?;
+        if b.units[..j].contains(u) {
+            return Err(err(field, quote(u), "listed twice".into()));
+        }
+        if model.get(backend).is_none() {
+            return Err(err(field, quote(u), format!("model `{}` has no `{backend}` artifact", b.model)));
+        }
+        let _ = unit;
+    }
+    if let Some(base) = &b.baseline {
+        if !b.units.contains(base) {
+            return Err(err(f("baseline"), quote(base), format!("must be one of units ({})", b.units.join(", "))));
+        }
+    }
+    Ok(())
+}
+
+/// Splits `backend:unit` and checks both are known.
+pub fn parse_unit(s: &str) -> Result<(&str, &str), String> {
+    let Some((backend, unit)) = s.split_once(':') else {
+        return Err("expected BACKEND:UNIT, e.g. candle:cpu or coreml:ane".into());
+    };
+    let Some((_, units)) = BACKENDS.iter().find(|(b, _)| *b == backend) else {
+        let names: Vec<&str> = BACKENDS.iter().map(|(b, _)| *b).collect();
+        return Err(format!("unknown backend `{backend}` (expected one of: {})", names.join(", ")));
+    };
+    if !units.contains(&unit) {
+        return Err(format!("backend {backend} has no unit `{unit}` (expected one of: {})", units.join(", ")));
+    }
+    Ok((backend, unit))
+}
+
+fn quote(s: &str) -> String {
+    format!("{s:?}")
+}
+
+/// Turns a TOML error into a [`SpecError`] naming the line and the key or value at fault.
+fn toml_error(text: &str, file: &str, e: &toml::de::Error) -> SpecError {
+    let message = e.message().to_string();
+    let (field, value) = match e.span() {
+        Some(span) => {
+            let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let snippet = text.get(span.clone()).unwrap_or("").trim().to_string();
+            (format!("line {line_no}"), snippet)
+        }
+        None => ("spec".to_string(), String::new()),
+    };
+    SpecError { file: file.to_string(), field, value, message }
+}
+
+#[cfg(test)]
+mod tests;
