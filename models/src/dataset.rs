@@ -86,11 +86,7 @@ fn parse_line(line: &str, at: &Location) -> Result<Pair, DatasetError> {
         message: e.to_string(),
     })?;
     let Value::Object(object) = value else {
-        return Err(DatasetError::NotObject {
-            file: at.source.to_string(),
-            line: at.line,
-            value: render(&value),
-        });
+        return Err(DatasetError::NotObject { file: at.source.to_string(), line: at.line, value: render(&value) });
     };
     reject_unknown(&object, at)?;
     Ok(Pair { input: string_field(&object, "input", at)?, reference: string_field(&object, "reference", at)? })
@@ -98,12 +94,9 @@ fn parse_line(line: &str, at: &Location) -> Result<Pair, DatasetError> {
 
 fn reject_unknown(object: &Map<String, Value>, at: &Location) -> Result<(), DatasetError> {
     match object.iter().find(|(k, _)| *k != "input" && *k != "reference") {
-        Some((field, value)) => Err(DatasetError::UnknownField {
-            file: at.source.to_string(),
-            line: at.line,
-            field: field.clone(),
-            value: render(value),
-        }),
+        Some((field, value)) => {
+            Err(DatasetError::UnknownField { file: at.source.to_string(), line: at.line, field: field.clone(), value: render(value) })
+        }
         None => Ok(()),
     }
 }
@@ -178,19 +171,13 @@ mod tests {
         assert_eq!(err("\n\n"), "data.jsonl: the data set is empty (expected JSON Lines with `input` and `reference`)");
         assert!(err("{\"input\": \"a\", \"reference\": \"b\"}\n{oops").starts_with("data.jsonl:2: not JSON: "));
         assert_eq!(err("{\"input\": \"a\"}"), "data.jsonl:1: field `reference` is missing");
-        assert_eq!(
-            err("{\"input\": 5, \"reference\": \"b\"}"),
-            "data.jsonl:1: field `input` must be a string, found 5"
-        );
+        assert_eq!(err("{\"input\": 5, \"reference\": \"b\"}"), "data.jsonl:1: field `input` must be a string, found 5");
         assert_eq!(err("{\"input\": \" \", \"reference\": \"b\"}"), "data.jsonl:1: field `input` is empty");
         assert_eq!(
             err("{\"input\": \"a\", \"reference\": \"b\", \"lang\": \"en\"}"),
             "data.jsonl:1: unknown field `lang` = \"en\" (expected only `input` and `reference`)"
         );
-        assert_eq!(
-            err("[1, 2]"),
-            "data.jsonl:1: expected an object with `input` and `reference`, found [1,2]"
-        );
+        assert_eq!(err("[1, 2]"), "data.jsonl:1: expected an object with `input` and `reference`, found [1,2]");
     }
 
     #[test]

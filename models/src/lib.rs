@@ -14,6 +14,6 @@ pub mod dataset;
 pub mod long_context;
 pub mod typo;
 
-pub use dataset::{builtin_typo, parse_jsonl, DatasetError, Pair, BUILTIN_TYPO};
-pub use long_context::{join_inputs, typo_stream, TYPO_INSTRUCTION};
+pub use dataset::{BUILTIN_TYPO, DatasetError, Pair, builtin_typo, parse_jsonl};
+pub use long_context::{TYPO_INSTRUCTION, join_inputs, typo_stream};
 pub use typo::TypoGenerator;

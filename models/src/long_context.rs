@@ -8,8 +8,7 @@ use crate::dataset::Pair;
 use crate::typo::TypoGenerator;
 
 /// The instruction that precedes the text to correct in a typo-correction prompt.
-pub const TYPO_INSTRUCTION: &str =
-    "Correct the typos in the following text. Reply with the corrected text only.\n\n";
+pub const TYPO_INSTRUCTION: &str = "Correct the typos in the following text. Reply with the corrected text only.\n\n";
 
 /// Mixes the user's seed so that seed 0 and small seeds still give well-spread generators.
 const SEED_SALT: u64 = 0x6C6F_6E67_2D63_7478; // "long-ctx"

@@ -75,17 +75,16 @@ impl TypoGenerator {
                 i += 1;
                 continue;
             }
-            let (consumed, changed) = self.apply(chars, i, &mut out);
-            typos += usize::from(changed);
-            i += consumed;
+            i += self.apply(chars, i, &mut out);
+            typos += 1;
         }
         out
     }
 
     /// Applies one random kind of typo at letter `i`, pushing the result onto `out`.
-    /// Returns how many input chars were consumed and whether the text changed.
+    /// Returns how many input chars were consumed.
     /// A drop never deletes a whole word: it needs a letter before or after it.
-    fn apply(&mut self, chars: &[char], i: usize, out: &mut Vec<char>) -> (usize, bool) {
+    fn apply(&mut self, chars: &[char], i: usize, out: &mut Vec<char>) -> usize {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
         match self.pick_kind() {
@@ -93,21 +92,21 @@ impl TypoGenerator {
                 let n = next.unwrap_or(c);
                 out.push(with_case_of(n, c));
                 out.push(with_case_of(c, n));
-                (2, true)
+                2
             }
             Kind::Drop if next.is_some_and(|n| n.is_ascii_alphabetic()) => {
                 out.push(next.unwrap_or(c));
-                (2, true)
+                2
             }
-            Kind::Drop if out.last().is_some_and(|p| p.is_ascii_alphabetic()) => (1, true),
+            Kind::Drop if out.last().is_some_and(|p| p.is_ascii_alphabetic()) => 1,
             Kind::Double => {
                 out.push(c);
                 out.push(c);
-                (1, true)
+                1
             }
             _ => {
                 out.push(self.neighbour(c));
-                (1, true)
+                1
             }
         }
     }
@@ -151,22 +150,38 @@ fn can_transpose(c: char, next: Option<char>) -> bool {
 
 /// `letter` in the case of `model`.
 fn with_case_of(letter: char, model: char) -> char {
-    if model.is_ascii_uppercase() {
-        letter.to_ascii_uppercase()
-    } else {
-        letter.to_ascii_lowercase()
-    }
+    if model.is_ascii_uppercase() { letter.to_ascii_uppercase() } else { letter.to_ascii_lowercase() }
 }
 
 /// The keys next to a lowercase letter on a QWERTY keyboard.
 fn qwerty_neighbours(c: char) -> &'static str {
     match c {
-        'q' => "wa", 'w' => "qeas", 'e' => "wrsd", 'r' => "etdf", 't' => "ryfg",
-        'y' => "tugh", 'u' => "yihj", 'i' => "uojk", 'o' => "ipkl", 'p' => "ol",
-        'a' => "qwsz", 's' => "adwexz", 'd' => "sferxc", 'f' => "dgrtcv", 'g' => "fhtyvb",
-        'h' => "gjyubn", 'j' => "hkuinm", 'k' => "jliom", 'l' => "kop",
-        'z' => "asx", 'x' => "zcsd", 'c' => "xvdf", 'v' => "cbfg", 'b' => "vngh",
-        'n' => "bmhj", 'm' => "njk",
+        'q' => "wa",
+        'w' => "qeas",
+        'e' => "wrsd",
+        'r' => "etdf",
+        't' => "ryfg",
+        'y' => "tugh",
+        'u' => "yihj",
+        'i' => "uojk",
+        'o' => "ipkl",
+        'p' => "ol",
+        'a' => "qwsz",
+        's' => "adwexz",
+        'd' => "sferxc",
+        'f' => "dgrtcv",
+        'g' => "fhtyvb",
+        'h' => "gjyubn",
+        'j' => "hkuinm",
+        'k' => "jliom",
+        'l' => "kop",
+        'z' => "asx",
+        'x' => "zcsd",
+        'c' => "xvdf",
+        'v' => "cbfg",
+        'b' => "vngh",
+        'n' => "bmhj",
+        'm' => "njk",
         _ => "",
     }
 }
@@ -222,8 +237,7 @@ mod tests {
 
     #[test]
     fn different_seeds_differ() {
-        let outs: std::collections::HashSet<String> =
-            (0..20).map(|s| TypoGenerator::new(s).corrupt(TEXT)).collect();
+        let outs: std::collections::HashSet<String> = (0..20).map(|s| TypoGenerator::new(s).corrupt(TEXT)).collect();
         assert!(outs.len() > 10, "only {} distinct outputs", outs.len());
     }
 

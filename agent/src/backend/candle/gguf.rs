@@ -62,6 +62,9 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
     let content = Content::read(&mut reader).map_err(|e| artifact_error(path, format!("invalid GGUF: {e}")))?;
     let arch =
         md_str(&content, "general.architecture").ok_or_else(|| artifact_error(path, "GGUF has no `general.architecture`"))?.to_string();
+    if !SUPPORTED.contains(&arch.as_str()) {
+        return Err(unsupported(path, &arch));
+    }
     let max_context = max_context(&content, &arch, path)?;
     let tokenizer = gguf_tokenizer::load(&content, path)?;
     let special = gguf_tokenizer::special_tokens(&content, &tokenizer);
@@ -76,9 +79,7 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
             quantized_qwen3::ModelWeights::from_gguf(content, &mut reader, device)
                 .map_err(|e| artifact_error(path, format!("qwen3 weights: {e}")))?,
         ),
-        other => {
-            return Err(artifact_error(path, format!("GGUF architecture `{other}` is not supported (llama, qwen3)")));
-        }
+        other => return Err(unsupported(path, other)),
     };
     let decoder = GgufDecoder {
         weights,
@@ -90,6 +91,13 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
         cache: CachePosition::default(),
     };
     Ok(Loaded { model: LoadedModel::Decoder(Box::new(decoder)), facts })
+}
+
+/// The `general.architecture` values this backend runs.
+const SUPPORTED: &[&str] = &["llama", "qwen3"];
+
+fn unsupported(path: &Path, arch: &str) -> BackendError {
+    artifact_error(path, format!("GGUF architecture `{arch}` is not supported ({})", SUPPORTED.join(", ")))
 }
 
 /// `<arch>.context_length`, capped for Llama at candle's `quantized_llama::MAX_SEQ_LEN` (4096):

@@ -1,0 +1,83 @@
+use anefleet_proto::pb;
+
+use super::*;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(&d.path().join("t.db")).unwrap();
+    (d, s)
+}
+
+fn cell(id: &str, seq: u32, target: &str) -> NewCell {
+    NewCell { id: id.into(), seq, target: target.into(), spec: pb::CellSpec { model: "m".into(), ..Default::default() }, baseline_unit: "candle:cpu".into(), benchmark_index: 0 }
+}
+
+fn run(s: &Store, id: &str, cells: &[NewCell]) {
+    let r = NewRun { id: id.into(), name: "n".into(), spec_toml: "x".into(), spec_path: "s.toml".into(), skipped: vec!["skip".into()] };
+    s.insert_run(&r, cells).unwrap();
+}
+
+#[test]
+fn a_run_moves_from_pending_to_finished_as_its_cells_end() {
+    let (_d, s) = store();
+    run(&s, "r1", &[cell("r1-000", 0, "any"), cell("r1-001", 1, "any")]);
+    assert_eq!(s.run_info("r1").unwrap().state, "pending");
+    assert_eq!(s.pending_cells().unwrap().len(), 2);
+    let attempt = s.mark_assigned("r1-000", "a", "alpha", &pb::DeviceProfile::default()).unwrap();
+    assert_eq!(attempt, 1);
+    assert!(s.mark_assigned("r1-000", "b", "beta", &pb::DeviceProfile::default()).is_err(), "a cell is assigned once");
+    assert_eq!(s.refresh_run_state("r1").unwrap(), "running");
+    s.mark_running("r1-000", "a").unwrap();
+    // Only the agent running a cell may finish it.
+    assert!(s.finish_cell("r1-000", "b", Ok(&pb::CellResult::default())).unwrap().is_none());
+    assert_eq!(s.finish_cell("r1-000", "a", Ok(&pb::CellResult { load_ms: 5.0, ..Default::default() })).unwrap().as_deref(), Some("r1"));
+    s.mark_assigned("r1-001", "a", "alpha", &pb::DeviceProfile::default()).unwrap();
+    s.finish_cell("r1-001", "a", Err("boom")).unwrap();
+    assert_eq!(s.refresh_run_state("r1").unwrap(), "failed");
+    let info = s.run_info("r1").unwrap();
+    assert_eq!((info.cells_done, info.cells_failed, info.cells_total), (1, 1, 2));
+    assert!(info.finished_unix_ms > 0);
+    assert_eq!(info.skipped, vec!["skip".to_string()]);
+    let cells = s.cells_of("r1", true).unwrap();
+    assert_eq!(cells[0].result.as_ref().unwrap().load_ms, 5.0);
+    assert_eq!(cells[1].error, "boom");
+    assert!(s.pending_cells().unwrap().is_empty());
+}
+
+#[test]
+fn in_flight_cells_return_to_the_queue_after_a_restart() {
+    let (d, s) = store();
+    run(&s, "r2", &[cell("r2-000", 0, "agent:a"), cell("r2-001", 1, "any")]);
+    s.mark_assigned("r2-000", "a", "alpha", &pb::DeviceProfile::default()).unwrap();
+    s.mark_assigned("r2-001", "b", "beta", &pb::DeviceProfile::default()).unwrap();
+    drop(s);
+    let s = Store::open(&d.path().join("t.db")).unwrap();
+    assert_eq!(s.requeue_all_in_flight(12345).unwrap(), 2);
+    let pending = s.pending_cells().unwrap();
+    assert_eq!(pending.len(), 2);
+    assert_eq!(pending[0].wait_until_ms, 12345, "agent-bound cells wait for their agent");
+    assert_eq!(pending[1].wait_until_ms, 0);
+    assert_eq!(s.cells_of("r2", false).unwrap()[0].attempts, 1, "attempts are kept");
+}
+
+#[test]
+fn unknown_runs_are_not_found() {
+    let (_d, s) = store();
+    assert!(matches!(s.run_info("nope"), Err(crate::error::CoordError::NotFound(_))));
+    assert!(matches!(s.cells_of("nope", false), Err(crate::error::CoordError::NotFound(_))));
+}
+
+#[test]
+fn agents_and_artifacts_are_remembered() {
+    let (_d, s) = store();
+    let hello = pb::Hello { agent_id: "id1".into(), name: "mac".into(), tags: vec!["m2".into()], units: vec![pb::ComputeUnit { backend: "candle".into(), unit: "cpu".into() }], ..Default::default() };
+    s.upsert_agent(&hello).unwrap();
+    s.upsert_agent(&pb::Hello { name: "mac-renamed".into(), ..hello }).unwrap();
+    let agents = s.list_agents().unwrap();
+    assert_eq!(agents.len(), 1);
+    assert_eq!(agents[0].name, "mac-renamed");
+    assert_eq!(agents[0].units[0].unit, "cpu");
+    let a = pb::ArtifactRef { digest: format!("sha256:{}", "1".repeat(64)), kind: "dir".into(), size: 9, name: "m".into() };
+    s.put_artifact(&a).unwrap();
+    assert_eq!(s.get_artifact(&a.digest).unwrap(), Some(a));
+}

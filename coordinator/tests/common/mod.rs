@@ -1,0 +1,194 @@
+//! A fleet of real processes on loopback for the integration tests: a `coordinator serve` and
+//! `agent run`s, driven through the same command line users have.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn coordinator_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_coordinator"))
+}
+
+/// The agent binary beside the coordinator (`cargo build --release --workspace` builds both).
+pub fn agent_exe() -> PathBuf {
+    let p = coordinator_exe().with_file_name("agent");
+    assert!(p.exists(), "{} is missing: run `cargo build --release --workspace` before the tests", p.display());
+    p
+}
+
+/// The test models (models/scripts/fetch-test-models.sh puts them there).
+pub fn models_dir() -> PathBuf {
+    let dir = std::env::var("ANEFLEET_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/anefleet/test-models"));
+    for f in ["all-minilm-l6-v2/model.safetensors", "smollm2-135m-instruct.q4_1.gguf", "tiny-qwen3/model.safetensors"] {
+        assert!(dir.join(f).exists(), "{} is missing: run models/scripts/fetch-test-models.sh", dir.join(f).display());
+    }
+    dir
+}
+
+/// Polls `cond` until it holds or the deadline passes (then panics with `what`).
+pub fn wait_until<T>(what: &str, timeout: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {}s waiting for {what}", timeout.as_secs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// A process killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    /// SIGKILL, as a crash or a power cut would.
+    pub fn kill9(&mut self) {
+        self.0.kill().expect("kill");
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(cmd: &mut Command, log: &Path) -> Proc {
+    let f = std::fs::File::create(log).expect("log file");
+    let child = cmd.stdin(Stdio::null()).stdout(f.try_clone().expect("log")).stderr(f).spawn().expect("spawn");
+    Proc(child)
+}
+
+pub struct Fleet {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub coordinator: Option<Proc>,
+    pub agents: Vec<(String, Proc)>,
+    pub grace_s: u64,
+}
+
+impl Fleet {
+    /// A coordinator on a free loopback port with its own data dir.
+    pub fn start(grace_s: u64) -> Fleet {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut f = Fleet { dir, port: free_port(), coordinator: None, agents: Vec::new(), grace_s };
+        f.start_coordinator();
+        f
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("coordinator")
+    }
+
+    pub fn token_file(&self) -> PathBuf {
+        self.data_dir().join("token")
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn start_coordinator(&mut self) {
+        let _ = std::fs::remove_file(self.data_dir().join("address"));
+        let log = self.dir.path().join(format!("coordinator-{}.log", Instant::now().elapsed().as_nanos()));
+        let proc = spawn(
+            Command::new(coordinator_exe())
+                .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port), "--agent-grace-s", &self.grace_s.to_string(), "--data-dir"])
+                .arg(self.data_dir()),
+            &log,
+        );
+        self.coordinator = Some(proc);
+        let addr = self.data_dir().join("address");
+        wait_until("the coordinator to listen", Duration::from_secs(30), || addr.exists().then_some(()));
+    }
+
+    /// Starts an agent whose identity lives in `cache` (reuse it to restart the same agent).
+    pub fn start_agent(&mut self, name: &str, tags: &[&str]) -> PathBuf {
+        let cache = self.dir.path().join(format!("agent-{name}"));
+        let mut cmd = Command::new(agent_exe());
+        cmd.args(["--threads", "1", "run", "--coordinator", &self.url(), "--name", name]).arg("--token-file").arg(self.token_file()).arg("--cache-dir").arg(&cache);
+        for t in tags {
+            cmd.args(["--tag", t]);
+        }
+        let log = self.dir.path().join(format!("agent-{name}-{}.log", self.agents.len()));
+        self.agents.push((name.to_string(), spawn(&mut cmd, &log)));
+        cache
+    }
+
+    pub fn kill_agent(&mut self, name: &str) {
+        let i = self.agents.iter().position(|(n, _)| n == name).expect("agent");
+        let (_, mut p) = self.agents.remove(i);
+        p.kill9();
+    }
+
+    /// Runs a client command with the fleet's URL and token.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(coordinator_exe())
+            .args(args)
+            .env("ANEFLEET_COORDINATOR", self.url())
+            .env("ANEFLEET_TOKEN", std::fs::read_to_string(self.token_file()).expect("token").trim())
+            .env("ANEFLEET_LOG", "warn")
+            .output()
+            .expect("run coordinator cli")
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.cli(args);
+        assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Waits until `n` agents are connected.
+    pub fn wait_for_agents(&self, n: usize) {
+        wait_until(&format!("{n} connected agents"), Duration::from_secs(60), || {
+            let v = self.json(&["agents", "--format", "json"]);
+            (v.as_array()?.iter().filter(|a| a["state"] != "offline").count() >= n).then_some(())
+        });
+    }
+
+    /// Writes a spec into the fleet's folder, with `{models}` replaced.
+    pub fn write_spec(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text.replace("{models}", &models_dir().display().to_string())).expect("write spec");
+        p
+    }
+
+    /// Submits without waiting; returns the run id (the last line of stdout).
+    pub fn submit(&self, spec: &Path) -> String {
+        let out = self.cli(&["submit", spec.to_str().expect("utf-8 path")]);
+        assert!(out.status.success(), "submit failed: {}", String::from_utf8_lossy(&out.stderr));
+        last_line(&out.stdout)
+    }
+
+    pub fn results(&self, run: &str) -> serde_json::Value {
+        self.json(&["results", run, "--format", "json"])
+    }
+
+    /// Waits until the run reaches a final state; returns its results.
+    pub fn wait_for_run(&self, run: &str, timeout: Duration) -> serde_json::Value {
+        wait_until(&format!("run {run} to end"), timeout, || {
+            let r = self.results(run);
+            matches!(r["run"]["state"].as_str(), Some("finished" | "failed" | "cancelled")).then_some(r)
+        })
+    }
+}
+
+pub fn last_line(stdout: &[u8]) -> String {
+    String::from_utf8_lossy(stdout).lines().last().unwrap_or_default().trim().to_string()
+}
+
+/// Cells of a results document in the given state.
+pub fn cells_in<'a>(results: &'a serde_json::Value, state: &str) -> Vec<&'a serde_json::Value> {
+    results["cells"].as_array().map(|c| c.iter().filter(|c| c["state"] == state).collect()).unwrap_or_default()
+}
