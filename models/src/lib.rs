@@ -7,10 +7,14 @@
 //! - [`long_context`]: an endless stream of real typo'd sentences from which prompts of an exact
 //!   token count are built, and the typo-correction instruction.
 //!
+//! - `hub` (feature `hub`): `hf:REPO[@REV]` references, fetched from the Hugging Face hub.
+//!
 //! `scripts/fetch-test-models.sh` fetches the small real models the tests run, and
 //! `scripts/make-tiny-qwen3.py` generates a small Qwen3-architecture model deterministically.
 
 pub mod dataset;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod long_context;
 pub mod typo;
 

@@ -31,7 +31,7 @@ pub async fn submit(client: &ClientArgs, spec_path: &Path, wait: bool) -> anyhow
     let text = std::fs::read_to_string(spec_path).map_err(|e| InvalidSpec(format!("{file}: cannot read the spec: {e}")))?;
     let spec = Spec::parse(&text, &file).map_err(|e| InvalidSpec(e.to_string()))?;
     let base = spec_path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let locals = local_artifacts(&spec, &file, &base)?;
+    let locals = local_artifacts(&spec, &file, &base).await?;
     let mut c = client.connect().await?;
     let mut resolved = HashMap::new();
     for (reference, path) in locals {
@@ -58,8 +58,9 @@ pub async fn submit(client: &ClientArgs, spec_path: &Path, wait: bool) -> anyhow
     Ok(if state == "finished" { Outcome::AllDone } else { Outcome::SomeFailed })
 }
 
-/// Local files and folders the spec names, resolved against the spec's folder.
-fn local_artifacts(spec: &Spec, file: &str, base: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+/// Files and folders to upload: local ones resolved against the spec's folder, `hf:` ones
+/// fetched from the hub first.
+async fn local_artifacts(spec: &Spec, file: &str, base: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     for (field, reference) in spec.artifact_refs() {
         match ArtifactSource::parse(&reference) {
@@ -70,11 +71,13 @@ fn local_artifacts(spec: &Spec, file: &str, base: &Path) -> anyhow::Result<Vec<(
                 }
                 out.push((reference, path));
             }
-            Ok(ArtifactSource::Hub { .. }) => {
-                return Err(InvalidSpec(format!(
-                    "{file}: {field} = {reference:?}: this build cannot reach a model hub; download the model and name its folder"
-                ))
-                .into());
+            Ok(ArtifactSource::Hub { repo, revision }) => {
+                eprintln!("{field}: fetching hf:{repo} from the hub");
+                let root = anefleet_models::hub::default_dir().map_err(anyhow::Error::msg)?;
+                let dir = tokio::task::spawn_blocking(move || anefleet_models::hub::fetch(&repo, revision.as_deref(), &root))
+                    .await?
+                    .map_err(|e| anyhow::anyhow!("{file}: {field} = {reference:?}: {e}"))?;
+                out.push((reference, dir));
             }
             _ => {}
         }

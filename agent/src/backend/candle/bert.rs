@@ -180,7 +180,7 @@ mod tests {
     fn minilm_batch_matches_single_and_rejects_bad_input() {
         let (mut e, _) = minilm();
         let ids = e.tokenizer().encode("hello world", true).unwrap().get_ids().to_vec();
-        let single = e.encode(&[ids.clone()]).unwrap();
+        let single = e.encode(std::slice::from_ref(&ids)).unwrap();
         let batch = e.encode(&[ids.clone(), ids.clone()]).unwrap();
         assert_eq!(batch.len(), 2);
         let diff: f32 = single[0].iter().zip(&batch[1]).map(|(a, b)| (a - b).abs()).sum();

@@ -140,16 +140,14 @@ pub(crate) mod test_models {
     pub fn greedy(d: &mut dyn crate::backend::Decoder, prompt: &str, n: usize) -> Vec<u32> {
         let ids = d.tokenizer().encode(prompt, false).unwrap().get_ids().to_vec();
         let mut logits = d.forward(&ids, 0).unwrap();
-        let mut pos = ids.len();
         let mut out = Vec::new();
-        for _ in 0..n {
+        for pos in ids.len()..ids.len() + n {
             let next = crate::backend::argmax(&logits);
             out.push(next);
             if d.eos_token_ids().contains(&next) {
                 break;
             }
             logits = d.forward(&[next], pos).unwrap();
-            pos += 1;
         }
         out
     }

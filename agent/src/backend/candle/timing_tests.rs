@@ -41,7 +41,7 @@ fn print_timings() {
     let LoadedModel::Encoder(mut e) = loaded.model else { panic!() };
     let ids: Vec<u32> = std::iter::once(101).chain((0..126).map(|i| 2000 + i)).chain([102]).collect();
     let encode = median_ms(10, || {
-        e.encode(&[ids.clone()]).unwrap();
+        e.encode(std::slice::from_ref(&ids)).unwrap();
     });
     println!("minilm encode 128: {encode:.1} ms");
 }
