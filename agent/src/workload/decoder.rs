@@ -90,10 +90,6 @@ impl DecoderWorkload {
 }
 
 impl super::Workload for DecoderWorkload {
-    fn inputs(&self) -> usize {
-        self.prompts.len()
-    }
-
     fn before(&mut self, i: usize) -> Result<()> {
         let input = i % self.prompts.len();
         match self.mode {

@@ -28,10 +28,6 @@ impl Encode {
 }
 
 impl super::Workload for Encode {
-    fn inputs(&self) -> usize {
-        self.batches.len()
-    }
-
     fn before(&mut self, _: usize) -> Result<()> {
         Ok(())
     }

@@ -48,9 +48,8 @@ impl Phases {
     }
 }
 
+/// Iteration `i` uses input `i % n` of the workload's `n` inputs.
 pub trait Workload: Send {
-    /// How many distinct inputs there are; iteration `i` uses input `i % inputs()`.
-    fn inputs(&self) -> usize;
     /// Untimed preparation of iteration `i` (e.g. clearing the KV cache).
     fn before(&mut self, i: usize) -> Result<()>;
     /// The measured work of iteration `i`.
@@ -97,3 +96,6 @@ pub fn sha256_f32(v: &[f32]) -> String {
     }
     hex::encode(h.finalize())
 }
+
+#[cfg(test)]
+mod tests;
