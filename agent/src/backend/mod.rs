@@ -26,8 +26,6 @@ pub enum BackendError {
     ChatTemplate(String),
     #[error("inference: {0}")]
     Inference(String),
-    #[error("{0}")]
-    Unsupported(String),
 }
 
 impl From<candle_core::Error> for BackendError {

@@ -35,12 +35,13 @@ fn status_kb(key: &str) -> Option<u64> {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
+    // Other tests share this process and load models concurrently, so only what holds whatever
+    // they do is asserted: after a reset, the peak covers an allocation that is still live.
     #[test]
-    fn peak_grows_with_a_large_allocation() {
-        super::reset_peak();
-        let before = super::peak_bytes();
+    fn the_peak_covers_a_live_allocation_after_a_reset() {
+        assert!(super::reset_peak(), "/proc/self/clear_refs is writable on Linux");
         let v = vec![1u8; 64 << 20];
         std::hint::black_box(&v);
-        assert!(super::peak_bytes() >= before + (32 << 20), "peak did not grow");
+        assert!(super::peak_bytes() >= 64 << 20, "peak {} below a live 64 MiB allocation", super::peak_bytes());
     }
 }

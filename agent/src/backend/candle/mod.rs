@@ -14,6 +14,8 @@ pub mod artifact;
 pub mod bert;
 pub mod chat_template;
 pub mod gguf;
+#[cfg(test)]
+mod gguf_qwen3_tests;
 pub mod gguf_tokenizer;
 pub mod qwen3;
 #[cfg(test)]
