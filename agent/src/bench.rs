@@ -31,6 +31,7 @@ struct LocalCell {
     model_path: PathBuf,
     data: Vec<dataset::Pair>,
     baseline: String,
+    benchmark: u32,
 }
 
 pub async fn bench(spec_path: &Path, format: Format) -> anyhow::Result<ExitCode> {
@@ -101,6 +102,7 @@ async fn run_local(id: String, cell: LocalCell, profile: &pb::DeviceProfile) -> 
         result,
         device: Some(profile.clone()),
         baseline_unit: cell.baseline,
+        benchmark_index: cell.benchmark,
         ..Default::default()
     }
 }
@@ -138,6 +140,7 @@ fn expand(spec: &Spec, file: &str, base: &Path, units: &[String]) -> anyhow::Res
                         model_path: model_path.clone(),
                         data: data.clone(),
                         baseline: b.baseline_unit().to_string(),
+                        benchmark: bi as u32,
                     });
                 }
             }

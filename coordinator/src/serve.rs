@@ -16,7 +16,7 @@ use anefleet_proto::{MAX_MESSAGE_BYTES, pb};
 use crate::artifacts::{ArtifactService, BlobStore};
 use crate::schedule::Scheduler;
 use crate::service::{agents::AgentService, runs::RunService};
-use crate::store::{Store, now_ms};
+use crate::store::Store;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -42,7 +42,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let token = load_or_create_token(&args)?;
     let store = Arc::new(Store::open(&args.data_dir.join("anefleet.db")).context("opening the store")?);
     let grace = Duration::from_secs(args.agent_grace_s);
-    let requeued = store.requeue_all_in_flight(now_ms() + grace.as_millis() as u64)?;
+    let requeued = store.requeue_all_in_flight(crate::schedule::MAX_ATTEMPTS)?;
+    for run in store.list_runs(0)?.iter().filter(|r| r.state == "running") {
+        store.refresh_run_state(&run.id)?;
+    }
     if requeued > 0 {
         tracing::warn!(cells = requeued, "re-queued cells that were in flight when the coordinator stopped");
     }
@@ -55,7 +58,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let agents = pb::agent_service_server::AgentServiceServer::new(AgentService { scheduler: scheduler.clone() })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let artifacts = pb::artifacts_server::ArtifactsServer::new(ArtifactService { blobs: blobs.clone(), store: store.clone(), served })
+    let artifacts = pb::artifacts_server::ArtifactsServer::new(ArtifactService { blobs: blobs.clone(), store: store.clone(), served, uploading: Default::default() })
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let runs = pb::runs_server::RunsServer::new(RunService { store: store.clone(), blobs, scheduler })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)

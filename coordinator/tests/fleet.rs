@@ -128,15 +128,19 @@ fn an_agent_bound_cell_waits_for_its_agent_and_fails_when_it_stays_away() {
     let mut f = Fleet::start(3);
     f.start_agent("solo", &[]);
     f.wait_for_agents(1);
-    let run = f.submit(&f.write_spec("long.toml", &LONG_CELL.replace("FANOUT", "agent")));
+    // Two cells bound to the agent: one in flight when it dies, one never started.
+    let spec = LONG_CELL.replace("FANOUT", "agent").replace("context_lengths = [64]", "context_lengths = [64, 96]");
+    let run = f.submit(&f.write_spec("long.toml", &spec));
     running_agent(&f, &run);
     f.kill_agent("solo");
     let r = f.wait_for_run(&run, Duration::from_secs(60));
     assert_eq!(r["run"]["state"], "failed");
     let failed = cells_in(&r, "failed");
-    assert_eq!(failed.len(), 1);
-    let err = failed[0]["error"].as_str().unwrap();
-    assert!(err.contains("did not return within 3s"), "{err}");
+    assert_eq!(failed.len(), 2, "{r}");
+    for c in failed {
+        let err = c["error"].as_str().unwrap();
+        assert!(err.contains("did not return within 3s"), "{err}");
+    }
 }
 
 #[test]

@@ -78,7 +78,9 @@ fn malformed_specs_are_refused_with_the_field_named_and_create_no_run() {
         (format!("{GOOD}dataset = \"typos.csv\"\n"), "benchmarks[0].dataset"),
         (format!("{GOOD}batch_sizes = [0]\n"), "benchmarks[0].batch_sizes[0]"),
         (String::new(), "name"),
+        (format!("{GOOD}dataset = \"broken.jsonl\"\n"), "broken.jsonl:2: field `reference` is missing"),
     ];
+    std::fs::write(f.dir.path().join("broken.jsonl"), "{\"input\": \"teh cat\", \"reference\": \"the cat\"}\n{\"input\": \"a dgo\"}\n").unwrap();
     for (i, (text, field)) in cases.iter().enumerate() {
         let name = format!("bad-{i}.toml");
         let spec = f.write_spec(&name, text);

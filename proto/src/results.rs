@@ -42,6 +42,8 @@ pub struct CellDoc {
     pub state: String,
     pub error: Option<String>,
     pub attempts: u32,
+    /// Index of the spec's `[[benchmarks]]` entry the cell comes from.
+    pub benchmark: u32,
     pub baseline: String,
     pub load_ms: Option<f64>,
     pub latency: Option<Summary>,
@@ -145,6 +147,7 @@ fn cell_doc(c: &pb::CellRecord) -> Result<CellDoc, CodecError> {
         state: c.state.clone(),
         error: (!c.error.is_empty()).then(|| c.error.clone()),
         attempts: c.attempts,
+        benchmark: c.benchmark_index,
         baseline: c.baseline_unit.clone(),
         load_ms: res.map(|r| r.load_ms),
         latency: summary(|r| &r.latency)?,
@@ -201,8 +204,8 @@ fn output_doc(o: &pb::Output) -> OutputDoc {
     OutputDoc { input_id: o.input_id, text: o.text.clone(), tokens_sha256: o.tokens_sha256.clone(), prompt_sha256: o.prompt_sha256.clone() }
 }
 
-/// Baseline median over cell median, for cells whose baseline ran on the same agent with the
-/// same model, workload, context length and batch size.
+/// Baseline median over cell median, for cells whose baseline ran in the same benchmark on the
+/// same agent with the same context length and batch size.
 fn fill_speedups(cells: &mut [CellDoc]) {
     let medians: Vec<(usize, u64)> = cells.iter().enumerate().filter_map(|(i, c)| c.latency.as_ref().map(|l| (i, l.p50_ns))).collect();
     for (i, p50) in &medians {
@@ -211,8 +214,7 @@ fn fill_speedups(cells: &mut [CellDoc]) {
             let b = &cells[*j];
             format!("{}:{}", b.backend, b.unit) == c.baseline
                 && b.agent_id == c.agent_id
-                && b.model == c.model
-                && b.workload == c.workload
+                && b.benchmark == c.benchmark
                 && b.context_length == c.context_length
                 && b.batch_size == c.batch_size
         });

@@ -57,6 +57,7 @@ pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, events: &mut dyn FnMut(E
         check(job)?;
         w.before(i)?;
         w.run(i, &mut phases)?;
+        w.after(i);
         phases.clear();
         i += 1;
     }
@@ -85,6 +86,7 @@ pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, events: &mut dyn FnMut(E
             let t0 = Instant::now();
             w.run(i, &mut phases)?;
             let ns = t0.elapsed().as_nanos() as u64;
+            w.after(i);
             histogram::record(&mut rep_hist, ns);
             histogram::record(&mut interval, ns);
             record_phases(&mut out, &phases);

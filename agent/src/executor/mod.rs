@@ -52,6 +52,9 @@ pub fn run_cell(job: &CellJob<'_>, events: &mut dyn FnMut(Event)) -> Result<pb::
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     events(Event::Loaded { load_ms });
     tracing::info!(cell = %job.cell_id, load_ms = format!("{load_ms:.0}"), "model loaded");
+    if job.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ExecError::Cancelled);
+    }
     let mut w = workload::prepare(loaded.model, job.spec, job.data)?;
     let measured = measure::measure(w.as_mut(), job, events)?;
     let mut result = measured.into_result()?;

@@ -16,6 +16,9 @@ use crate::executor::{self, CellJob, Event, ExecError};
 
 type ArtifactsClient = pb::artifacts_client::ArtifactsClient<Authed>;
 
+/// How long a cell may take to stop when its session ended.
+const ABANDON_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 struct Running {
     cell_id: String,
     cancel: Arc<AtomicBool>,
@@ -63,11 +66,15 @@ impl Runner {
         }
     }
 
-    /// Stops the cell in flight and waits until it has.
+    /// Stops the cell in flight: asks it to stop, waits a little, then drops it (a download
+    /// stops at once; a model still loading finishes on its thread and is discarded).
     pub async fn abandon(&mut self) {
-        if let Some(r) = self.running.take() {
+        if let Some(mut r) = self.running.take() {
             r.cancel.store(true, Ordering::Relaxed);
-            let _ = r.task.await;
+            if tokio::time::timeout(ABANDON_WAIT, &mut r.task).await.is_err() {
+                tracing::warn!(cell = %r.cell_id, "cell did not stop in time; dropping it");
+                r.task.abort();
+            }
         }
     }
 }

@@ -115,14 +115,10 @@ impl super::Workload for DecoderWorkload {
     fn run(&mut self, i: usize, phases: &mut Phases) -> Result<()> {
         let input = i % self.prompts.len();
         match self.mode {
-            Mode::Generate => {
-                self.generate(input, phases)?;
-                self.record_output(input);
-            }
+            Mode::Generate => self.generate(input, phases)?,
             Mode::Prefill => {
                 let logits = self.model.forward(&self.prompts[input], 0)?;
                 self.generated.push(argmax(&logits));
-                self.record_output(input);
             }
             Mode::Decode => {
                 let last = self.generated.last().copied().unwrap_or(0);
@@ -132,6 +128,12 @@ impl super::Workload for DecoderWorkload {
             }
         }
         Ok(())
+    }
+
+    fn after(&mut self, i: usize) {
+        if self.mode != Mode::Decode {
+            self.record_output(i % self.prompts.len());
+        }
     }
 
     fn outputs(&self) -> Vec<pb::Output> {

@@ -11,6 +11,8 @@ pub struct Encode {
     /// One batch per input: `batch` sequences of exactly the context length.
     batches: Vec<Vec<Vec<u32>>>,
     outputs: Vec<Option<pb::Output>>,
+    /// The embeddings of the last iteration, kept until `after` looks at them.
+    last: Vec<Vec<f32>>,
 }
 
 impl Encode {
@@ -23,7 +25,7 @@ impl Encode {
             let seqs = (0..batch).map(|b| prompt::encoder_input(model.tokenizer(), data, (i * batch + b) * 5, ctx)).collect::<Result<Vec<_>>>()?;
             batches.push(seqs);
         }
-        Ok(Encode { model, batches, outputs: vec![None; INPUTS_PER_CELL] })
+        Ok(Encode { model, batches, outputs: vec![None; INPUTS_PER_CELL], last: Vec::new() })
     }
 }
 
@@ -33,20 +35,24 @@ impl super::Workload for Encode {
     }
 
     fn run(&mut self, i: usize, _: &mut Phases) -> Result<()> {
-        let input = i % self.batches.len();
-        let embeddings = self.model.encode(&self.batches[input])?;
-        if self.outputs[input].is_none() {
-            let first = embeddings.into_iter().next().unwrap_or_default();
-            self.outputs[input] = Some(pb::Output {
-                input_id: input as u32,
-                text: String::new(),
-                tokens_sha256: sha256_f32(&first),
-                tokens: vec![],
-                embedding: first,
-                prompt_sha256: sha256_u32(&self.batches[input][0]),
-            });
-        }
+        self.last = self.model.encode(&self.batches[i % self.batches.len()])?;
         Ok(())
+    }
+
+    fn after(&mut self, i: usize) {
+        let input = i % self.batches.len();
+        if self.outputs[input].is_some() {
+            return;
+        }
+        let first = std::mem::take(&mut self.last).into_iter().next().unwrap_or_default();
+        self.outputs[input] = Some(pb::Output {
+            input_id: input as u32,
+            text: String::new(),
+            tokens_sha256: sha256_f32(&first),
+            tokens: vec![],
+            embedding: first,
+            prompt_sha256: sha256_u32(&self.batches[input][0]),
+        });
     }
 
     fn outputs(&self) -> Vec<pb::Output> {

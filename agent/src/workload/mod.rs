@@ -54,6 +54,8 @@ pub trait Workload: Send {
     fn before(&mut self, i: usize) -> Result<()>;
     /// The measured work of iteration `i`.
     fn run(&mut self, i: usize, phases: &mut Phases) -> Result<()>;
+    /// Untimed bookkeeping after iteration `i` (e.g. keeping the first output of an input).
+    fn after(&mut self, i: usize);
     /// The output each input gave the first time it ran.
     fn outputs(&self) -> Vec<pb::Output>;
 }

@@ -54,12 +54,14 @@ fn generate_records_phases_and_the_same_output_every_time() {
     let mut phases = Phases::default();
     w.before(0).unwrap();
     w.run(0, &mut phases).unwrap();
+    w.after(0);
     assert!(phases.ttft_ns.is_some());
     assert!(phases.decode_ns.len() <= 3);
     let first = w.outputs();
     w.before(INPUTS_PER_CELL).unwrap();
     phases.clear();
     w.run(INPUTS_PER_CELL, &mut phases).unwrap();
+    w.after(INPUTS_PER_CELL);
     assert_eq!(w.outputs(), first, "the first output of an input is kept");
     assert_eq!(first.len(), 1);
     assert!(!first[0].tokens.is_empty());
@@ -78,6 +80,7 @@ fn decode_and_prefill_run_and_too_long_contexts_are_refused() {
     let mut w = prepare(LoadedModel::Decoder(decoder(TINY_QWEN3)), &spec("prefill", 64, 1), &data).unwrap();
     w.before(0).unwrap();
     w.run(0, &mut phases).unwrap();
+    w.after(0);
     assert_eq!(w.outputs()[0].tokens.len(), 1);
     let e = prepare(LoadedModel::Decoder(decoder(TINY_QWEN3)), &spec("generate", 4096, 1), &data).err().unwrap();
     assert!(e.to_string().contains("exceeds the model's 2048-token context"), "{e}");
@@ -93,6 +96,7 @@ fn encode_batches_record_the_embedding() {
     let mut phases = Phases::default();
     w.before(0).unwrap();
     w.run(0, &mut phases).unwrap();
+    w.after(0);
     let out = w.outputs();
     assert_eq!(out[0].embedding.len(), 384);
     assert_eq!(out[0].tokens_sha256, sha256_f32(&out[0].embedding));

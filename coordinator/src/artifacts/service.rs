@@ -22,6 +22,29 @@ pub struct ArtifactService {
     pub store: Arc<Store>,
     /// Bytes served to agents, for `/metrics`.
     pub served: Arc<std::sync::atomic::AtomicU64>,
+    /// Digests with an upload in progress: one writer per partial file.
+    pub uploading: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
+
+/// Marks a digest as being uploaded for as long as it lives.
+struct UploadGuard {
+    set: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    digest: String,
+}
+
+impl UploadGuard {
+    fn take(set: &Arc<std::sync::Mutex<std::collections::HashSet<String>>>, digest: &str) -> Option<UploadGuard> {
+        let mut s = set.lock().ok()?;
+        s.insert(digest.to_string()).then(|| UploadGuard { set: set.clone(), digest: digest.to_string() })
+    }
+}
+
+impl Drop for UploadGuard {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.set.lock() {
+            s.remove(&self.digest);
+        }
+    }
 }
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::ArtifactChunk, Status>> + Send>>;
@@ -48,6 +71,9 @@ impl pb::artifacts_server::Artifacts for ArtifactService {
         if self.blobs.has(&header.digest) && self.store.get_artifact(&header.digest)?.is_some() {
             return Ok(Response::new(pb::UploadResponse { digest: header.digest, size: header.size, deduplicated: true }));
         }
+        let Some(_guard) = UploadGuard::take(&self.uploading, &header.digest) else {
+            return Err(Status::aborted(format!("{} is being uploaded by another call; stat it and resume later", header.digest)));
+        };
         let partial = self.blobs.partial_path(&header.digest)?;
         receive(&partial, &header, &mut stream).await?;
         self.commit(&partial, &header).await?;

@@ -52,9 +52,15 @@ pub async fn submit(client: &ClientArgs, spec_path: &Path, wait: bool) -> anyhow
         println!("{}", resp.run_id);
         return Ok(Outcome::Submitted);
     }
-    let state = follow(&mut c, &resp.run_id).await?;
-    print!("{}", show::fetch_and_render(&mut c, &resp.run_id, Format::Md).await?);
+    let followed = async {
+        let state = follow(&mut c, &resp.run_id).await?;
+        print!("{}", show::fetch_and_render(&mut c, &resp.run_id, Format::Md).await?);
+        anyhow::Ok(state)
+    }
+    .await;
+    // The run id is the last line of stdout whatever happened while following the run.
     println!("{}", resp.run_id);
+    let state = followed.with_context(|| format!("following run {} (it goes on; `coordinator results {}` shows it)", resp.run_id, resp.run_id))?;
     Ok(if state == "finished" { Outcome::AllDone } else { Outcome::SomeFailed })
 }
 
@@ -68,6 +74,9 @@ async fn local_artifacts(spec: &Spec, file: &str, base: &Path) -> anyhow::Result
                 let path = base.join(&p);
                 if !path.exists() {
                     return Err(InvalidSpec(format!("{file}: {field} = {reference:?}: no such file or folder ({})", path.display())).into());
+                }
+                if field.ends_with(".dataset") {
+                    check_dataset(&path).map_err(|e| InvalidSpec(format!("{file}: {field} = {reference:?}: {e}")))?;
                 }
                 out.push((reference, path));
             }
@@ -83,6 +92,12 @@ async fn local_artifacts(spec: &Spec, file: &str, base: &Path) -> anyhow::Result
         }
     }
     Ok(out)
+}
+
+/// A data set must parse before any run is created.
+fn check_dataset(path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    anefleet_models::dataset::parse_jsonl(&text, &path.display().to_string()).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Shows live progress on stderr until the run is over; returns its final state.

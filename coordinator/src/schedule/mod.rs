@@ -111,31 +111,37 @@ impl Scheduler {
         Ok(all)
     }
 
-    /// Hands pending cells to idle agents that can run them.
+    /// Hands pending cells to idle agents that can run them. The state lock is held across the
+    /// whole pass, so two passes never offer the same cell.
     pub fn schedule(&self) -> Result<()> {
-        let pending = self.store.pending_cells()?;
         let mut st = self.state()?;
+        let pending = self.store.pending_cells()?;
         let mut idle: Vec<&mut Connected> = st.agents.values_mut().filter(|c| c.running.is_none()).collect();
         idle.sort_by(|a, b| a.hello.name.cmp(&b.hello.name));
         let mut taken = std::collections::HashSet::new();
-        let mut assigned = false;
+        let (mut assigned, mut dead) = (false, Vec::new());
         for agent in idle {
             let view = agent.view();
             let Some(cell) = pending.iter().find(|c| !taken.contains(&c.id) && can_run(c, &view)) else { continue };
             taken.insert(cell.id.clone());
             let device = agent.hello.profile.clone().unwrap_or_default();
-            let attempt = self.store.mark_assigned(&cell.id, &view.id, &view.name, &device)?;
+            let Some(attempt) = self.store.mark_assigned(&cell.id, &view.id, &view.name, &device)? else { continue };
             let msg = pb::CoordinatorMessage {
                 body: Some(Body::Assign(pb::Assign { cell_id: cell.id.clone(), run_id: cell.run_id.clone(), attempt, cell: Some(cell.spec.clone()) })),
             };
             if agent.tx.try_send(Ok(msg)).is_err() {
-                self.store.requeue(&cell.id, 0, "agent session closed while assigning")?;
+                // The session is gone: this attempt never happened, and the agent is dropped.
+                self.store.unassign(&cell.id)?;
+                dead.push(view.id);
                 continue;
             }
             tracing::info!(cell = %cell.id, agent = %view.name, attempt, "cell assigned");
             agent.running = Some(cell.id.clone());
             self.store.refresh_run_state(&cell.run_id)?;
             assigned = true;
+        }
+        for id in dead {
+            st.agents.remove(&id);
         }
         drop(st);
         if assigned {
@@ -144,32 +150,49 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Fails agent-bound cells whose agent did not come back in time, and closes sessions of
-    /// agents that fell silent. Called periodically.
+    /// Called periodically. A pending cell that no connected agent can run gets a deadline of
+    /// `agent_grace` and fails when it passes (an agent-bound cell whose agent stays away, a
+    /// tag whose last agent left); sessions of agents that fell silent are closed.
     pub fn reap(&self) -> Result<()> {
         let now = now_ms();
-        let connected: Vec<String> = self.state()?.agents.keys().cloned().collect();
+        let st = self.state()?;
+        let views: Vec<AgentView> = st.agents.values().map(Connected::view).collect();
+        let grace = self.agent_grace.as_secs();
+        let mut changed = false;
         for cell in self.store.pending_cells()? {
-            let agent = cell.target.strip_prefix("agent:").unwrap_or("");
-            if cell.wait_until_ms > 0 && now > cell.wait_until_ms && !connected.iter().any(|a| a == agent) {
-                let msg = format!("agent {agent} went away and did not return within {}s", self.agent_grace.as_secs());
+            if views.iter().any(|a| can_run(&cell, a)) {
+                if cell.wait_until_ms > 0 {
+                    self.store.set_wait(&cell.id, 0)?;
+                }
+            } else if cell.wait_until_ms == 0 {
+                self.store.set_wait(&cell.id, now + self.agent_grace.as_millis() as u64)?;
+            } else if now > cell.wait_until_ms {
+                let msg = match cell.target.strip_prefix("agent:") {
+                    Some(agent) => format!("agent {agent} went away and did not return within {grace}s"),
+                    None => format!("no connected agent could run it ({}:{}, target {}) for {grace}s", cell.spec.backend, cell.spec.unit, cell.target),
+                };
                 let run = self.store.fail_cell(&cell.id, &msg)?;
                 self.store.refresh_run_state(&run)?;
                 tracing::warn!(cell = %cell.id, "{msg}");
-                self.bump();
+                changed = true;
             }
         }
         let timeout = self.heartbeat_timeout.as_millis() as u64;
-        for c in self.state()?.agents.values() {
+        for c in st.agents.values() {
             if now.saturating_sub(c.last_seen_ms) > timeout {
                 tracing::warn!(agent = %c.hello.name, "no heartbeat for {}s; closing its session", timeout / 1000);
                 c.kill.notify_one();
             }
         }
+        drop(st);
+        if changed {
+            self.bump();
+        }
         Ok(())
     }
 
     /// An in-flight cell lost its agent: wait for the agent, re-queue, or fail at the cap.
+    /// Called with the state lock held, so no pass sees the cell half-way.
     fn lose_cell(&self, cell_id: &str, target: &str, attempts: u32, agent_name: &str) -> Result<()> {
         if attempts >= MAX_ATTEMPTS {
             let run = self.store.fail_cell(cell_id, &format!("agent {agent_name} went away during attempt {attempts} of {MAX_ATTEMPTS}"))?;
@@ -182,6 +205,11 @@ impl Scheduler {
         }
         tracing::warn!(cell = %cell_id, agent = %agent_name, attempts, "cell lost its agent");
         Ok(())
+    }
+
+    /// Whether `session` is the agent's current session (messages of a replaced one are ignored).
+    fn is_current(st: &State, agent_id: &str, session: u64) -> bool {
+        st.agents.get(agent_id).is_some_and(|c| c.session == session)
     }
 }
 

@@ -1,10 +1,11 @@
-//! What the scheduler does with the messages of an agent's session.
+//! What the scheduler does with the messages of an agent's session. Every message carries the
+//! session it came on: messages of a replaced session are ignored.
 
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use anefleet_proto::pb;
+use anefleet_proto::{histogram, pb};
 
 use super::{AgentTx, Connected, Scheduler};
 use crate::error::Result;
@@ -16,8 +17,7 @@ impl Scheduler {
     pub fn connect(&self, hello: pb::Hello, tx: AgentTx) -> Result<(u64, Arc<Notify>)> {
         self.store.upsert_agent(&hello)?;
         let kill = Arc::new(Notify::new());
-        let agent_id = hello.agent_id.clone();
-        let name = hello.name.clone();
+        let (agent_id, name) = (hello.agent_id.clone(), hello.name.clone());
         let session = {
             let mut st = self.state()?;
             st.next_session += 1;
@@ -27,79 +27,96 @@ impl Scheduler {
             if let Some(old) = old {
                 old.kill.notify_one();
             }
+            // A fresh session runs nothing: what the agent had in flight before is lost.
+            for (cell, target, attempts) in self.store.cells_in_flight_on(&agent_id)? {
+                self.lose_cell(&cell, &target, attempts, &name)?;
+            }
             session
         };
-        // A fresh session runs nothing: what the agent had in flight before is lost.
-        for (cell, target, attempts) in self.store.cells_in_flight_on(&agent_id)? {
-            self.lose_cell(&cell, &target, attempts, &name)?;
-        }
         tracing::info!(agent = %name, id = %agent_id, session, "agent connected");
         self.bump();
-        self.schedule()?;
+        if let Err(e) = self.schedule() {
+            tracing::error!(error = %e, "scheduling after a connect failed");
+        }
         Ok((session, kill))
     }
 
     /// The session ended (stream closed, error, or silence).
     pub fn disconnect(&self, agent_id: &str, session: u64) -> Result<()> {
-        let name = {
+        {
             let mut st = self.state()?;
-            match st.agents.get(agent_id) {
-                Some(c) if c.session == session => {}
-                _ => return Ok(()), // replaced by a newer session
+            if !Self::is_current(&st, agent_id, session) {
+                return Ok(()); // replaced by a newer session
             }
-            let c = st.agents.remove(agent_id);
-            c.map(|c| c.hello.name).unwrap_or_default()
-        };
-        tracing::warn!(agent = %name, "agent disconnected");
-        for (cell, target, attempts) in self.store.cells_in_flight_on(agent_id)? {
-            self.lose_cell(&cell, &target, attempts, &name)?;
+            let name = st.agents.remove(agent_id).map(|c| c.hello.name).unwrap_or_default();
+            tracing::warn!(agent = %name, "agent disconnected");
+            for (cell, target, attempts) in self.store.cells_in_flight_on(agent_id)? {
+                self.lose_cell(&cell, &target, attempts, &name)?;
+            }
         }
         self.bump();
         self.schedule()
     }
 
     /// Any message from the agent proves it alive.
-    pub fn seen(&self, agent_id: &str) -> Result<()> {
-        if let Some(c) = self.state()?.agents.get_mut(agent_id) {
-            c.last_seen_ms = now_ms();
+    pub fn seen(&self, agent_id: &str, session: u64) -> Result<bool> {
+        let mut st = self.state()?;
+        match st.agents.get_mut(agent_id) {
+            Some(c) if c.session == session => {
+                c.last_seen_ms = now_ms();
+                Ok(true)
+            }
+            _ => Ok(false),
         }
-        Ok(())
     }
 
     pub fn cell_started(&self, agent_id: &str, m: &pb::CellStarted) -> Result<()> {
-        self.store.mark_running(&m.cell_id, agent_id)?;
+        self.store.mark_running(&m.cell_id, agent_id, m.attempt)?;
         self.bump();
         Ok(())
     }
 
     pub fn interval(&self, m: &pb::IntervalHistogram) -> Result<()> {
+        histogram::decode(&m.latency).map_err(|e| crate::error::CoordError::InvalidArgument(format!("interval of cell {}: {e}", m.cell_id)))?;
         self.store.add_interval(m)?;
         self.state()?.progress.insert(m.cell_id.clone(), m.iterations_so_far);
         self.bump();
         Ok(())
     }
 
-    /// A cell ended on its agent: store the outcome, free the agent, schedule more.
-    pub fn cell_finished(&self, agent_id: &str, m: pb::CellFinished) -> Result<()> {
-        let outcome = match &m.outcome {
-            Some(pb::cell_finished::Outcome::Result(r)) => Ok(r),
-            Some(pb::cell_finished::Outcome::Error(e)) => Err(e.as_str()),
-            None => Err("the agent reported no outcome"),
-        };
-        if let Some(run) = self.store.finish_cell(&m.cell_id, agent_id, outcome)? {
-            self.store.refresh_run_state(&run)?;
-            tracing::info!(cell = %m.cell_id, ok = outcome.is_ok(), "cell finished");
-        }
+    /// A cell ended on its agent: free the agent, store the outcome, schedule more.
+    pub fn cell_finished(&self, agent_id: &str, session: u64, m: pb::CellFinished) -> Result<()> {
         {
             let mut st = self.state()?;
             st.progress.remove(&m.cell_id);
-            if let Some(c) = st.agents.get_mut(agent_id) {
-                if c.running.as_deref() == Some(m.cell_id.as_str()) {
-                    c.running = None;
-                }
+            match st.agents.get_mut(agent_id) {
+                Some(c) if c.session == session && c.running.as_deref() == Some(m.cell_id.as_str()) => c.running = None,
+                _ => return Ok(()), // not this session's cell (a stale or duplicate report)
             }
+        }
+        let checked = check_histograms(&m);
+        let outcome = match (&m.outcome, &checked) {
+            (_, Err(e)) => Err(e.as_str()),
+            (Some(pb::cell_finished::Outcome::Result(r)), Ok(())) => Ok(r),
+            (Some(pb::cell_finished::Outcome::Error(e)), Ok(())) => Err(e.as_str()),
+            (None, Ok(())) => Err("the agent reported no outcome"),
+        };
+        if let Some(run) = self.store.finish_cell(&m.cell_id, agent_id, m.attempt, outcome)? {
+            self.store.refresh_run_state(&run)?;
+            tracing::info!(cell = %m.cell_id, ok = outcome.is_ok(), "cell finished");
         }
         self.bump();
         self.schedule()
     }
+}
+
+/// Every histogram of a result must decode, or the result is refused (it would break every
+/// view of the run).
+fn check_histograms(m: &pb::CellFinished) -> std::result::Result<(), String> {
+    let Some(pb::cell_finished::Outcome::Result(r)) = &m.outcome else { return Ok(()) };
+    let reps = r.repetitions.iter().map(|x| &x.latency);
+    for bytes in [&r.latency, &r.ttft, &r.decode_token].into_iter().chain(reps) {
+        histogram::decode(bytes).map_err(|e| format!("the agent sent a result whose histogram does not decode: {e}"))?;
+    }
+    Ok(())
 }

@@ -49,7 +49,7 @@ impl pb::agent_service_server::AgentService for AgentService {
                 tokio::select! {
                     msg = inbound.next() => match msg {
                         Some(Ok(m)) => {
-                            if let Err(e) = handle(&scheduler, &agent_id, m) {
+                            if let Err(e) = handle(&scheduler, &agent_id, session, m) {
                                 tracing::error!(agent = %agent_id, error = %e, "agent message not handled");
                             }
                         }
@@ -81,13 +81,15 @@ fn validate_hello(h: &pb::Hello) -> Result<(), Status> {
     Ok(())
 }
 
-fn handle(s: &Scheduler, agent_id: &str, m: pb::AgentMessage) -> crate::error::Result<()> {
-    s.seen(agent_id)?;
+fn handle(s: &Scheduler, agent_id: &str, session: u64, m: pb::AgentMessage) -> crate::error::Result<()> {
+    if !s.seen(agent_id, session)? {
+        return Ok(()); // a replaced session's last words
+    }
     match m.body {
         Some(Body::Heartbeat(_)) | None => Ok(()),
         Some(Body::Hello(_)) => Ok(()), // only the first hello counts
         Some(Body::CellStarted(c)) => s.cell_started(agent_id, &c),
         Some(Body::Interval(iv)) => s.interval(&iv),
-        Some(Body::CellFinished(f)) => s.cell_finished(agent_id, f),
+        Some(Body::CellFinished(f)) => s.cell_finished(agent_id, session, f),
     }
 }

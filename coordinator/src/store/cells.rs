@@ -59,8 +59,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Hands a pending cell to an agent; returns the attempt number.
-    pub fn mark_assigned(&self, cell_id: &str, agent_id: &str, agent_name: &str, device: &pb::DeviceProfile) -> Result<u32> {
+    /// Hands a pending cell to an agent; returns the attempt number, or `None` when the cell is
+    /// no longer pending.
+    pub fn mark_assigned(&self, cell_id: &str, agent_id: &str, agent_name: &str, device: &pb::DeviceProfile) -> Result<Option<u32>> {
         let conn = self.conn()?;
         let n = conn.execute(
             "UPDATE cells SET state = 'assigned', agent_id = ?2, agent_name = ?3, device = ?4, attempts = attempts + 1, error = '', wait_until_ms = 0, updated_ms = ?5
@@ -68,30 +69,47 @@ impl Store {
             params![cell_id, agent_id, agent_name, device.encode_to_vec(), now_ms() as i64],
         )?;
         if n == 0 {
-            return Err(CoordError::FailedPrecondition(format!("cell {cell_id} is no longer pending")));
+            return Ok(None);
         }
-        Ok(conn.query_row("SELECT attempts FROM cells WHERE id = ?1", [cell_id], |r| r.get::<_, i64>(0))? as u32)
+        Ok(Some(conn.query_row("SELECT attempts FROM cells WHERE id = ?1", [cell_id], |r| r.get::<_, i64>(0))? as u32))
     }
 
-    pub fn mark_running(&self, cell_id: &str, agent_id: &str) -> Result<()> {
+    /// Takes back an assignment that never reached its agent (the attempt does not count).
+    pub fn unassign(&self, cell_id: &str) -> Result<()> {
         let conn = self.conn()?;
         conn.execute(
-            "UPDATE cells SET state = 'running', updated_ms = ?3 WHERE id = ?1 AND agent_id = ?2 AND state = 'assigned'",
-            params![cell_id, agent_id, now_ms() as i64],
+            "UPDATE cells SET state = 'pending', attempts = attempts - 1, updated_ms = ?2 WHERE id = ?1 AND state = 'assigned'",
+            params![cell_id, now_ms() as i64],
         )?;
         Ok(())
     }
 
-    /// Stores a cell's outcome, if the cell is still in flight on that agent; returns its run id.
-    pub fn finish_cell(&self, cell_id: &str, agent_id: &str, outcome: std::result::Result<&pb::CellResult, &str>) -> Result<Option<String>> {
+    /// Sets (or with 0 clears) the time after which a pending cell nobody can run fails.
+    pub fn set_wait(&self, cell_id: &str, wait_until_ms: u64) -> Result<()> {
+        let conn = self.conn()?;
+        conn.execute("UPDATE cells SET wait_until_ms = ?2 WHERE id = ?1 AND state = 'pending'", params![cell_id, wait_until_ms as i64])?;
+        Ok(())
+    }
+
+    pub fn mark_running(&self, cell_id: &str, agent_id: &str, attempt: u32) -> Result<()> {
+        let conn = self.conn()?;
+        conn.execute(
+            "UPDATE cells SET state = 'running', updated_ms = ?4 WHERE id = ?1 AND agent_id = ?2 AND attempts = ?3 AND state = 'assigned'",
+            params![cell_id, agent_id, attempt, now_ms() as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Stores a cell's outcome, if that attempt is still in flight on that agent; returns its run id.
+    pub fn finish_cell(&self, cell_id: &str, agent_id: &str, attempt: u32, outcome: std::result::Result<&pb::CellResult, &str>) -> Result<Option<String>> {
         let conn = self.conn()?;
         let (state, result, error) = match outcome {
             Ok(r) => ("done", Some(r.encode_to_vec()), String::new()),
             Err(e) => ("failed", None, e.to_string()),
         };
         let n = conn.execute(
-            "UPDATE cells SET state = ?3, result = ?4, error = ?5, updated_ms = ?6 WHERE id = ?1 AND agent_id = ?2 AND state IN ('assigned', 'running')",
-            params![cell_id, agent_id, state, result, error, now_ms() as i64],
+            "UPDATE cells SET state = ?3, result = ?4, error = ?5, updated_ms = ?6 WHERE id = ?1 AND agent_id = ?2 AND attempts = ?7 AND state IN ('assigned', 'running')",
+            params![cell_id, agent_id, state, result, error, now_ms() as i64, attempt],
         )?;
         if n == 0 {
             return Ok(None);
@@ -128,15 +146,22 @@ impl Store {
     }
 
     /// After a restart nothing is in flight: every assigned or running cell goes back to the
-    /// queue; agent-bound ones wait until `wait_until_ms` for their agent. Returns how many.
-    pub fn requeue_all_in_flight(&self, wait_until_ms: u64) -> Result<usize> {
-        let conn = self.conn()?;
-        let n = conn.execute(
-            "UPDATE cells SET state = 'pending', error = 'coordinator restarted while the cell ran',
-                wait_until_ms = CASE WHEN target LIKE 'agent:%' THEN ?1 ELSE 0 END, updated_ms = ?2
-             WHERE state IN ('assigned', 'running')",
-            params![wait_until_ms as i64, now_ms() as i64],
+    /// queue, or fails when it used its last attempt. Returns how many were re-queued.
+    pub fn requeue_all_in_flight(&self, max_attempts: u32) -> Result<usize> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let now = now_ms() as i64;
+        tx.execute(
+            "UPDATE cells SET state = 'failed', error = 'the coordinator restarted during the last attempt (' || attempts || ' of ' || ?1 || ')', updated_ms = ?2
+             WHERE state IN ('assigned', 'running') AND attempts >= ?1",
+            params![max_attempts, now],
         )?;
+        let n = tx.execute(
+            "UPDATE cells SET state = 'pending', error = 'coordinator restarted while the cell ran', wait_until_ms = 0, updated_ms = ?1
+             WHERE state IN ('assigned', 'running')",
+            params![now],
+        )?;
+        tx.commit()?;
         Ok(n)
     }
 

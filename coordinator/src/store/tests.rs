@@ -24,15 +24,16 @@ fn a_run_moves_from_pending_to_finished_as_its_cells_end() {
     assert_eq!(s.run_info("r1").unwrap().state, "pending");
     assert_eq!(s.pending_cells().unwrap().len(), 2);
     let attempt = s.mark_assigned("r1-000", "a", "alpha", &pb::DeviceProfile::default()).unwrap();
-    assert_eq!(attempt, 1);
-    assert!(s.mark_assigned("r1-000", "b", "beta", &pb::DeviceProfile::default()).is_err(), "a cell is assigned once");
+    assert_eq!(attempt, Some(1));
+    assert_eq!(s.mark_assigned("r1-000", "b", "beta", &pb::DeviceProfile::default()).unwrap(), None, "a cell is assigned once");
     assert_eq!(s.refresh_run_state("r1").unwrap(), "running");
-    s.mark_running("r1-000", "a").unwrap();
-    // Only the agent running a cell may finish it.
-    assert!(s.finish_cell("r1-000", "b", Ok(&pb::CellResult::default())).unwrap().is_none());
-    assert_eq!(s.finish_cell("r1-000", "a", Ok(&pb::CellResult { load_ms: 5.0, ..Default::default() })).unwrap().as_deref(), Some("r1"));
+    s.mark_running("r1-000", "a", 1).unwrap();
+    // Only the agent running that attempt of a cell may finish it.
+    assert!(s.finish_cell("r1-000", "b", 1, Ok(&pb::CellResult::default())).unwrap().is_none());
+    assert!(s.finish_cell("r1-000", "a", 2, Ok(&pb::CellResult::default())).unwrap().is_none());
+    assert_eq!(s.finish_cell("r1-000", "a", 1, Ok(&pb::CellResult { load_ms: 5.0, ..Default::default() })).unwrap().as_deref(), Some("r1"));
     s.mark_assigned("r1-001", "a", "alpha", &pb::DeviceProfile::default()).unwrap();
-    s.finish_cell("r1-001", "a", Err("boom")).unwrap();
+    s.finish_cell("r1-001", "a", 1, Err("boom")).unwrap();
     assert_eq!(s.refresh_run_state("r1").unwrap(), "failed");
     let info = s.run_info("r1").unwrap();
     assert_eq!((info.cells_done, info.cells_failed, info.cells_total), (1, 1, 2));
@@ -45,19 +46,27 @@ fn a_run_moves_from_pending_to_finished_as_its_cells_end() {
 }
 
 #[test]
-fn in_flight_cells_return_to_the_queue_after_a_restart() {
+fn in_flight_cells_return_to_the_queue_after_a_restart_unless_at_their_last_attempt() {
     let (d, s) = store();
     run(&s, "r2", &[cell("r2-000", 0, "agent:a"), cell("r2-001", 1, "any")]);
+    for _ in 0..3 {
+        s.mark_assigned("r2-001", "b", "beta", &pb::DeviceProfile::default()).unwrap();
+        s.requeue("r2-001", 0, "lost").unwrap();
+    }
     s.mark_assigned("r2-000", "a", "alpha", &pb::DeviceProfile::default()).unwrap();
+    s.mark_assigned("r2-001", "b", "beta", &pb::DeviceProfile::default()).unwrap();
+    s.unassign("r2-001").unwrap();
+    assert_eq!(s.cells_of("r2", false).unwrap()[1].attempts, 3, "an assignment taken back does not count");
     s.mark_assigned("r2-001", "b", "beta", &pb::DeviceProfile::default()).unwrap();
     drop(s);
     let s = Store::open(&d.path().join("t.db")).unwrap();
-    assert_eq!(s.requeue_all_in_flight(12345).unwrap(), 2);
-    let pending = s.pending_cells().unwrap();
-    assert_eq!(pending.len(), 2);
-    assert_eq!(pending[0].wait_until_ms, 12345, "agent-bound cells wait for their agent");
-    assert_eq!(pending[1].wait_until_ms, 0);
-    assert_eq!(s.cells_of("r2", false).unwrap()[0].attempts, 1, "attempts are kept");
+    assert_eq!(s.requeue_all_in_flight(3).unwrap(), 1);
+    let cells = s.cells_of("r2", false).unwrap();
+    assert_eq!((cells[0].state.as_str(), cells[0].attempts), ("pending", 1), "attempts are kept");
+    assert_eq!(cells[1].state, "failed");
+    assert!(cells[1].error.contains("last attempt (4 of 3)") || cells[1].error.contains("of 3"), "{}", cells[1].error);
+    s.set_wait("r2-000", 77).unwrap();
+    assert_eq!(s.pending_cells().unwrap()[0].wait_until_ms, 77);
 }
 
 #[test]

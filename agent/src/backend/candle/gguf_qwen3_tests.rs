@@ -1,6 +1,9 @@
 //! The Qwen3 GGUF path (`quantized_qwen3`), checked against the safetensors tiny-qwen3 it is
 //! converted from here: same facts, chat template, EOS ids, tokenizer and greedy tokens.
 //!
+//! tiny-qwen3's RMS-norm weights are all ones, so the reference is a copy of it whose norms are
+//! made distinct: a norm loaded under the wrong name (q vs k, attention vs MLP) changes the logits.
+//!
 //! The conversion follows llama.cpp's `convert_hf_to_gguf.py` for `Qwen3ForCausalLM`: f32 tensors
 //! renamed (`model.layers.N.self_attn.q_proj` → `blk.N.attn_q`), q/k NOT permuted (only the
 //! "llama" architecture is; candle's `quantized_qwen3` applies the same non-interleaved `rope` as
@@ -8,16 +11,32 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
 use serde_json::Value as Json;
 
 use super::test_models::{self, greedy};
 use crate::backend::{Decoder, Loaded, LoadedModel};
 
-fn tiny_qwen3() -> PathBuf {
-    test_models::path(test_models::TINY_QWEN3)
+/// tiny-qwen3 copied to `dir` with each RMS-norm weight replaced by its own `1 + sin(k·i)/2`.
+fn perturbed_tiny_qwen3(dir: &Path) -> PathBuf {
+    let src = test_models::path(test_models::TINY_QWEN3);
+    std::fs::create_dir(dir).unwrap();
+    for f in ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let mut weights = candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
+    let mut norms: Vec<String> = weights.keys().filter(|k| k.ends_with("norm.weight")).cloned().collect();
+    norms.sort();
+    for (k, name) in norms.iter().enumerate() {
+        let n = weights[name].elem_count();
+        let ramp = Tensor::arange(0f32, n as f32, &Device::Cpu).unwrap().affine(0.7 * (k + 1) as f64, 0.).unwrap();
+        let w = weights[name].mul(&ramp.sin().unwrap().affine(0.5, 1.).unwrap()).unwrap();
+        weights.insert(name.clone(), w);
+    }
+    candle_core::safetensors::save(&weights, dir.join("model.safetensors")).unwrap();
+    dir.to_path_buf()
 }
 
 fn read_json(path: &Path) -> Json {
@@ -106,10 +125,13 @@ fn vocab_metadata(tokenizer_json: &Json) -> Vec<(String, Value)> {
     ]
 }
 
-/// Converts tiny-qwen3 to an f32 GGUF `dir/tiny-qwen3.gguf`. `with_vocab`: the tokenizer goes
-/// into the metadata; otherwise tokenizer.json is copied beside the file.
-fn write_gguf(dir: &Path, with_vocab: bool) -> PathBuf {
-    let src = tiny_qwen3();
+/// Writes the reference folder `dir/hf` and its f32 GGUF conversion `dir/gguf/tiny-qwen3.gguf`;
+/// returns both paths. `with_vocab`: the tokenizer goes into the metadata; otherwise
+/// tokenizer.json is copied beside the GGUF.
+fn write_gguf(dir: &Path, with_vocab: bool) -> (PathBuf, PathBuf) {
+    let src = perturbed_tiny_qwen3(&dir.join("hf"));
+    let dir = dir.join("gguf");
+    std::fs::create_dir(&dir).unwrap();
     let tokenizer_json = src.join("tokenizer.json");
     let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_json).unwrap();
     let config = read_json(&src.join("config.json"));
@@ -128,7 +150,7 @@ fn write_gguf(dir: &Path, with_vocab: bool) -> PathBuf {
     let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
     let path = dir.join("tiny-qwen3.gguf");
     gguf_file::write(&mut std::fs::File::create(&path).unwrap(), &md, &ts).unwrap();
-    path
+    (src, path)
 }
 
 fn decoder(loaded: Loaded) -> Box<dyn Decoder> {
@@ -138,17 +160,17 @@ fn decoder(loaded: Loaded) -> Box<dyn Decoder> {
     }
 }
 
-/// The safetensors tiny-qwen3 through the `qwen3` path: the reference.
-fn reference() -> (Box<dyn Decoder>, anefleet_proto::pb::ModelFacts) {
-    let loaded = super::load("cpu", &tiny_qwen3()).unwrap();
+/// The safetensors folder `src` through the `qwen3` path: the reference.
+fn reference(src: &Path) -> (Box<dyn Decoder>, anefleet_proto::pb::ModelFacts) {
+    let loaded = super::load("cpu", src).unwrap();
     let facts = loaded.facts.clone();
     (decoder(loaded), facts)
 }
 
 /// Greedy tokens of `d` and of the reference for the same ChatML prompt; also checks that the
 /// prompt renders identically and that clear_cache / a restart at 0 repeat the tokens.
-fn assert_generates_like_reference(d: &mut dyn Decoder) {
-    let (mut reference, _) = reference();
+fn assert_generates_like_reference(d: &mut dyn Decoder, src: &Path) {
+    let (mut reference, _) = reference(src);
     let prompt = reference.render_chat("Fix the typos: teh cat").unwrap();
     assert_eq!(d.render_chat("Fix the typos: teh cat").unwrap(), prompt);
     let ids = reference.tokenizer().encode(prompt.as_str(), false).unwrap().get_ids().to_vec();
@@ -161,22 +183,22 @@ fn assert_generates_like_reference(d: &mut dyn Decoder) {
     assert_eq!(greedy(d, &prompt, 8), want, "restarting at position 0");
     let (a, b) = (d.forward(&ids, 0).unwrap(), reference.forward(&ids, 0).unwrap());
     let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-    assert!(diff < 1e-2, "prompt logits differ by up to {diff}");
+    assert!(diff < 1e-3, "prompt logits differ by up to {diff}");
 }
 
 #[test]
 fn qwen3_gguf_facts_match_the_safetensors_model() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_gguf(dir.path(), false);
+    let (src, path) = write_gguf(dir.path(), false);
     let loaded = super::load("cpu", &path).unwrap();
-    let (reference, want) = reference();
+    let (reference, want) = reference(&src);
     let facts = &loaded.facts;
     assert_eq!((facts.architecture.as_str(), facts.format.as_str()), ("qwen3", "gguf"), "{facts:?}");
     assert_eq!(facts.parameters, want.parameters, "{facts:?} vs {want:?}");
     assert_eq!(facts.quantization, "f32");
     assert_eq!(facts.max_context, want.max_context);
     let gguf_bytes = std::fs::metadata(&path).unwrap().len();
-    let tok_bytes = std::fs::metadata(dir.path().join("tokenizer.json")).unwrap().len();
+    let tok_bytes = std::fs::metadata(path.with_file_name("tokenizer.json")).unwrap().len();
     assert_eq!(facts.bytes_on_disk, gguf_bytes + tok_bytes);
     let d = decoder(loaded);
     assert_eq!(d.eos_token_ids(), reference.eos_token_ids());
@@ -186,24 +208,25 @@ fn qwen3_gguf_facts_match_the_safetensors_model() {
 #[test]
 fn qwen3_gguf_with_tokenizer_json_beside_generates_like_safetensors() {
     let dir = tempfile::tempdir().unwrap();
-    write_gguf(dir.path(), false);
+    let (src, path) = write_gguf(dir.path(), false);
     // The folder (one .gguf + tokenizer.json, no config.json), through the backend dispatcher.
-    let mut d = decoder(crate::backend::load("candle", "cpu", dir.path()).unwrap());
-    assert_generates_like_reference(d.as_mut());
+    let folder = path.parent().unwrap();
+    let mut d = decoder(crate::backend::load("candle", "cpu", folder).unwrap());
+    assert_generates_like_reference(d.as_mut(), &src);
 }
 
 #[test]
 fn qwen3_gguf_tokenizer_from_metadata_generates_like_safetensors() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_gguf(dir.path(), true);
-    assert!(!dir.path().join("tokenizer.json").exists());
+    let (src, path) = write_gguf(dir.path(), true);
+    assert!(!path.with_file_name("tokenizer.json").exists());
     let mut d = decoder(super::load("cpu", &path).unwrap());
-    let (reference, _) = reference();
+    let (reference, _) = reference(&src);
     let text = "Hello world 2024!\n  x = teh_cat's \"fix\" <|im_start|>user\nhi<|im_end|>\n";
     let want = reference.tokenizer().encode(text, false).unwrap();
     let got = d.tokenizer().encode(text, false).unwrap();
     assert_eq!(got.get_ids(), want.get_ids(), "{:?} vs {:?}", got.get_tokens(), want.get_tokens());
     assert_eq!(d.tokenizer().decode(got.get_ids(), false).unwrap(), text);
     assert_eq!(d.eos_token_ids(), reference.eos_token_ids());
-    assert_generates_like_reference(d.as_mut());
+    assert_generates_like_reference(d.as_mut(), &src);
 }
