@@ -17,8 +17,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let descriptor_path = out.join("anefleet_descriptor.bin");
     std::fs::write(&descriptor_path, prost::Message::encode_to_vec(&fds))?;
-    tonic_prost_build::configure()
-        .bytes(".anefleet.v1.ArtifactChunk.data")
-        .compile_fds(fds)?;
+    tonic_prost_build::configure().bytes(".anefleet.v1.ArtifactChunk.data").compile_fds(fds)?;
     Ok(())
 }

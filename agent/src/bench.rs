@@ -46,7 +46,17 @@ pub async fn bench(spec_path: &Path, format: Format) -> anyhow::Result<ExitCode>
     for (i, cell) in cells.into_iter().enumerate() {
         let id = format!("local-{i:03}");
         let s = &cell.spec;
-        eprintln!("[{}/{}] {} {}:{} {} ctx {} batch {}", i + 1, records.capacity().max(i + 1), s.model, s.backend, s.unit, s.workload, s.context_length, s.batch_size);
+        eprintln!(
+            "[{}/{}] {} {}:{} {} ctx {} batch {}",
+            i + 1,
+            records.capacity().max(i + 1),
+            s.model,
+            s.backend,
+            s.unit,
+            s.workload,
+            s.context_length,
+            s.batch_size
+        );
         records.push(run_local(id, cell, &profile).await);
     }
     let failed = records.iter().filter(|r| r.state == "failed").count() as u32;
@@ -73,7 +83,14 @@ async fn run_local(id: String, cell: LocalCell, profile: &pb::DeviceProfile) -> 
     let spec = cell.spec.clone();
     let cell_id = id.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let job = CellJob { cell_id, attempt: 1, spec: &cell.spec, model_path: &cell.model_path, data: &cell.data, cancel: Arc::new(AtomicBool::new(false)) };
+        let job = CellJob {
+            cell_id,
+            attempt: 1,
+            spec: &cell.spec,
+            model_path: &cell.model_path,
+            data: &cell.data,
+            cancel: Arc::new(AtomicBool::new(false)),
+        };
         executor::run_cell(&job, &mut |e| {
             if let Event::Interval(iv) = e {
                 tracing::debug!(iterations = iv.iterations_so_far, "interval");
@@ -134,7 +151,13 @@ fn expand(spec: &Spec, file: &str, base: &Path, units: &[String]) -> anyhow::Res
                             batch_size: batch,
                             max_new_tokens: b.max_new_tokens,
                             dataset_name: b.dataset.clone(),
-                            measure: Some(pb::Measure { warmup: m.warmup, min_iterations: m.min_iterations, min_duration_s: m.min_duration_s, repetitions: m.repetitions, cooldown_s: m.cooldown_s }),
+                            measure: Some(pb::Measure {
+                                warmup: m.warmup,
+                                min_iterations: m.min_iterations,
+                                min_duration_s: m.min_duration_s,
+                                repetitions: m.repetitions,
+                                cooldown_s: m.cooldown_s,
+                            }),
                             ..Default::default()
                         },
                         model_path: model_path.clone(),
@@ -164,7 +187,10 @@ fn local_path(reference: &str, field: &str, file: &str, base: &Path) -> anyhow::
             tokio::task::block_in_place(|| anefleet_models::hub::fetch(&repo, revision.as_deref(), &root))
                 .map_err(|e| anyhow::anyhow!("{file}: {field} = {reference:?}: {e}"))
         }
-        _ => Err(InvalidSpec(format!("{file}: {field} = {reference:?}: agent bench runs local files, folders and hf: models, not stored digests")).into()),
+        _ => Err(InvalidSpec(format!(
+            "{file}: {field} = {reference:?}: agent bench runs local files, folders and hf: models, not stored digests"
+        ))
+        .into()),
     }
 }
 

@@ -81,7 +81,10 @@ impl Cache {
             .map_err(|e| CacheError::Invalid { digest: a.digest.clone(), message: e.to_string() })??;
         if actual != a.digest {
             let _ = std::fs::remove_file(&part);
-            return Err(CacheError::Invalid { digest: a.digest.clone(), message: format!("downloaded bytes have digest {actual}; discarded") });
+            return Err(CacheError::Invalid {
+                digest: a.digest.clone(),
+                message: format!("downloaded bytes have digest {actual}; discarded"),
+            });
         }
         self.install(a, &part, &hex).await?;
         self.lookup(a)?.ok_or_else(|| CacheError::Invalid { digest: a.digest.clone(), message: "vanished after install".into() })
@@ -133,7 +136,10 @@ where
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(transfer)?;
         if chunk.offset != offset {
-            return Err(CacheError::Invalid { digest: a.digest.clone(), message: format!("chunk at {} where {offset} was expected", chunk.offset) });
+            return Err(CacheError::Invalid {
+                digest: a.digest.clone(),
+                message: format!("chunk at {} where {offset} was expected", chunk.offset),
+            });
         }
         file.write_all(&chunk.data).await.map_err(io_err(part))?;
         offset += chunk.data.len() as u64;

@@ -99,11 +99,14 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Info => {
             let p = probe::device::profile();
             let units: Vec<String> = backend::probe_units().iter().map(|u| format!("{}:{}", u.backend, u.unit)).collect();
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-                "hostname": p.hostname, "os": p.os, "os_version": p.os_version, "arch": p.arch, "cpu_model": p.cpu_model,
-                "cpu_cores": p.cpu_cores, "memory_bytes": p.memory_bytes, "units": units,
-                "threads": candle_core::utils::get_num_threads(),
-            }))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "hostname": p.hostname, "os": p.os, "os_version": p.os_version, "arch": p.arch, "cpu_model": p.cpu_model,
+                    "cpu_cores": p.cpu_cores, "memory_bytes": p.memory_bytes, "units": units,
+                    "threads": candle_core::utils::get_num_threads(),
+                }))?
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

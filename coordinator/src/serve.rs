@@ -58,8 +58,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let agents = pb::agent_service_server::AgentServiceServer::new(AgentService { scheduler: scheduler.clone() })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let artifacts = pb::artifacts_server::ArtifactsServer::new(ArtifactService { blobs: blobs.clone(), store: store.clone(), served, uploading: Default::default() })
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let artifacts = pb::artifacts_server::ArtifactsServer::new(ArtifactService {
+        blobs: blobs.clone(),
+        store: store.clone(),
+        served,
+        uploading: Default::default(),
+    })
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let runs = pb::runs_server::RunsServer::new(RunService { store: store.clone(), blobs, scheduler })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);

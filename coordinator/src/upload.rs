@@ -31,7 +31,8 @@ pub async fn upload_path(client: &mut ArtifactsClient, path: &Path) -> anyhow::R
     let digest = tokio::task::spawn_blocking(move || archive::digest_file(&b)).await??;
     let size = std::fs::metadata(&blob)?.len();
     let artifact = pb::ArtifactRef { digest: digest.clone(), kind: kind.into(), size, name };
-    let stat = client.stat(pb::StatArtifactRequest { digest: digest.clone() }).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
+    let stat =
+        client.stat(pb::StatArtifactRequest { digest: digest.clone() }).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
     if stat.present {
         eprintln!("{}: already stored as {digest}", path.display());
         return Ok(artifact);
@@ -42,7 +43,8 @@ pub async fn upload_path(client: &mut ArtifactsClient, path: &Path) -> anyhow::R
 
 async fn send(client: &mut ArtifactsClient, blob: &Path, a: &pb::ArtifactRef, offset: u64) -> anyhow::Result<()> {
     let bar = ProgressBar::new(a.size).with_style(
-        ProgressStyle::with_template("uploading {msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("uploading {msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(a.name.clone());
     bar.set_position(offset);
@@ -62,7 +64,8 @@ async fn send(client: &mut ArtifactsClient, blob: &Path, a: &pb::ArtifactRef, of
                 return Ok(());
             }
             buf.truncate(n);
-            if tx.blocking_send(pb::UploadRequest { body: Some(Body::Chunk(pb::ArtifactChunk { offset: pos, data: buf.into() })) }).is_err() {
+            if tx.blocking_send(pb::UploadRequest { body: Some(Body::Chunk(pb::ArtifactChunk { offset: pos, data: buf.into() })) }).is_err()
+            {
                 return Ok(()); // the call ended; its status says why
             }
             pos += n as u64;

@@ -11,7 +11,8 @@ use common::{Fleet, agent_exe, coordinator_exe, wait_until};
 #[test]
 fn a_wrong_or_missing_token_is_unauthenticated() {
     let mut f = Fleet::start(60);
-    let out = Command::new(coordinator_exe()).args(["runs", "--coordinator", &f.url()]).env("ANEFLEET_TOKEN", "not-the-token").output().unwrap();
+    let out =
+        Command::new(coordinator_exe()).args(["runs", "--coordinator", &f.url()]).env("ANEFLEET_TOKEN", "not-the-token").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("wrong bearer token"), "{stderr}");
@@ -80,7 +81,8 @@ fn malformed_specs_are_refused_with_the_field_named_and_create_no_run() {
         (String::new(), "name"),
         (format!("{GOOD}dataset = \"broken.jsonl\"\n"), "broken.jsonl:2: field `reference` is missing"),
     ];
-    std::fs::write(f.dir.path().join("broken.jsonl"), "{\"input\": \"teh cat\", \"reference\": \"the cat\"}\n{\"input\": \"a dgo\"}\n").unwrap();
+    std::fs::write(f.dir.path().join("broken.jsonl"), "{\"input\": \"teh cat\", \"reference\": \"the cat\"}\n{\"input\": \"a dgo\"}\n")
+        .unwrap();
     for (i, (text, field)) in cases.iter().enumerate() {
         let name = format!("bad-{i}.toml");
         let spec = f.write_spec(&name, text);

@@ -68,7 +68,10 @@ async fn uploads_resume_deduplicate_and_verify_and_downloads_start_at_an_offset(
     assert_eq!(tail, &data[2_500_000..]);
 
     // Generic clients discover the services through reflection.
-    use tonic_reflection::pb::v1::{ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest, server_reflection_response::MessageResponse};
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
+        server_reflection_response::MessageResponse,
+    };
     let mut r = ServerReflectionClient::with_interceptor(channel, token);
     let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
     let mut resp = r.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner();

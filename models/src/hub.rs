@@ -29,7 +29,12 @@ pub fn default_dir() -> Result<PathBuf, String> {
 /// Whether a repository file is one a backend loads.
 fn wanted(name: &str) -> bool {
     let base = name.rsplit('/').next().unwrap_or(name);
-    !name.contains('/') && (base.ends_with(".safetensors") || base.ends_with(".gguf") || base == "model.safetensors.index.json" || (base.ends_with(".json") && !base.starts_with('.')) || base == "tokenizer.model")
+    !name.contains('/')
+        && (base.ends_with(".safetensors")
+            || base.ends_with(".gguf")
+            || base == "model.safetensors.index.json"
+            || (base.ends_with(".json") && !base.starts_with('.'))
+            || base == "tokenizer.model")
 }
 
 /// Downloads the model files of `repo` at `revision` (default `main`) and returns a folder under
@@ -76,7 +81,14 @@ mod tests {
 
     #[test]
     fn only_model_files_are_fetched() {
-        for f in ["config.json", "model.safetensors", "model-00001-of-00002.safetensors", "model.safetensors.index.json", "tokenizer.json", "qwen3-0.6b-q8_0.gguf"] {
+        for f in [
+            "config.json",
+            "model.safetensors",
+            "model-00001-of-00002.safetensors",
+            "model.safetensors.index.json",
+            "tokenizer.json",
+            "qwen3-0.6b-q8_0.gguf",
+        ] {
             assert!(wanted(f), "{f}");
         }
         for f in ["README.md", ".gitattributes", "onnx/model.onnx", "sub/config.json", "pytorch_model.bin"] {

@@ -189,7 +189,12 @@ mod tests {
 
     #[test]
     fn escaping_entries_are_refused_and_leave_nothing() {
-        for (p, ty) in [("../evil", tar::EntryType::Regular), ("/abs", tar::EntryType::Regular), ("link", tar::EntryType::Symlink), ("a/../../x", tar::EntryType::Regular)] {
+        for (p, ty) in [
+            ("../evil", tar::EntryType::Regular),
+            ("/abs", tar::EntryType::Regular),
+            ("link", tar::EntryType::Symlink),
+            ("a/../../x", tar::EntryType::Regular),
+        ] {
             let out = tempfile::tempdir().unwrap();
             let dest = out.path().join("m");
             let e = unpack(&archive_with(p, ty)[..], &dest).unwrap_err();

@@ -33,9 +33,7 @@ pub fn record(h: &mut Histogram<u64>, ns: u64) {
 /// V2 + DEFLATE bytes of `h`.
 pub fn encode(h: &Histogram<u64>) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::new();
-    V2DeflateSerializer::new()
-        .serialize(h, &mut out)
-        .map_err(|e| CodecError::Encode(format!("{e:?}")))?;
+    V2DeflateSerializer::new().serialize(h, &mut out).map_err(|e| CodecError::Encode(format!("{e:?}")))?;
     Ok(out)
 }
 
@@ -45,9 +43,7 @@ pub fn decode(bytes: &[u8]) -> Result<Histogram<u64>, CodecError> {
         return Ok(new_latency());
     }
     let mut cursor = bytes;
-    Deserializer::new()
-        .deserialize(&mut cursor)
-        .map_err(|e| CodecError::Decode(format!("{e:?}")))
+    Deserializer::new().deserialize(&mut cursor).map_err(|e| CodecError::Decode(format!("{e:?}")))
 }
 
 /// Adds every value of the encoded histogram `bytes` to `into`.

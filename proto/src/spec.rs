@@ -70,9 +70,7 @@ impl ModelArtifacts {
 
     /// (backend, reference) for every artifact given.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        [("candle", self.candle.as_deref()), ("coreml", self.coreml.as_deref())]
-            .into_iter()
-            .filter_map(|(b, r)| r.map(|r| (b, r)))
+        [("candle", self.candle.as_deref()), ("coreml", self.coreml.as_deref())].into_iter().filter_map(|(b, r)| r.map(|r| (b, r)))
     }
 }
 
@@ -268,7 +266,11 @@ impl Spec {
         }
         for (j, &n) in b.context_lengths.iter().enumerate() {
             if n < 8 || n > MAX_CONTEXT_LENGTH {
-                return Err(err(format!("{}[{j}]", f("context_lengths")), n.to_string(), format!("must be between 8 and {MAX_CONTEXT_LENGTH} tokens")));
+                return Err(err(
+                    format!("{}[{j}]", f("context_lengths")),
+                    n.to_string(),
+                    format!("must be between 8 and {MAX_CONTEXT_LENGTH} tokens"),
+                ));
             }
         }
         if b.batch_sizes.is_empty() {
@@ -279,7 +281,11 @@ impl Spec {
                 return Err(err(format!("{}[{j}]", f("batch_sizes")), n.to_string(), "must be between 1 and 256".into()));
             }
             if n > 1 && b.workload != "encode" {
-                return Err(err(format!("{}[{j}]", f("batch_sizes")), n.to_string(), format!("batches over 1 are supported for workload encode, not {}", b.workload)));
+                return Err(err(
+                    format!("{}[{j}]", f("batch_sizes")),
+                    n.to_string(),
+                    format!("batches over 1 are supported for workload encode, not {}", b.workload),
+                ));
             }
         }
         if matches!(b.workload.as_str(), "generate" | "decode") && (b.max_new_tokens == 0 || b.max_new_tokens > MAX_NEW_TOKENS) {
@@ -333,7 +339,12 @@ impl Spec {
     }
 }
 
-fn validate_units(b: &Benchmark, model: &ModelArtifacts, f: &impl Fn(&str) -> String, err: &impl Fn(String, String, String) -> SpecError) -> Result<(), SpecError> {
+fn validate_units(
+    b: &Benchmark,
+    model: &ModelArtifacts,
+    f: &impl Fn(&str) -> String,
+    err: &impl Fn(String, String, String) -> SpecError,
+) -> Result<(), SpecError> {
     if b.units.is_empty() {
         return Err(err(f("units"), "[]".into(), "at least one backend:unit is required".into()));
     }

@@ -105,7 +105,12 @@ pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, events: &mut dyn FnMut(E
             events(Event::Interval(interval_message(job, rep, interval_ms, &interval, out.iterations + count)?));
         }
         out.latency.add(&rep_hist).map_err(|e| CodecError::Encode(format!("{e:?}")))?;
-        out.repetitions.push(pb::Repetition { index: rep, iterations: count, duration_s: elapsed.as_secs_f64(), latency: histogram::encode(&rep_hist)? });
+        out.repetitions.push(pb::Repetition {
+            index: rep,
+            iterations: count,
+            duration_s: elapsed.as_secs_f64(),
+            latency: histogram::encode(&rep_hist)?,
+        });
         out.iterations += count;
         out.measured += elapsed;
     }
@@ -124,7 +129,13 @@ fn record_phases(out: &mut Measured, p: &Phases) {
     out.generated_tokens += p.decode_ns.len() as u64;
 }
 
-fn interval_message(job: &CellJob<'_>, rep: u32, start_ms: u64, h: &Histogram<u64>, so_far: u64) -> Result<pb::IntervalHistogram, CodecError> {
+fn interval_message(
+    job: &CellJob<'_>,
+    rep: u32,
+    start_ms: u64,
+    h: &Histogram<u64>,
+    so_far: u64,
+) -> Result<pb::IntervalHistogram, CodecError> {
     Ok(pb::IntervalHistogram {
         cell_id: job.cell_id.clone(),
         attempt: job.attempt,

@@ -25,9 +25,8 @@ fn hostname() -> String {
 }
 
 fn os_version() -> String {
-    let pretty = read("/etc/os-release").and_then(|t| {
-        t.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
-    });
+    let pretty = read("/etc/os-release")
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string())));
     let kernel = read("/proc/sys/kernel/osrelease");
     match (pretty, kernel) {
         (Some(p), Some(k)) => format!("{p} (kernel {k})"),
@@ -37,7 +36,9 @@ fn os_version() -> String {
 
 fn cpu_model() -> String {
     read("/proc/cpuinfo")
-        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_string())))
+        .and_then(|t| {
+            t.lines().find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_string()))
+        })
         .unwrap_or_default()
 }
 

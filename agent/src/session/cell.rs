@@ -88,7 +88,13 @@ fn finished(cell_id: &str, attempt: u32, outcome: Result<pb::CellResult, String>
     pb::AgentMessage { body: Some(Body::CellFinished(pb::CellFinished { cell_id: cell_id.into(), attempt, outcome, cancelled })) }
 }
 
-async fn run(cache: Arc<Cache>, mut artifacts: ArtifactsClient, tx: mpsc::Sender<pb::AgentMessage>, a: pb::Assign, cancel: Arc<AtomicBool>) {
+async fn run(
+    cache: Arc<Cache>,
+    mut artifacts: ArtifactsClient,
+    tx: mpsc::Sender<pb::AgentMessage>,
+    a: pb::Assign,
+    cancel: Arc<AtomicBool>,
+) {
     let outcome = execute(&cache, &mut artifacts, &tx, &a, cancel).await;
     if let Err(e) = &outcome {
         tracing::warn!(cell = %a.cell_id, error = %e, "cell failed");
@@ -98,7 +104,13 @@ async fn run(cache: Arc<Cache>, mut artifacts: ArtifactsClient, tx: mpsc::Sender
     let _ = tx.send(finished(&a.cell_id, a.attempt, outcome)).await;
 }
 
-async fn execute(cache: &Cache, artifacts: &mut ArtifactsClient, tx: &mpsc::Sender<pb::AgentMessage>, a: &pb::Assign, cancel: Arc<AtomicBool>) -> Result<pb::CellResult, String> {
+async fn execute(
+    cache: &Cache,
+    artifacts: &mut ArtifactsClient,
+    tx: &mpsc::Sender<pb::AgentMessage>,
+    a: &pb::Assign,
+    cancel: Arc<AtomicBool>,
+) -> Result<pb::CellResult, String> {
     let spec = a.cell.clone().ok_or("the assignment carries no cell")?;
     let artifact = spec.artifact.clone().ok_or("the cell names no model artifact")?;
     let model_path = cache.ensure(artifacts, &artifact).await.map_err(|e| e.to_string())?;

@@ -14,9 +14,9 @@ use tokio_stream::StreamExt;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+use anefleet_proto::MAX_MESSAGE_BYTES;
 use anefleet_proto::auth::BearerToken;
 use anefleet_proto::pb::{self, agent_message, coordinator_message::Body};
-use anefleet_proto::MAX_MESSAGE_BYTES;
 
 use crate::cache::Cache;
 use crate::probe;
@@ -86,7 +86,13 @@ fn is_auth_error(e: &anyhow::Error) -> bool {
 }
 
 /// One session: hello, then assignments until the stream ends.
-async fn session(endpoint: &Endpoint, token: BearerToken, hello: pb::Hello, cache: Arc<Cache>, backoff: &mut backoff::Backoff) -> anyhow::Result<()> {
+async fn session(
+    endpoint: &Endpoint,
+    token: BearerToken,
+    hello: pb::Hello,
+    cache: Arc<Cache>,
+    backoff: &mut backoff::Backoff,
+) -> anyhow::Result<()> {
     let channel = endpoint.connect().await.context("connecting")?;
     let mut sessions = pb::agent_service_client::AgentServiceClient::with_interceptor(channel.clone(), token.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES)

@@ -22,7 +22,8 @@ impl Encode {
         }
         let mut batches = Vec::with_capacity(INPUTS_PER_CELL);
         for i in 0..INPUTS_PER_CELL {
-            let seqs = (0..batch).map(|b| prompt::encoder_input(model.tokenizer(), data, (i * batch + b) * 5, ctx)).collect::<Result<Vec<_>>>()?;
+            let seqs =
+                (0..batch).map(|b| prompt::encoder_input(model.tokenizer(), data, (i * batch + b) * 5, ctx)).collect::<Result<Vec<_>>>()?;
             batches.push(seqs);
         }
         Ok(Encode { model, batches, outputs: vec![None; INPUTS_PER_CELL], last: Vec::new() })

@@ -73,7 +73,9 @@ pub fn prepare(model: LoadedModel, spec: &pb::CellSpec, data: &[Pair]) -> Result
             };
             Ok(Box::new(decoder::DecoderWorkload::new(d, data, ctx, spec.max_new_tokens as usize, mode)?))
         }
-        ("encode", LoadedModel::Decoder(_)) => Err(WorkloadError::Refused("workload encode needs an encoder model (BERT family); this is a decoder".into())),
+        ("encode", LoadedModel::Decoder(_)) => {
+            Err(WorkloadError::Refused("workload encode needs an encoder model (BERT family); this is a decoder".into()))
+        }
         (w, LoadedModel::Encoder(_)) => Err(WorkloadError::Refused(format!("workload {w} needs a decoder model; this is an encoder"))),
         (w, _) => Err(WorkloadError::Refused(format!("unknown workload `{w}`"))),
     }

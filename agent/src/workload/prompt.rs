@@ -51,7 +51,9 @@ pub fn chat_prompt(d: &dyn Decoder, data: &[Pair], start: usize, n: usize) -> Re
     let post_ids = encode(tok, post, false)?;
     let frame = pre_ids.len() + post_ids.len();
     if n <= frame {
-        return Err(WorkloadError::Refused(format!("context length {n} leaves no room for text: the chat template and instruction take {frame} tokens")));
+        return Err(WorkloadError::Refused(format!(
+            "context length {n} leaves no room for text: the chat template and instruction take {frame} tokens"
+        )));
     }
     let body = text_tokens(tok, data, start, n - frame)?;
     let mut ids = pre_ids;

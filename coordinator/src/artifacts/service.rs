@@ -57,7 +57,12 @@ impl pb::artifacts_server::Artifacts for ArtifactService {
         let meta = self.store.get_artifact(&digest)?;
         let present = meta.is_some() && self.blobs.has(&digest);
         let meta = meta.unwrap_or_default();
-        Ok(Response::new(pb::StatArtifactResponse { present, size: meta.size, kind: meta.kind, partial_size: self.blobs.partial_len(&digest) }))
+        Ok(Response::new(pb::StatArtifactResponse {
+            present,
+            size: meta.size,
+            kind: meta.kind,
+            partial_size: self.blobs.partial_len(&digest),
+        }))
     }
 
     async fn upload(&self, req: Request<Streaming<pb::UploadRequest>>) -> Result<Response<pb::UploadResponse>, Status> {
@@ -133,7 +138,8 @@ fn validate_header(h: &pb::UploadHeader) -> Result<(), Status> {
 
 /// Appends the stream's chunks to the partial file, which must hold exactly `header.offset` bytes.
 async fn receive(partial: &std::path::Path, header: &pb::UploadHeader, stream: &mut Streaming<pb::UploadRequest>) -> Result<(), Status> {
-    let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(partial).await.map_err(|e| Status::internal(e.to_string()))?;
+    let mut file =
+        tokio::fs::OpenOptions::new().create(true).append(true).open(partial).await.map_err(|e| Status::internal(e.to_string()))?;
     let mut pos = file.metadata().await.map_err(|e| Status::internal(e.to_string()))?.len();
     if pos != header.offset {
         return Err(Status::failed_precondition(format!("upload resumes at {} but {} bytes are kept; stat again", header.offset, pos)));
@@ -171,7 +177,12 @@ impl ArtifactService {
         }
         let dest = self.blobs.path(&header.digest)?;
         tokio::fs::rename(partial, &dest).await.map_err(|e| Status::internal(e.to_string()))?;
-        self.store.put_artifact(&pb::ArtifactRef { digest: header.digest.clone(), kind: header.kind.clone(), size: header.size, name: header.name.clone() })?;
+        self.store.put_artifact(&pb::ArtifactRef {
+            digest: header.digest.clone(),
+            kind: header.kind.clone(),
+            size: header.size,
+            name: header.name.clone(),
+        })?;
         tracing::info!(digest = %header.digest, size = header.size, name = %header.name, "artifact stored");
         Ok(())
     }

@@ -42,7 +42,10 @@ pub async fn quickstart(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     }
     let coord_dir = data.join("coordinator");
     let _ = std::fs::remove_file(coord_dir.join("address"));
-    let mut children = vec![spawn_logged(Command::new(&exe).args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&coord_dir), &data.join("coordinator.log"))?];
+    let mut children = vec![spawn_logged(
+        Command::new(&exe).args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&coord_dir),
+        &data.join("coordinator.log"),
+    )?];
     let addr = wait_for_file(&coord_dir.join("address"), Duration::from_secs(30)).await?;
     let client = ClientArgs { coordinator: format!("http://{addr}"), token_file: Some(coord_dir.join("token")) };
     for n in 1..=AGENTS {
@@ -83,7 +86,9 @@ async fn ensure_models(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         Some(d) => d,
         None => PathBuf::from(std::env::var("HOME").context("HOME is not set; pass --models-dir")?).join(".cache/anefleet/test-models"),
     };
-    let present = ["all-minilm-l6-v2/model.safetensors", "smollm2-135m-instruct.q4_1.gguf", "tiny-qwen3/model.safetensors"].iter().all(|f| dir.join(f).exists());
+    let present = ["all-minilm-l6-v2/model.safetensors", "smollm2-135m-instruct.q4_1.gguf", "tiny-qwen3/model.safetensors"]
+        .iter()
+        .all(|f| dir.join(f).exists());
     if present {
         return Ok(dir);
     }

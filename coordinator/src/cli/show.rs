@@ -14,7 +14,12 @@ pub async fn results(client: &ClientArgs, run_id: &str, format: Format) -> anyho
 }
 
 pub async fn fetch_and_render(c: &mut Clients, run_id: &str, format: Format) -> anyhow::Result<String> {
-    let r = c.runs.get_results(pb::GetResultsRequest { run_id: run_id.into() }).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
+    let r = c
+        .runs
+        .get_results(pb::GetResultsRequest { run_id: run_id.into() })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
     let doc = ResultsDoc::from_pb(&r).context("decoding the run's histograms")?;
     render(&doc, format)
 }
@@ -45,7 +50,10 @@ pub async fn runs(client: &ClientArgs, format: Format) -> anyhow::Result<()> {
         Format::Md => {
             println!("| run | name | state | done | failed | running | cells |\n|---|---|---|---|---|---|---|");
             for r in runs {
-                println!("| {} | {} | {} | {} | {} | {} | {} |", r.id, r.name, r.state, r.cells_done, r.cells_failed, r.cells_running, r.cells_total);
+                println!(
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    r.id, r.name, r.state, r.cells_done, r.cells_failed, r.cells_running, r.cells_total
+                );
             }
         }
         Format::Csv => bail!("runs: --format csv is not offered (md or json)"),
@@ -67,7 +75,16 @@ pub async fn agents(client: &ClientArgs, format: Format) -> anyhow::Result<()> {
                 let p = a.profile.clone().unwrap_or_default();
                 println!(
                     "| {} | {} | {} | {} | {} | {} | {} {} {}, {} cores |",
-                    a.name, a.id, a.tags.join(", "), units(a).join(", "), a.state, a.running_cell_id, p.os, p.os_version, p.arch, p.cpu_cores
+                    a.name,
+                    a.id,
+                    a.tags.join(", "),
+                    units(a).join(", "),
+                    a.state,
+                    a.running_cell_id,
+                    p.os,
+                    p.os_version,
+                    p.arch,
+                    p.cpu_cores
                 );
             }
         }

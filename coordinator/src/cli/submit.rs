@@ -60,7 +60,8 @@ pub async fn submit(client: &ClientArgs, spec_path: &Path, wait: bool) -> anyhow
     .await;
     // The run id is the last line of stdout whatever happened while following the run.
     println!("{}", resp.run_id);
-    let state = followed.with_context(|| format!("following run {} (it goes on; `coordinator results {}` shows it)", resp.run_id, resp.run_id))?;
+    let state =
+        followed.with_context(|| format!("following run {} (it goes on; `coordinator results {}` shows it)", resp.run_id, resp.run_id))?;
     Ok(if state == "finished" { Outcome::AllDone } else { Outcome::SomeFailed })
 }
 
@@ -102,9 +103,11 @@ fn check_dataset(path: &Path) -> Result<(), String> {
 
 /// Shows live progress on stderr until the run is over; returns its final state.
 async fn follow(c: &mut Clients, run_id: &str) -> anyhow::Result<String> {
-    let mut events = c.runs.watch_run(pb::WatchRunRequest { run_id: run_id.into() }).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
+    let mut events =
+        c.runs.watch_run(pb::WatchRunRequest { run_id: run_id.into() }).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
     let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} cells {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} cells {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     let mut state = String::from("pending");

@@ -25,7 +25,12 @@ impl AgentView {
 
 /// The cells of `spec` for the agents connected now, and the entries no agent can run.
 /// `artifacts` maps every artifact reference of the spec to the stored artifact.
-pub fn expand(run_id: &str, spec: &Spec, artifacts: &HashMap<String, pb::ArtifactRef>, agents: &[AgentView]) -> (Vec<NewCell>, Vec<String>) {
+pub fn expand(
+    run_id: &str,
+    spec: &Spec,
+    artifacts: &HashMap<String, pb::ArtifactRef>,
+    agents: &[AgentView],
+) -> (Vec<NewCell>, Vec<String>) {
     let mut cells = Vec::new();
     let mut skipped = Vec::new();
     for (bi, b) in spec.benchmarks.iter().enumerate() {
@@ -80,11 +85,7 @@ fn targets_for(spec: &Spec, unit: &str, agents: &[AgentView]) -> Vec<String> {
             v.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
             v.iter().map(|a| format!("agent:{}", a.id)).collect()
         }
-        FanOut::Tag => tags
-            .iter()
-            .filter(|t| agents.iter().filter(able).any(|a| a.tags.contains(t)))
-            .map(|t| format!("tag:{t}"))
-            .collect(),
+        FanOut::Tag => tags.iter().filter(|t| agents.iter().filter(able).any(|a| a.tags.contains(t))).map(|t| format!("tag:{t}")).collect(),
         FanOut::Any => {
             if agents.iter().filter(able).any(|a| a.has_any_tag(tags)) {
                 vec![if tags.is_empty() { "any".to_string() } else { format!("any:{}", tags.join(",")) }]
@@ -109,7 +110,13 @@ fn dataset_name(d: &str) -> String {
 
 fn measure(spec: &Spec) -> pb::Measure {
     let m = &spec.measure;
-    pb::Measure { warmup: m.warmup, min_iterations: m.min_iterations, min_duration_s: m.min_duration_s, repetitions: m.repetitions, cooldown_s: m.cooldown_s }
+    pb::Measure {
+        warmup: m.warmup,
+        min_iterations: m.min_iterations,
+        min_duration_s: m.min_duration_s,
+        repetitions: m.repetitions,
+        cooldown_s: m.cooldown_s,
+    }
 }
 
 /// Whether a cell's target admits this agent (the unit is checked apart).
@@ -131,7 +138,12 @@ mod tests {
     use super::*;
 
     fn agent(id: &str, tags: &[&str], units: &[&str]) -> AgentView {
-        AgentView { id: id.into(), name: id.into(), tags: tags.iter().map(|t| t.to_string()).collect(), units: units.iter().map(|u| u.to_string()).collect() }
+        AgentView {
+            id: id.into(),
+            name: id.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            units: units.iter().map(|u| u.to_string()).collect(),
+        }
     }
 
     fn spec(fan_out: &str, tags: &str) -> Spec {

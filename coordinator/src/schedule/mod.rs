@@ -127,7 +127,12 @@ impl Scheduler {
             let device = agent.hello.profile.clone().unwrap_or_default();
             let Some(attempt) = self.store.mark_assigned(&cell.id, &view.id, &view.name, &device)? else { continue };
             let msg = pb::CoordinatorMessage {
-                body: Some(Body::Assign(pb::Assign { cell_id: cell.id.clone(), run_id: cell.run_id.clone(), attempt, cell: Some(cell.spec.clone()) })),
+                body: Some(Body::Assign(pb::Assign {
+                    cell_id: cell.id.clone(),
+                    run_id: cell.run_id.clone(),
+                    attempt,
+                    cell: Some(cell.spec.clone()),
+                })),
             };
             if agent.tx.try_send(Ok(msg)).is_err() {
                 // The session is gone: this attempt never happened, and the agent is dropped.
@@ -169,7 +174,10 @@ impl Scheduler {
             } else if now > cell.wait_until_ms {
                 let msg = match cell.target.strip_prefix("agent:") {
                     Some(agent) => format!("agent {agent} went away and did not return within {grace}s"),
-                    None => format!("no connected agent could run it ({}:{}, target {}) for {grace}s", cell.spec.backend, cell.spec.unit, cell.target),
+                    None => format!(
+                        "no connected agent could run it ({}:{}, target {}) for {grace}s",
+                        cell.spec.backend, cell.spec.unit, cell.target
+                    ),
                 };
                 let run = self.store.fail_cell(&cell.id, &msg)?;
                 self.store.refresh_run_state(&run)?;
@@ -195,7 +203,8 @@ impl Scheduler {
     /// Called with the state lock held, so no pass sees the cell half-way.
     fn lose_cell(&self, cell_id: &str, target: &str, attempts: u32, agent_name: &str) -> Result<()> {
         if attempts >= MAX_ATTEMPTS {
-            let run = self.store.fail_cell(cell_id, &format!("agent {agent_name} went away during attempt {attempts} of {MAX_ATTEMPTS}"))?;
+            let run =
+                self.store.fail_cell(cell_id, &format!("agent {agent_name} went away during attempt {attempts} of {MAX_ATTEMPTS}"))?;
             self.store.refresh_run_state(&run)?;
         } else if target.starts_with("agent:") {
             let until = now_ms() + self.agent_grace.as_millis() as u64;

@@ -23,7 +23,10 @@ impl Scheduler {
             st.next_session += 1;
             let session = st.next_session;
             let now = now_ms();
-            let old = st.agents.insert(agent_id.clone(), Connected { session, hello, tx, running: None, connected_since_ms: now, last_seen_ms: now, kill: kill.clone() });
+            let old = st.agents.insert(
+                agent_id.clone(),
+                Connected { session, hello, tx, running: None, connected_since_ms: now, last_seen_ms: now, kill: kill.clone() },
+            );
             if let Some(old) = old {
                 old.kill.notify_one();
             }
@@ -77,7 +80,8 @@ impl Scheduler {
     }
 
     pub fn interval(&self, m: &pb::IntervalHistogram) -> Result<()> {
-        histogram::decode(&m.latency).map_err(|e| crate::error::CoordError::InvalidArgument(format!("interval of cell {}: {e}", m.cell_id)))?;
+        histogram::decode(&m.latency)
+            .map_err(|e| crate::error::CoordError::InvalidArgument(format!("interval of cell {}: {e}", m.cell_id)))?;
         self.store.add_interval(m)?;
         self.state()?.progress.insert(m.cell_id.clone(), m.iterations_so_far);
         self.bump();

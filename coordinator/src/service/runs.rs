@@ -14,8 +14,8 @@ use anefleet_proto::spec::{ArtifactSource, Spec};
 use crate::artifacts::BlobStore;
 use crate::error::{CoordError, Result};
 use crate::schedule::{Scheduler, matrix};
-use crate::store::{NewRun, Store};
 use crate::store::runs::TERMINAL_RUN_STATES;
+use crate::store::{NewRun, Store};
 
 pub struct RunService {
     pub store: Arc<Store>,
@@ -88,12 +88,16 @@ impl RunService {
         let run_id = new_run_id();
         let (cells, skipped) = matrix::expand(&run_id, &spec, &artifacts, &self.scheduler.connected()?);
         if cells.is_empty() {
-            return Err(CoordError::FailedPrecondition(format!("{file}: no connected agent can run any cell of this spec ({})", skipped.join("; "))));
+            return Err(CoordError::FailedPrecondition(format!(
+                "{file}: no connected agent can run any cell of this spec ({})",
+                skipped.join("; ")
+            )));
         }
         if req.validate_only {
             return Ok(pb::SubmitRunResponse { run_id: String::new(), cells: cells.len() as u32, skipped });
         }
-        let run = NewRun { id: run_id.clone(), name: spec.name.clone(), spec_toml: req.spec_toml, spec_path: file, skipped: skipped.clone() };
+        let run =
+            NewRun { id: run_id.clone(), name: spec.name.clone(), spec_toml: req.spec_toml, spec_path: file, skipped: skipped.clone() };
         self.store.insert_run(&run, &cells)?;
         tracing::info!(run = %run_id, cells = cells.len(), name = %spec.name, "run submitted");
         self.scheduler.schedule()?;
@@ -101,19 +105,28 @@ impl RunService {
     }
 
     /// Maps every artifact reference of the spec to an artifact the store holds.
-    fn resolve_artifacts(&self, spec: &Spec, file: &str, resolved: &HashMap<String, pb::ArtifactRef>) -> Result<HashMap<String, pb::ArtifactRef>> {
+    fn resolve_artifacts(
+        &self,
+        spec: &Spec,
+        file: &str,
+        resolved: &HashMap<String, pb::ArtifactRef>,
+    ) -> Result<HashMap<String, pb::ArtifactRef>> {
         let mut out = HashMap::new();
         for (field, reference) in spec.artifact_refs() {
             let digest = match ArtifactSource::parse(&reference) {
                 Ok(ArtifactSource::Stored(d)) => d,
                 _ => match resolved.get(&reference) {
                     Some(a) => a.digest.clone(),
-                    None => return Err(CoordError::InvalidArgument(format!("{file}: {field} = {reference:?}: was not uploaded with the spec"))),
+                    None => {
+                        return Err(CoordError::InvalidArgument(format!("{file}: {field} = {reference:?}: was not uploaded with the spec")));
+                    }
                 },
             };
             let stored = self.store.get_artifact(&digest)?.filter(|_| self.blobs.has(&digest));
             let Some(artifact) = stored else {
-                return Err(CoordError::InvalidArgument(format!("{file}: {field} = {reference:?}: the coordinator holds no artifact {digest}")));
+                return Err(CoordError::InvalidArgument(format!(
+                    "{file}: {field} = {reference:?}: the coordinator holds no artifact {digest}"
+                )));
             };
             out.insert(reference, artifact);
         }

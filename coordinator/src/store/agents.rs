@@ -17,7 +17,14 @@ impl Store {
         conn.execute(
             "INSERT INTO agents (id, name, tags, units, profile, first_seen_ms, last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
              ON CONFLICT(id) DO UPDATE SET name = ?2, tags = ?3, units = ?4, profile = ?5, last_seen_ms = ?6",
-            params![hello.agent_id, hello.name, to_json(&hello.tags)?, to_json(&units)?, hello.profile.clone().unwrap_or_default().encode_to_vec(), now],
+            params![
+                hello.agent_id,
+                hello.name,
+                to_json(&hello.tags)?,
+                to_json(&units)?,
+                hello.profile.clone().unwrap_or_default().encode_to_vec(),
+                now
+            ],
         )?;
         Ok(())
     }

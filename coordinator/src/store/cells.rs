@@ -101,7 +101,13 @@ impl Store {
     }
 
     /// Stores a cell's outcome, if that attempt is still in flight on that agent; returns its run id.
-    pub fn finish_cell(&self, cell_id: &str, agent_id: &str, attempt: u32, outcome: std::result::Result<&pb::CellResult, &str>) -> Result<Option<String>> {
+    pub fn finish_cell(
+        &self,
+        cell_id: &str,
+        agent_id: &str,
+        attempt: u32,
+        outcome: std::result::Result<&pb::CellResult, &str>,
+    ) -> Result<Option<String>> {
         let conn = self.conn()?;
         let (state, result, error) = match outcome {
             Ok(r) => ("done", Some(r.encode_to_vec()), String::new()),

@@ -9,7 +9,14 @@ fn store() -> (tempfile::TempDir, Store) {
 }
 
 fn cell(id: &str, seq: u32, target: &str) -> NewCell {
-    NewCell { id: id.into(), seq, target: target.into(), spec: pb::CellSpec { model: "m".into(), ..Default::default() }, baseline_unit: "candle:cpu".into(), benchmark_index: 0 }
+    NewCell {
+        id: id.into(),
+        seq,
+        target: target.into(),
+        spec: pb::CellSpec { model: "m".into(), ..Default::default() },
+        baseline_unit: "candle:cpu".into(),
+        benchmark_index: 0,
+    }
 }
 
 fn run(s: &Store, id: &str, cells: &[NewCell]) {
@@ -79,7 +86,13 @@ fn unknown_runs_are_not_found() {
 #[test]
 fn agents_and_artifacts_are_remembered() {
     let (_d, s) = store();
-    let hello = pb::Hello { agent_id: "id1".into(), name: "mac".into(), tags: vec!["m2".into()], units: vec![pb::ComputeUnit { backend: "candle".into(), unit: "cpu".into() }], ..Default::default() };
+    let hello = pb::Hello {
+        agent_id: "id1".into(),
+        name: "mac".into(),
+        tags: vec!["m2".into()],
+        units: vec![pb::ComputeUnit { backend: "candle".into(), unit: "cpu".into() }],
+        ..Default::default()
+    };
     s.upsert_agent(&hello).unwrap();
     s.upsert_agent(&pb::Hello { name: "mac-renamed".into(), ..hello }).unwrap();
     let agents = s.list_agents().unwrap();

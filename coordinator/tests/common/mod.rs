@@ -104,7 +104,14 @@ impl Fleet {
         let log = self.dir.path().join(format!("coordinator-{}.log", Instant::now().elapsed().as_nanos()));
         let proc = spawn(
             Command::new(coordinator_exe())
-                .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port), "--agent-grace-s", &self.grace_s.to_string(), "--data-dir"])
+                .args([
+                    "serve",
+                    "--listen",
+                    &format!("127.0.0.1:{}", self.port),
+                    "--agent-grace-s",
+                    &self.grace_s.to_string(),
+                    "--data-dir",
+                ])
                 .arg(self.data_dir()),
             &log,
         );
@@ -117,7 +124,11 @@ impl Fleet {
     pub fn start_agent(&mut self, name: &str, tags: &[&str]) -> PathBuf {
         let cache = self.dir.path().join(format!("agent-{name}"));
         let mut cmd = Command::new(agent_exe());
-        cmd.args(["--threads", "1", "run", "--coordinator", &self.url(), "--name", name]).arg("--token-file").arg(self.token_file()).arg("--cache-dir").arg(&cache);
+        cmd.args(["--threads", "1", "run", "--coordinator", &self.url(), "--name", name])
+            .arg("--token-file")
+            .arg(self.token_file())
+            .arg("--cache-dir")
+            .arg(&cache);
         for t in tags {
             cmd.args(["--tag", t]);
         }

@@ -4,8 +4,23 @@ use super::{CellDoc, ResultsDoc};
 use crate::histogram::Summary;
 
 const COLUMNS: &[&str] = &[
-    "agent", "model", "unit", "workload", "ctx", "batch", "state", "load ms", "p50 ms", "p90 ms", "p99 ms", "mean ms",
-    "n", "TTFT p50 ms", "decode/token p50 ms", "tok/s", "vs baseline",
+    "agent",
+    "model",
+    "unit",
+    "workload",
+    "ctx",
+    "batch",
+    "state",
+    "load ms",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "mean ms",
+    "n",
+    "TTFT p50 ms",
+    "decode/token p50 ms",
+    "tok/s",
+    "vs baseline",
 ];
 
 fn ms(ns: u64) -> String {
@@ -76,7 +91,8 @@ fn csv_field(s: &str) -> String {
 
 /// One CSV line per cell, with the run and cell ids and the Markdown columns.
 pub fn render_csv(doc: &ResultsDoc) -> String {
-    let mut out = format!("run_id,cell_id,{}\n", COLUMNS.iter().map(|c| c.replace(' ', "_").replace('/', "_per_")).collect::<Vec<_>>().join(","));
+    let mut out =
+        format!("run_id,cell_id,{}\n", COLUMNS.iter().map(|c| c.replace(' ', "_").replace('/', "_per_")).collect::<Vec<_>>().join(","));
     for c in &doc.cells {
         let mut fields = vec![doc.run.id.clone(), c.id.clone()];
         fields.extend(row(c));

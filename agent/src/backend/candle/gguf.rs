@@ -3,7 +3,7 @@
 //!
 //! KV cache: both models keep it inside their layers. `quantized_llama` restarts it by itself
 //! when `index_pos == 0`; `quantized_qwen3` appends whatever the position, so it must be cleared.
-//! [`GgufDecoder`] clears both explicitly (`clear_kv_cache`: drops the cached tensors / resets
+//! The decoder (`super::decoder`) clears both explicitly (`clear_kv_cache`: drops the cached tensors / resets
 //! the cache lengths, microseconds, no reload) on `clear_cache` and when `forward` starts again at
 //! position 0.
 
@@ -13,47 +13,16 @@ use std::io::BufReader;
 use std::path::Path;
 
 use anefleet_proto::pb::ModelFacts;
+use candle_core::Device;
 use candle_core::quantized::GgmlDType;
 use candle_core::quantized::gguf_file::Content;
-use candle_core::{Device, Tensor};
 use candle_transformers::models::{quantized_llama, quantized_qwen3};
 
 use super::chat_template::ChatTemplate;
+use super::decoder::Parts;
 use super::gguf_tokenizer::{self, md_str, md_u32};
-use super::{CachePosition, artifact, artifact_error, logits_to_vec};
-use crate::backend::{BackendError, Decoder, Loaded, LoadedModel, Result};
-
-enum Weights {
-    Llama(quantized_llama::ModelWeights),
-    Qwen3(quantized_qwen3::ModelWeights),
-}
-
-impl Weights {
-    fn forward(&mut self, input: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
-        match self {
-            Weights::Llama(m) => m.forward(input, pos),
-            Weights::Qwen3(m) => m.forward(input, pos),
-        }
-    }
-
-    fn clear_kv_cache(&mut self) {
-        match self {
-            Weights::Llama(m) => m.clear_kv_cache(),
-            Weights::Qwen3(m) => m.clear_kv_cache(),
-        }
-    }
-}
-
-/// A quantized causal decoder loaded from GGUF.
-pub struct GgufDecoder {
-    weights: Weights,
-    tokenizer: tokenizers::Tokenizer,
-    template: Option<ChatTemplate>,
-    eos_ids: Vec<u32>,
-    max_context: usize,
-    device: Device,
-    cache: CachePosition,
-}
+use super::{artifact, artifact_error};
+use crate::backend::{BackendError, Loaded, LoadedModel, Result};
 
 /// Loads the GGUF file at `path` on `device`.
 pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
@@ -70,27 +39,19 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
     let special = gguf_tokenizer::special_tokens(&content, &tokenizer);
     let template = md_str(&content, "tokenizer.chat_template").map(|src| ChatTemplate::new(src, &special.bos, &special.eos)).transpose()?;
     let facts = facts(&content, &arch, path, max_context);
-    let weights = match arch.as_str() {
-        "llama" => Weights::Llama(
+    let parts = Parts { tokenizer, template, eos_ids: special.eos_ids, max_context, device: device.clone() };
+    let model = match arch.as_str() {
+        "llama" => parts.with(
             quantized_llama::ModelWeights::from_gguf(content, &mut reader, device)
                 .map_err(|e| artifact_error(path, format!("llama weights: {e}")))?,
         ),
-        "qwen3" => Weights::Qwen3(
+        "qwen3" => parts.with(
             quantized_qwen3::ModelWeights::from_gguf(content, &mut reader, device)
                 .map_err(|e| artifact_error(path, format!("qwen3 weights: {e}")))?,
         ),
         other => return Err(unsupported(path, other)),
     };
-    let decoder = GgufDecoder {
-        weights,
-        tokenizer,
-        template,
-        eos_ids: special.eos_ids,
-        max_context,
-        device: device.clone(),
-        cache: CachePosition::default(),
-    };
-    Ok(Loaded { model: LoadedModel::Decoder(Box::new(decoder)), facts })
+    Ok(Loaded { model: LoadedModel::Decoder(model), facts })
 }
 
 /// The `general.architecture` values this backend runs.
@@ -148,50 +109,10 @@ pub fn ggml_type_name(t: GgmlDType) -> &'static str {
     }
 }
 
-impl Decoder for GgufDecoder {
-    fn tokenizer(&self) -> &tokenizers::Tokenizer {
-        &self.tokenizer
-    }
-
-    fn max_context(&self) -> usize {
-        self.max_context
-    }
-
-    fn eos_token_ids(&self) -> &[u32] {
-        &self.eos_ids
-    }
-
-    fn render_chat(&self, user_message: &str) -> Result<String> {
-        match &self.template {
-            Some(t) => t.render_user(user_message),
-            None => Err(BackendError::ChatTemplate("the GGUF has no `tokenizer.chat_template`".into())),
-        }
-    }
-
-    /// Cheap: drops the cached K/V tensors of every layer; no weights are touched.
-    fn clear_cache(&mut self) {
-        self.weights.clear_kv_cache();
-        self.cache.reset();
-    }
-
-    fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
-        if self.cache.advance(pos, tokens.len(), self.max_context)? {
-            self.weights.clear_kv_cache();
-        }
-        let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
-        match self.weights.forward(&input, pos) {
-            Ok(logits) => logits_to_vec(logits),
-            Err(e) => {
-                self.clear_cache();
-                Err(e.into())
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Decoder;
     use crate::backend::candle::test_models::{self, greedy};
 
     fn smollm2() -> (Box<dyn Decoder>, ModelFacts) {

@@ -13,6 +13,7 @@
 pub mod artifact;
 pub mod bert;
 pub mod chat_template;
+mod decoder;
 pub mod gguf;
 #[cfg(test)]
 mod gguf_qwen3_tests;

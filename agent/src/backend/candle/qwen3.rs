@@ -9,29 +9,19 @@
 use std::path::{Path, PathBuf};
 
 use anefleet_proto::pb::ModelFacts;
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use candle_transformers::models::qwen3;
 
 use super::artifact::{self, read_json};
+use super::artifact_error;
 use super::bert::var_builder;
 use super::chat_template::ChatTemplate;
+use super::decoder::Parts;
 use super::gguf_tokenizer::dedup_keep_order;
-use super::{CachePosition, artifact_error, logits_to_vec};
-use crate::backend::{Decoder, Loaded, LoadedModel, Result};
+use crate::backend::{Loaded, LoadedModel, Result};
 
 /// End-of-turn tokens that also stop generation when the vocabulary has them.
 const END_TOKENS: &[&str] = &["<|im_end|>", "<|endoftext|>"];
-
-/// A Qwen3 causal decoder loaded from safetensors.
-pub struct Qwen3Decoder {
-    model: qwen3::ModelForCausalLM,
-    tokenizer: tokenizers::Tokenizer,
-    template: ChatTemplate,
-    eos_ids: Vec<u32>,
-    max_context: usize,
-    device: Device,
-    cache: CachePosition,
-}
 
 /// Loads the Qwen3 folder `dir` on `device`.
 pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
@@ -60,16 +50,8 @@ pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
         quantization,
         max_context: config.max_position_embeddings as u32,
     };
-    let decoder = Qwen3Decoder {
-        model,
-        tokenizer,
-        template,
-        eos_ids,
-        max_context: config.max_position_embeddings,
-        device: device.clone(),
-        cache: CachePosition::default(),
-    };
-    Ok(Loaded { model: LoadedModel::Decoder(Box::new(decoder)), facts })
+    let parts = Parts { tokenizer, template: Some(template), eos_ids, max_context: config.max_position_embeddings, device: device.clone() };
+    Ok(Loaded { model: LoadedModel::Decoder(parts.with(model)), facts })
 }
 
 /// A special token of tokenizer_config.json: a string or `{"content": ...}`.
@@ -118,44 +100,6 @@ fn eos_ids(dir: &Path, config: &serde_json::Value, tok_config: &serde_json::Valu
 
 fn json_u32(v: &serde_json::Value) -> Option<u32> {
     v.as_u64().and_then(|n| u32::try_from(n).ok())
-}
-
-impl Decoder for Qwen3Decoder {
-    fn tokenizer(&self) -> &tokenizers::Tokenizer {
-        &self.tokenizer
-    }
-
-    fn max_context(&self) -> usize {
-        self.max_context
-    }
-
-    fn eos_token_ids(&self) -> &[u32] {
-        &self.eos_ids
-    }
-
-    fn render_chat(&self, user_message: &str) -> Result<String> {
-        self.template.render_user(user_message)
-    }
-
-    /// Cheap: resets each layer's KV cache; no weights are touched.
-    fn clear_cache(&mut self) {
-        self.model.clear_kv_cache();
-        self.cache.reset();
-    }
-
-    fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
-        if self.cache.advance(pos, tokens.len(), self.max_context)? {
-            self.model.clear_kv_cache();
-        }
-        let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
-        match self.model.forward(&input, pos) {
-            Ok(logits) => logits_to_vec(logits),
-            Err(e) => {
-                self.clear_cache();
-                Err(e.into())
-            }
-        }
-    }
 }
 
 #[cfg(test)]
