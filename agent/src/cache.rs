@@ -162,15 +162,4 @@ fn file_name(name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_names_from_peers_cannot_escape() {
-        assert_eq!(file_name("../../etc/passwd"), "passwd");
-        assert_eq!(file_name(".."), "artifact");
-        assert_eq!(file_name(""), "artifact");
-        assert_eq!(file_name("model.gguf"), "model.gguf");
-        assert!(hex_of("sha256:../x").is_err());
-    }
-}
+mod tests;

@@ -65,6 +65,7 @@ fn two_agents_share_a_run_and_bring_back_decodable_histograms() {
         assert!(c["load_ms"].as_f64().unwrap() > 0.0);
         assert!(!c["outputs"].as_array().unwrap().is_empty(), "{c}");
         assert_eq!(c["repetitions"].as_array().unwrap().len(), 2);
+        assert!(c["intervals"].as_u64().unwrap() >= 2, "every repetition streams its interval histograms: {c}");
     }
     let generate = cells.iter().find(|c| c["workload"] == "generate").unwrap();
     assert!(generate["ttft"]["count"].as_u64().unwrap() >= 6);
@@ -157,6 +158,8 @@ fn an_agent_that_restarts_keeps_its_identity_and_finishes_its_cell() {
     assert_eq!(r["run"]["state"], "finished", "{r}");
     assert_eq!(r["cells"][0]["attempts"], 2);
     assert_eq!(r["cells"][0]["agent_id"].as_str(), Some(id_before.as_str()));
+    let intervals = r["cells"][0]["intervals"].as_u64().unwrap();
+    assert!(intervals >= 3, "a 4 s cell streams an interval at least every 2 s, got {intervals}");
     let agents = f.json(&["agents", "--format", "json"]);
     assert_eq!(agents.as_array().unwrap().len(), 1, "a restarted agent is the same agent: {agents}");
 }

@@ -53,6 +53,8 @@ pub struct CellDoc {
     /// Median latency of the benchmark's baseline unit on the same agent over this cell's median.
     pub speedup_vs_baseline: Option<f64>,
     pub iterations: u64,
+    /// Interval histograms streamed while the cell ran.
+    pub intervals: u32,
     pub measured_s: f64,
     pub threads: u32,
     pub peak_rss_bytes: Option<u64>,
@@ -156,6 +158,7 @@ fn cell_doc(c: &pb::CellRecord) -> Result<CellDoc, CodecError> {
         tokens_per_s: res.filter(|r| r.tokens_per_s > 0.0).map(|r| r.tokens_per_s),
         speedup_vs_baseline: None,
         iterations: res.map_or(0, |r| r.iterations),
+        intervals: c.intervals,
         measured_s: res.map_or(0.0, |r| r.measured_s),
         threads: res.map_or(0, |r| r.threads),
         peak_rss_bytes: res.filter(|r| r.peak_rss_bytes > 0).map(|r| r.peak_rss_bytes),

@@ -118,7 +118,9 @@ impl RunService {
                 _ => match resolved.get(&reference) {
                     Some(a) => a.digest.clone(),
                     None => {
-                        return Err(CoordError::InvalidArgument(format!("{file}: {field} = {reference:?}: was not uploaded with the spec")));
+                        return Err(CoordError::InvalidArgument(format!(
+                            "{file}: {field} = {reference:?}: was not uploaded with the spec"
+                        )));
                     }
                 },
             };

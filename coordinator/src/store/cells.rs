@@ -188,8 +188,9 @@ impl Store {
             return Err(CoordError::NotFound(format!("no run `{run_id}`")));
         }
         let mut stmt = conn.prepare(
-            "SELECT id, run_id, target, agent_id, agent_name, spec, state, error, attempts, result, device, baseline_unit, benchmark_index
-             FROM cells WHERE run_id = ?1 ORDER BY seq",
+            "SELECT id, run_id, target, agent_id, agent_name, spec, state, error, attempts, result, device, baseline_unit, benchmark_index,
+                (SELECT COUNT(*) FROM intervals i WHERE i.cell_id = c.id AND i.attempt = c.attempts)
+             FROM cells c WHERE run_id = ?1 ORDER BY seq",
         )?;
         let mut rows = stmt.query([run_id])?;
         let mut out = Vec::new();
@@ -212,6 +213,7 @@ impl Store {
                 iterations_so_far: 0,
                 baseline_unit: r.get(11)?,
                 benchmark_index: r.get::<_, i64>(12)? as u32,
+                intervals: r.get::<_, i64>(13)? as u32,
             });
         }
         Ok(out)
