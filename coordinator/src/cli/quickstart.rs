@@ -18,6 +18,8 @@ use super::submit::{self, Outcome};
 const SPEC: &str = include_str!("../../../examples/quickstart.toml");
 const FETCH_SCRIPT: &str = include_str!("../../../models/scripts/fetch-test-models.sh");
 const TINY_QWEN3_SCRIPT: &str = include_str!("../../../models/scripts/make-tiny-qwen3.py");
+/// The tiny Qwen3's tokenizer is trained on the typo-correction data, found beside the scripts.
+const TYPO_DATA: &str = include_str!("../../../models/data/typo-correction.jsonl");
 const AGENTS: usize = 2;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -93,11 +95,16 @@ async fn ensure_models(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         return Ok(dir);
     }
     eprintln!("fetching the test models into {}", dir.display());
-    let scripts = tempfile::tempdir()?;
-    std::fs::write(scripts.path().join("fetch-test-models.sh"), FETCH_SCRIPT)?;
-    std::fs::write(scripts.path().join("make-tiny-qwen3.py"), TINY_QWEN3_SCRIPT)?;
+    // The repository's layout, so the scripts find what they find there: models/{scripts,data}.
+    let models_tree = tempfile::tempdir()?;
+    let (scripts, data) = (models_tree.path().join("scripts"), models_tree.path().join("data"));
+    std::fs::create_dir_all(&scripts)?;
+    std::fs::create_dir_all(&data)?;
+    std::fs::write(scripts.join("fetch-test-models.sh"), FETCH_SCRIPT)?;
+    std::fs::write(scripts.join("make-tiny-qwen3.py"), TINY_QWEN3_SCRIPT)?;
+    std::fs::write(data.join("typo-correction.jsonl"), TYPO_DATA)?;
     let status = Command::new("bash")
-        .arg(scripts.path().join("fetch-test-models.sh"))
+        .arg(scripts.join("fetch-test-models.sh"))
         .env("ANEFLEET_TEST_MODELS", &dir)
         .stdout(Stdio::null())
         .status()
