@@ -42,6 +42,7 @@ pub async fn bench(spec_path: &Path, format: Format) -> anyhow::Result<ExitCode>
     let units: Vec<String> = crate::backend::probe_units().iter().map(|u| format!("{}:{}", u.backend, u.unit)).collect();
     let (cells, skipped) = expand(&spec, &file, &base, &units)?;
     let profile = crate::probe::device::profile();
+    let total = cells.len();
     let mut records = Vec::new();
     for (i, cell) in cells.into_iter().enumerate() {
         let id = format!("local-{i:03}");

@@ -29,8 +29,15 @@ pub struct Measured {
 }
 
 impl Measured {
-    pub fn into_result(self) -> Result<pb::CellResult, CodecError> {
-        let tokens_per_s = if self.decode_total_ns > 0 { self.decode.len() as f64 / (self.decode_total_ns as f64 / 1e9) } else { 0.0 };
+    /// The cell's result; `per_token` says each iteration is one generated token (decode).
+    pub fn into_result(self, per_token: bool) -> Result<pb::CellResult, CodecError> {
+        let tokens_per_s = if self.decode_total_ns > 0 {
+            self.decode.len() as f64 / (self.decode_total_ns as f64 / 1e9)
+        } else if per_token && self.latency.mean() > 0.0 {
+            1e9 / self.latency.mean()
+        } else {
+            0.0
+        };
         Ok(pb::CellResult {
             latency: histogram::encode(&self.latency)?,
             ttft: if self.ttft.is_empty() { vec![] } else { histogram::encode(&self.ttft)? },

@@ -57,7 +57,7 @@ pub fn run_cell(job: &CellJob<'_>, events: &mut dyn FnMut(Event)) -> Result<pb::
     }
     let mut w = workload::prepare(loaded.model, job.spec, job.data)?;
     let measured = measure::measure(w.as_mut(), job, events)?;
-    let mut result = measured.into_result()?;
+    let mut result = measured.into_result(job.spec.workload == "decode")?;
     result.load_ms = load_ms;
     result.outputs = w.outputs();
     result.model = Some(loaded.facts);
