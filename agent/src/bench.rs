@@ -50,7 +50,7 @@ pub async fn bench(spec_path: &Path, format: Format) -> anyhow::Result<ExitCode>
         eprintln!(
             "[{}/{}] {} {}:{} {} ctx {} batch {}",
             i + 1,
-            records.capacity().max(i + 1),
+            total,
             s.model,
             s.backend,
             s.unit,
