@@ -10,6 +10,7 @@ pub mod spec;
 
 pub mod pb {
     //! Code generated from `proto/anefleet/v1/*.proto`.
+    #![allow(clippy::large_enum_variant)]
     tonic::include_proto!("anefleet.v1");
 
     /// The encoded descriptor set, for gRPC server reflection.

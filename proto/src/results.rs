@@ -221,10 +221,10 @@ fn fill_speedups(cells: &mut [CellDoc]) {
                 && b.context_length == c.context_length
                 && b.batch_size == c.batch_size
         });
-        if let Some((_, base_p50)) = base {
-            if *p50 > 0 {
-                cells[*i].speedup_vs_baseline = Some(*base_p50 as f64 / *p50 as f64);
-            }
+        if let Some((_, base_p50)) = base
+            && *p50 > 0
+        {
+            cells[*i].speedup_vs_baseline = Some(*base_p50 as f64 / *p50 as f64);
         }
     }
 }

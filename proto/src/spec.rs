@@ -265,7 +265,7 @@ impl Spec {
             return Err(err(f("context_lengths"), "[]".into(), "at least one context length is required".into()));
         }
         for (j, &n) in b.context_lengths.iter().enumerate() {
-            if n < 8 || n > MAX_CONTEXT_LENGTH {
+            if !(8..=MAX_CONTEXT_LENGTH).contains(&n) {
                 return Err(err(
                     format!("{}[{j}]", f("context_lengths")),
                     n.to_string(),
@@ -359,10 +359,10 @@ fn validate_units(
         }
         let _ = unit;
     }
-    if let Some(base) = &b.baseline {
-        if !b.units.contains(base) {
-            return Err(err(f("baseline"), quote(base), format!("must be one of units ({})", b.units.join(", "))));
-        }
+    if let Some(base) = &b.baseline
+        && !b.units.contains(base)
+    {
+        return Err(err(f("baseline"), quote(base), format!("must be one of units ({})", b.units.join(", "))));
     }
     Ok(())
 }

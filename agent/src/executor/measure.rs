@@ -57,7 +57,7 @@ fn unix_ms() -> u64 {
 }
 
 pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, events: &mut dyn FnMut(Event)) -> Result<Measured, ExecError> {
-    let m = job.spec.measure.clone().unwrap_or_default();
+    let m = job.spec.measure.unwrap_or_default();
     let mut phases = Phases::default();
     let mut i = 0usize;
     for _ in 0..m.warmup {

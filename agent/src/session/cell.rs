@@ -58,11 +58,11 @@ impl Runner {
     }
 
     pub fn cancel(&mut self, cell_id: &str, reason: &str) {
-        if let Some(r) = &self.running {
-            if r.cell_id == cell_id {
-                tracing::warn!(cell = %cell_id, %reason, "cancelling cell");
-                r.cancel.store(true, Ordering::Relaxed);
-            }
+        if let Some(r) = &self.running
+            && r.cell_id == cell_id
+        {
+            tracing::warn!(cell = %cell_id, %reason, "cancelling cell");
+            r.cancel.store(true, Ordering::Relaxed);
         }
     }
 

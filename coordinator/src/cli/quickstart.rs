@@ -125,10 +125,10 @@ fn spawn_logged(cmd: &mut Command, log: &Path) -> anyhow::Result<Child> {
 async fn wait_for_file(path: &Path, timeout: Duration) -> anyhow::Result<String> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Ok(s) = std::fs::read_to_string(path) {
-            if !s.trim().is_empty() {
-                return Ok(s.trim().to_string());
-            }
+        if let Ok(s) = std::fs::read_to_string(path)
+            && !s.trim().is_empty()
+        {
+            return Ok(s.trim().to_string());
         }
         if Instant::now() > deadline {
             bail!("{} did not appear within {}s (see the logs beside it)", path.display(), timeout.as_secs());
