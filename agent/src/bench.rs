@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 
 use anefleet_models::dataset;
 use anefleet_proto::pb;
-use anefleet_proto::results::{ResultsDoc, render_csv, render_markdown};
+use anefleet_analysis::results::{ResultsDoc, render_csv, render_markdown};
 use anefleet_proto::spec::{ArtifactSource, BUILTIN_TYPO, Spec};
 
 use crate::executor::{self, CellJob, Event};

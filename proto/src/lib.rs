@@ -1,11 +1,9 @@
 //! anefleet's wire contract, shared by the coordinator and the agents: the gRPC services, the
-//! spec-file format, the histogram codec, artifact archives, authentication and the results
-//! document.
+//! spec-file format, the histogram codec, artifact archives and authentication.
 
 pub mod archive;
 pub mod auth;
 pub mod histogram;
-pub mod results;
 pub mod spec;
 
 pub mod pb {

@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 
 use anefleet_proto::pb;
-use anefleet_proto::results::{ResultsDoc, render_csv, render_markdown};
+use anefleet_analysis::results::{ResultsDoc, render_csv, render_markdown};
 
 use super::{ClientArgs, Clients, Format};
 

@@ -1,7 +1,7 @@
 //! Markdown and CSV views of a [`ResultsDoc`].
 
 use super::{CellDoc, ResultsDoc};
-use crate::histogram::Summary;
+use anefleet_proto::histogram::Summary;
 
 const COLUMNS: &[&str] = &[
     "agent",

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::histogram::{CodecError, Summary};
-use crate::pb;
+use anefleet_proto::histogram::{CodecError, Summary};
+use anefleet_proto::pb;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ResultsDoc {

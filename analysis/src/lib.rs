@@ -1,0 +1,4 @@
+//! What anefleet computes from the cells of a run, shared by `coordinator results|compare` and
+//! `agent bench`: the results document and its views.
+
+pub mod results;
