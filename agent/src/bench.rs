@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use anefleet_analysis::results::{ResultsDoc, render_csv, render_markdown};
 use anefleet_models::dataset;
 use anefleet_proto::pb;
-use anefleet_analysis::results::{ResultsDoc, render_csv, render_markdown};
 use anefleet_proto::spec::{ArtifactSource, BUILTIN_TYPO, Spec};
 
 use crate::executor::{self, CellJob, Event};

@@ -65,6 +65,7 @@ impl DecoderWorkload {
             tokens: self.generated.clone(),
             embedding: vec![],
             prompt_sha256: sha256_u32(&self.prompts[input]),
+            ..Default::default()
         });
     }
 

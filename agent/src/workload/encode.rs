@@ -53,6 +53,7 @@ impl super::Workload for Encode {
             tokens: vec![],
             embedding: first,
             prompt_sha256: sha256_u32(&self.batches[input][0]),
+            ..Default::default()
         });
     }
 

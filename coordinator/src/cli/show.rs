@@ -2,8 +2,8 @@
 
 use anyhow::{Context, bail};
 
-use anefleet_proto::pb;
 use anefleet_analysis::results::{ResultsDoc, render_csv, render_markdown};
+use anefleet_proto::pb;
 
 use super::{ClientArgs, Clients, Format};
 
