@@ -24,9 +24,12 @@ fn chat_prompts_have_exactly_the_asked_length_and_real_text() {
     for name in [SMOLLM2, TINY_QWEN3] {
         let d = decoder(name);
         for n in [64usize, 128, 300] {
-            let ids = prompt::chat_prompt(d.as_ref(), &data, 3, n).unwrap();
-            assert_eq!(ids.len(), n, "{name} at {n}");
-            let text = d.tokenizer().decode(&ids, false).unwrap();
+            let p = prompt::chat_prompt(d.as_ref(), &data, 3, n).unwrap();
+            assert_eq!(p.ids.len(), n, "{name} at {n}");
+            assert!(!p.input_text.is_empty() && !p.reference.is_empty());
+            let ratio = p.reference.len() as f64 / p.input_text.len() as f64;
+            assert!((0.8..1.25).contains(&ratio), "{name}: the reference follows the input: {} vs {}", p.input_text, p.reference);
+            let text = d.tokenizer().decode(&p.ids, false).unwrap();
             assert!(text.contains("Correct the typos"), "{name}: {text}");
             assert!(text.trim_end().ends_with("assistant"), "{name}: the generation prompt ends the prompt: {text}");
         }
@@ -66,6 +69,8 @@ fn generate_records_phases_and_the_same_output_every_time() {
     assert_eq!(first.len(), 1);
     assert!(!first[0].tokens.is_empty());
     assert_eq!(first[0].tokens_sha256, sha256_u32(&first[0].tokens));
+    assert_eq!(first[0].first_logits.len(), 2000, "the tiny model's vocabulary");
+    assert!(!first[0].reference.is_empty());
 }
 
 #[test]
