@@ -1,4 +1,6 @@
 //! What anefleet computes from the cells of a run, shared by `coordinator results|compare` and
 //! `agent bench`: the results document and its views.
 
+pub mod accuracy;
+pub mod consistency;
 pub mod results;
