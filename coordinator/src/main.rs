@@ -58,6 +58,13 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Named baselines: keep a run, or record a figure measured elsewhere.
+    Baseline {
+        #[command(subcommand)]
+        command: cli::baseline::BaselineCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Everything on this machine: a coordinator, two agents and a run on small real models.
     Quickstart(cli::quickstart::QuickstartArgs),
 }
@@ -97,6 +104,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Results { run, format, client } => cli::show::results(&client, &run, format).await?,
         Command::Runs { format, client } => cli::show::runs(&client, format).await?,
         Command::Agents { format, client } => cli::show::agents(&client, format).await?,
+        Command::Baseline { command, client } => cli::baseline::baseline(&client, command).await?,
         Command::Quickstart(args) => return cli::quickstart::quickstart(args).await,
     }
     Ok(ExitCode::SUCCESS)

@@ -67,6 +67,21 @@ impl pb::runs_server::Runs for RunService {
     async fn list_agents(&self, _: Request<pb::ListAgentsRequest>) -> std::result::Result<Response<pb::ListAgentsResponse>, Status> {
         Ok(Response::new(pb::ListAgentsResponse { agents: self.scheduler.agents()? }))
     }
+
+    async fn save_baseline(&self, req: Request<pb::SaveBaselineRequest>) -> std::result::Result<Response<pb::Baseline>, Status> {
+        Ok(Response::new(self.store.save_baseline(&req.into_inner())?))
+    }
+
+    async fn get_baseline(&self, req: Request<pb::GetBaselineRequest>) -> std::result::Result<Response<pb::Baseline>, Status> {
+        Ok(Response::new(self.store.get_baseline(&req.into_inner().name)?))
+    }
+
+    async fn list_baselines(
+        &self,
+        _: Request<pb::ListBaselinesRequest>,
+    ) -> std::result::Result<Response<pb::ListBaselinesResponse>, Status> {
+        Ok(Response::new(pb::ListBaselinesResponse { baselines: self.store.list_baselines()? }))
+    }
 }
 
 fn run_event(store: &Store, scheduler: &Scheduler, run_id: &str) -> Result<pb::RunEvent> {

@@ -214,8 +214,34 @@ impl Store {
                 baseline_unit: r.get(11)?,
                 benchmark_index: r.get::<_, i64>(12)? as u32,
                 intervals: r.get::<_, i64>(13)? as u32,
+                interval_histograms: vec![],
             });
+        }
+        drop(rows);
+        drop(stmt);
+        if with_results {
+            for c in &mut out {
+                c.interval_histograms = intervals_of(&conn, &c.id, c.attempts)?;
+            }
         }
         Ok(out)
     }
+}
+
+/// The interval histograms one attempt of a cell streamed, in time order.
+fn intervals_of(conn: &rusqlite::Connection, cell_id: &str, attempt: u32) -> Result<Vec<pb::IntervalHistogram>> {
+    let mut stmt =
+        conn.prepare("SELECT repetition, start_ms, end_ms, latency FROM intervals WHERE cell_id = ?1 AND attempt = ?2 ORDER BY start_ms")?;
+    let rows = stmt.query_map(params![cell_id, attempt], |r| {
+        Ok(pb::IntervalHistogram {
+            cell_id: cell_id.to_string(),
+            attempt,
+            repetition: r.get::<_, i64>(0)? as u32,
+            start_unix_ms: r.get::<_, i64>(1)? as u64,
+            end_unix_ms: r.get::<_, i64>(2)? as u64,
+            latency: r.get(3)?,
+            iterations_so_far: 0,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }

@@ -4,6 +4,7 @@
 
 mod agents;
 mod artifacts;
+mod baselines;
 mod cells;
 pub mod runs;
 

@@ -60,3 +60,11 @@ CREATE TABLE IF NOT EXISTS artifacts (
     name        TEXT NOT NULL,
     created_ms  INTEGER NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS baselines (
+    name        TEXT PRIMARY KEY,
+    run_id      TEXT NOT NULL,
+    figures     BLOB NOT NULL,
+    note        TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL
+);
