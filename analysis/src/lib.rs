@@ -4,3 +4,4 @@
 pub mod accuracy;
 pub mod consistency;
 pub mod results;
+pub mod stats;

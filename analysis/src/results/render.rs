@@ -1,5 +1,7 @@
-//! Markdown and CSV views of a [`ResultsDoc`].
+//! Markdown and CSV views of a [`ResultsDoc`]: one row per cell (a llama-bench-like table),
+//! then the recommended configurations, context-length scaling and each cell's flags.
 
+use super::analyse::verdict_word;
 use super::{CellDoc, ResultsDoc};
 use anefleet_proto::histogram::Summary;
 
@@ -11,6 +13,7 @@ const COLUMNS: &[&str] = &[
     "ctx",
     "batch",
     "state",
+    "valid",
     "load ms",
     "p50 ms",
     "p90 ms",
@@ -20,7 +23,10 @@ const COLUMNS: &[&str] = &[
     "TTFT p50 ms",
     "decode/token p50 ms",
     "tok/s",
-    "vs baseline",
+    "vs baseline [95% CI]",
+    "outputs vs baseline",
+    "CER (input)",
+    "peak MB",
 ];
 
 fn ms(ns: u64) -> String {
@@ -29,6 +35,23 @@ fn ms(ns: u64) -> String {
 
 fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
     v.map(f).unwrap_or_default()
+}
+
+fn vs_baseline(c: &CellDoc) -> String {
+    match c.comparisons.iter().find(|k| k.against == "baseline") {
+        Some(k) => format!("{:.2}x [{:.2}, {:.2}] {}", k.ratio, k.ci95[0], k.ci95[1], verdict_word(k.verdict)),
+        None if format!("{}:{}", c.backend, c.unit) == c.baseline && c.latency.is_some() => "baseline".into(),
+        None => String::new(),
+    }
+}
+
+fn outputs_vs_baseline(c: &CellDoc) -> String {
+    let Some(k) = &c.consistency else { return String::new() };
+    match (k.exact_match_rate, k.cosine_min) {
+        (Some(r), _) => format!("{:.0}% identical", r * 100.0),
+        (None, Some(cos)) => format!("cos ≥ {cos:.4}"),
+        _ => String::new(),
+    }
 }
 
 fn row(c: &CellDoc) -> Vec<String> {
@@ -46,6 +69,13 @@ fn row(c: &CellDoc) -> Vec<String> {
         c.context_length.to_string(),
         c.batch_size.to_string(),
         state,
+        if c.latency.is_none() {
+            String::new()
+        } else if c.valid {
+            "yes".into()
+        } else {
+            "NO".into()
+        },
         opt(c.load_ms, |v| format!("{v:.0}")),
         p(|s| s.p50_ns),
         p(|s| s.p90_ns),
@@ -55,34 +85,108 @@ fn row(c: &CellDoc) -> Vec<String> {
         opt(c.ttft.as_ref().map(|s| s.p50_ns), ms),
         opt(c.decode_token.as_ref().map(|s| s.p50_ns), ms),
         opt(c.tokens_per_s, |v| format!("{v:.1}")),
-        opt(c.speedup_vs_baseline, |v| format!("{v:.2}x")),
+        vs_baseline(c),
+        outputs_vs_baseline(c),
+        opt(c.accuracy.as_ref(), |a| format!("{:.3} ({:.3})", a.cer, a.input_cer)),
+        opt(c.peak_memory_bytes, |b| format!("{:.0}", b as f64 / 1e6)),
     ]
 }
 
-/// A Markdown table of every cell, then each generate cell's first output.
+/// The Markdown report of a run.
 pub fn render_markdown(doc: &ResultsDoc) -> String {
     let mut out = format!("## {} — run {} ({})\n\n", doc.run.name, doc.run.id, doc.run.state);
-    out.push_str(&format!("| {} |\n", COLUMNS.join(" | ")));
-    out.push_str(&format!("|{}\n", "---|".repeat(COLUMNS.len())));
+    out.push_str(&format!("| {} |\n|{}\n", COLUMNS.join(" | "), "---|".repeat(COLUMNS.len())));
     for c in &doc.cells {
         out.push_str(&format!("| {} |\n", row(c).join(" | ")));
     }
+    out.push_str("\nSpeedups: median of the baseline unit / median of the cell, 95% bootstrap CI (2000 resamples); \"same\" unless the CI excludes 1 and the change exceeds ±2%.\n");
     for s in &doc.run.skipped {
         out.push_str(&format!("\nskipped: {s}"));
     }
     if !doc.run.skipped.is_empty() {
         out.push('\n');
     }
-    let samples: Vec<&CellDoc> = doc.cells.iter().filter(|c| c.workload == "generate" && !c.outputs.is_empty()).collect();
-    if !samples.is_empty() {
-        out.push_str("\nFirst output per generate cell:\n\n");
-        for c in samples {
-            let text = c.outputs[0].text.replace('\n', " ");
-            let short: String = text.chars().take(100).collect();
-            out.push_str(&format!("- {} {}:{} ctx {}: {:?}\n", c.agent, c.backend, c.unit, c.context_length, short));
-        }
-    }
+    recommendations(doc, &mut out);
+    scaling(doc, &mut out);
+    flags(doc, &mut out);
+    samples(doc, &mut out);
     out
+}
+
+fn recommendations(doc: &ResultsDoc, out: &mut String) {
+    if doc.recommendations.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\n### Recommended configurations\n\n| agent | model | workload | ctx | unit | batch | why |\n|---|---|---|---|---|---|---|\n",
+    );
+    for r in &doc.recommendations {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            r.agent, r.model, r.workload, r.context_length, r.unit, r.batch_size, r.why
+        ));
+    }
+}
+
+fn scaling(doc: &ResultsDoc, out: &mut String) {
+    if doc.scaling.is_empty() {
+        return;
+    }
+    out.push_str("\n### Context-length scaling\n\n| agent | model | workload | unit | batch | contexts | ms per 100 tokens | intercept ms | r² |\n|---|---|---|---|---|---|---|---|---|\n");
+    for s in &doc.scaling {
+        let ctx: Vec<String> = s.context_lengths.iter().map(u32::to_string).collect();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.3} |\n",
+            s.agent,
+            s.model,
+            s.workload,
+            s.unit,
+            s.batch_size,
+            ctx.join(", "),
+            s.slope_ms_per_100_tokens,
+            s.intercept_ms,
+            s.r2
+        ));
+    }
+    for x in &doc.crossovers {
+        out.push_str(&format!(
+            "\n{} {} {}: {} overtakes {} from about {:.0} tokens.\n",
+            x.agent, x.model, x.workload, x.overtaken_by, x.unit, x.context_length
+        ));
+    }
+}
+
+fn flags(doc: &ResultsDoc, out: &mut String) {
+    let flagged: Vec<&CellDoc> = doc.cells.iter().filter(|c| !c.flags.is_empty()).collect();
+    if flagged.is_empty() {
+        return;
+    }
+    out.push_str("\n### Flags\n\n");
+    for c in flagged {
+        out.push_str(&format!(
+            "- {} {} {}:{} {} ctx {}: {}\n",
+            c.agent,
+            c.model,
+            c.backend,
+            c.unit,
+            c.workload,
+            c.context_length,
+            c.flags.join("; ")
+        ));
+    }
+}
+
+fn samples(doc: &ResultsDoc, out: &mut String) {
+    let samples: Vec<&CellDoc> = doc.cells.iter().filter(|c| c.workload == "generate" && !c.outputs.is_empty()).collect();
+    if samples.is_empty() {
+        return;
+    }
+    out.push_str("\nFirst output per generate cell:\n\n");
+    for c in samples {
+        let text = c.outputs[0].text.replace('\n', " ");
+        let short: String = text.chars().take(100).collect();
+        out.push_str(&format!("- {} {}:{} ctx {}: {:?}\n", c.agent, c.backend, c.unit, c.context_length, short));
+    }
 }
 
 fn csv_field(s: &str) -> String {
@@ -91,8 +195,9 @@ fn csv_field(s: &str) -> String {
 
 /// One CSV line per cell, with the run and cell ids and the Markdown columns.
 pub fn render_csv(doc: &ResultsDoc) -> String {
-    let mut out =
-        format!("run_id,cell_id,{}\n", COLUMNS.iter().map(|c| c.replace(' ', "_").replace('/', "_per_")).collect::<Vec<_>>().join(","));
+    let header: Vec<String> =
+        COLUMNS.iter().map(|c| c.replace("[95% CI]", "ci95").trim().replace([' ', '/'], "_").replace("(", "").replace(")", "")).collect();
+    let mut out = format!("run_id,cell_id,{}\n", header.join(","));
     for c in &doc.cells {
         let mut fields = vec![doc.run.id.clone(), c.id.clone()];
         fields.extend(row(c));

@@ -1,18 +1,87 @@
 //! The results document: what `coordinator results` and `agent bench` print, as JSON, Markdown
 //! or CSV. Built from [`pb::RunResults`], so both sides render the same thing.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+use crate::accuracy::Accuracy;
+use crate::consistency::Consistency;
+use crate::stats::{Stability, Verdict};
 
 use anefleet_proto::histogram::{CodecError, Summary};
 use anefleet_proto::pb;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ResultsDoc {
     pub run: RunDoc,
     pub cells: Vec<CellDoc>,
+    /// Per (agent, model, workload, context length): the fastest valid configuration whose
+    /// outputs stay consistent with the baseline.
+    pub recommendations: Vec<Recommendation>,
+    /// Latency against context length per (agent, model, workload, unit, batch).
+    pub scaling: Vec<ScalingDoc>,
+    /// Where one unit overtakes another as the context grows.
+    pub crossovers: Vec<CrossoverDoc>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
+pub struct Recommendation {
+    pub agent: String,
+    pub model: String,
+    pub workload: String,
+    pub context_length: u32,
+    pub unit: String,
+    pub batch_size: u32,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalingDoc {
+    pub agent: String,
+    pub model: String,
+    pub workload: String,
+    pub unit: String,
+    pub batch_size: u32,
+    pub context_lengths: Vec<u32>,
+    pub slope_ms_per_100_tokens: f64,
+    pub intercept_ms: f64,
+    pub r2: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CrossoverDoc {
+    pub agent: String,
+    pub model: String,
+    pub workload: String,
+    /// Faster at short contexts.
+    pub unit: String,
+    /// Faster from `context_length` on.
+    pub overtaken_by: String,
+    pub context_length: f64,
+}
+
+/// A speedup of a cell over another measurement of the same work.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComparisonDoc {
+    /// "baseline" (the benchmark's baseline unit, same agent) or "agent:NAME" (same unit there).
+    pub against: String,
+    /// The unit compared with.
+    pub unit: String,
+    /// median(other) / median(this cell): above 1, this cell is faster.
+    pub ratio: f64,
+    pub ci95: [f64; 2],
+    pub resamples: usize,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ThermalDoc {
+    pub unix_ms: u64,
+    pub sensor: String,
+    pub celsius: Option<f64>,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct RunDoc {
     pub id: String,
     pub name: String,
@@ -25,7 +94,7 @@ pub struct RunDoc {
     pub skipped: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CellDoc {
     pub id: String,
     pub agent: String,
@@ -57,13 +126,32 @@ pub struct CellDoc {
     pub intervals: u32,
     pub measured_s: f64,
     pub threads: u32,
-    pub peak_rss_bytes: Option<u64>,
+    /// Passed the validity gate: minimum iterations and duration met, and stable.
+    pub valid: bool,
+    /// Why a cell is not valid, and anything else worth a look.
+    pub flags: Vec<String>,
+    pub stability: Option<Stability>,
+    pub comparisons: Vec<ComparisonDoc>,
+    pub consistency: Option<Consistency>,
+    pub accuracy: Option<Accuracy>,
+    /// Process high-water mark during the cell.
+    pub peak_memory_bytes: Option<u64>,
+    /// Resident memory the model load added.
+    pub load_memory_bytes: Option<u64>,
+    pub kv_cache_bytes: Option<u64>,
+    /// Energy over the measured iterations divided by their count; null where no counter exists.
+    pub energy_j_per_inference: Option<f64>,
+    pub energy_source: Option<String>,
+    pub thermal: Vec<ThermalDoc>,
+    pub model_params: Option<u64>,
+    pub model_bytes: Option<u64>,
+    pub quantization: Option<String>,
     pub model_facts: Option<ModelFactsDoc>,
     pub repetitions: Vec<RepetitionDoc>,
     pub outputs: Vec<OutputDoc>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct DeviceDoc {
     pub hostname: String,
     pub os: String,
@@ -75,7 +163,7 @@ pub struct DeviceDoc {
     pub chip: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ModelFactsDoc {
     pub architecture: String,
     pub format: String,
@@ -85,7 +173,7 @@ pub struct ModelFactsDoc {
     pub max_context: u32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct RepetitionDoc {
     pub index: u32,
     pub iterations: u64,
@@ -94,7 +182,7 @@ pub struct RepetitionDoc {
     pub mean_ns: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct OutputDoc {
     pub input_id: u32,
     pub text: String,
@@ -106,8 +194,12 @@ impl ResultsDoc {
     pub fn from_pb(r: &pb::RunResults) -> Result<ResultsDoc, CodecError> {
         let run = r.run.clone().unwrap_or_default();
         let mut cells = r.cells.iter().map(cell_doc).collect::<Result<Vec<_>, _>>()?;
-        fill_speedups(&mut cells);
+        analyse::cells(&r.cells, &mut cells)?;
+        let (recommendations, scaling, crossovers) = (analyse::recommend(&cells), analyse::scaling(&cells), analyse::crossovers(&cells));
         Ok(ResultsDoc {
+            recommendations,
+            scaling,
+            crossovers,
             run: RunDoc {
                 id: run.id,
                 name: run.name,
@@ -161,7 +253,21 @@ fn cell_doc(c: &pb::CellRecord) -> Result<CellDoc, CodecError> {
         intervals: c.intervals,
         measured_s: res.map_or(0.0, |r| r.measured_s),
         threads: res.map_or(0, |r| r.threads),
-        peak_rss_bytes: res.filter(|r| r.peak_rss_bytes > 0).map(|r| r.peak_rss_bytes),
+        valid: false,
+        flags: vec![],
+        stability: None,
+        comparisons: vec![],
+        consistency: None,
+        accuracy: None,
+        peak_memory_bytes: res.filter(|r| r.peak_rss_bytes > 0).map(|r| r.peak_rss_bytes),
+        load_memory_bytes: res.filter(|r| r.load_memory_bytes > 0).map(|r| r.load_memory_bytes),
+        kv_cache_bytes: res.filter(|r| r.kv_cache_bytes > 0).map(|r| r.kv_cache_bytes),
+        energy_j_per_inference: res.and_then(|r| r.energy_j.filter(|_| r.iterations > 0).map(|e| e / r.iterations as f64)),
+        energy_source: res.map(|r| r.energy_source.clone()).filter(|s| !s.is_empty()),
+        thermal: res.map(|r| r.thermal.iter().map(thermal_doc).collect()).unwrap_or_default(),
+        model_params: res.and_then(|r| r.model.as_ref()).map(|m| m.parameters),
+        model_bytes: res.and_then(|r| r.model.as_ref()).map(|m| m.bytes_on_disk),
+        quantization: res.and_then(|r| r.model.as_ref()).map(|m| m.quantization.clone()),
         model_facts: res.and_then(|r| r.model.as_ref()).map(facts_doc),
         repetitions: res.map(|r| r.repetitions.iter().map(repetition_doc).collect::<Result<_, _>>()).transpose()?.unwrap_or_default(),
         outputs: res.map(|r| r.outputs.iter().map(output_doc).collect()).unwrap_or_default(),
@@ -207,27 +313,10 @@ fn output_doc(o: &pb::Output) -> OutputDoc {
     OutputDoc { input_id: o.input_id, text: o.text.clone(), tokens_sha256: o.tokens_sha256.clone(), prompt_sha256: o.prompt_sha256.clone() }
 }
 
-/// Baseline median over cell median, for cells whose baseline ran in the same benchmark on the
-/// same agent with the same context length and batch size.
-fn fill_speedups(cells: &mut [CellDoc]) {
-    let medians: Vec<(usize, u64)> = cells.iter().enumerate().filter_map(|(i, c)| c.latency.as_ref().map(|l| (i, l.p50_ns))).collect();
-    for (i, p50) in &medians {
-        let c = &cells[*i];
-        let base = medians.iter().find(|(j, _)| {
-            let b = &cells[*j];
-            format!("{}:{}", b.backend, b.unit) == c.baseline
-                && b.agent_id == c.agent_id
-                && b.benchmark == c.benchmark
-                && b.context_length == c.context_length
-                && b.batch_size == c.batch_size
-        });
-        if let Some((_, base_p50)) = base
-            && *p50 > 0
-        {
-            cells[*i].speedup_vs_baseline = Some(*base_p50 as f64 / *p50 as f64);
-        }
-    }
+fn thermal_doc(t: &pb::ThermalSample) -> ThermalDoc {
+    ThermalDoc { unix_ms: t.unix_ms, sensor: t.sensor.clone(), celsius: t.celsius, state: t.state.clone() }
 }
 
+mod analyse;
 mod render;
 pub use render::{render_csv, render_markdown};
