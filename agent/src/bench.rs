@@ -34,7 +34,7 @@ struct LocalCell {
     benchmark: u32,
 }
 
-pub async fn bench(spec_path: &Path, format: Format) -> anyhow::Result<ExitCode> {
+pub async fn bench(spec_path: &Path, format: Format, cool_below_c: Option<f64>) -> anyhow::Result<ExitCode> {
     let file = spec_path.display().to_string();
     let text = std::fs::read_to_string(spec_path).map_err(|e| InvalidSpec(format!("{file}: cannot read the spec: {e}")))?;
     let spec = Spec::parse(&text, &file).map_err(|e| InvalidSpec(e.to_string()))?;
@@ -58,7 +58,7 @@ pub async fn bench(spec_path: &Path, format: Format) -> anyhow::Result<ExitCode>
             s.context_length,
             s.batch_size
         );
-        records.push(run_local(id, cell, &profile).await);
+        records.push(run_local(id, cell, &profile, cool_below_c).await);
     }
     let failed = records.iter().filter(|r| r.state == "failed").count() as u32;
     let run = pb::RunInfo {
@@ -80,10 +80,11 @@ pub async fn bench(spec_path: &Path, format: Format) -> anyhow::Result<ExitCode>
     Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-async fn run_local(id: String, cell: LocalCell, profile: &pb::DeviceProfile) -> pb::CellRecord {
+async fn run_local(id: String, cell: LocalCell, profile: &pb::DeviceProfile, cool_below_c: Option<f64>) -> pb::CellRecord {
     let spec = cell.spec.clone();
     let cell_id = id.clone();
     let outcome = tokio::task::spawn_blocking(move || {
+        let mut intervals = Vec::new();
         let job = CellJob {
             cell_id,
             attempt: 1,
@@ -91,18 +92,20 @@ async fn run_local(id: String, cell: LocalCell, profile: &pb::DeviceProfile) -> 
             model_path: &cell.model_path,
             data: &cell.data,
             cancel: Arc::new(AtomicBool::new(false)),
+            cool_below_c,
         };
-        executor::run_cell(&job, &mut |e| {
+        let outcome = executor::run_cell(&job, &mut |e| {
             if let Event::Interval(iv) = e {
-                tracing::debug!(iterations = iv.iterations_so_far, "interval");
+                intervals.push(iv);
             }
-        })
+        });
+        (outcome, intervals)
     })
     .await;
-    let (state, error, result) = match outcome {
-        Ok(Ok(r)) => ("done", String::new(), Some(r)),
-        Ok(Err(e)) => ("failed", e.to_string(), None),
-        Err(e) => ("failed", e.to_string(), None),
+    let (state, error, result, intervals) = match outcome {
+        Ok((Ok(r), iv)) => ("done", String::new(), Some(r), iv),
+        Ok((Err(e), _)) => ("failed", e.to_string(), None, vec![]),
+        Err(e) => ("failed", e.to_string(), None, vec![]),
     };
     if !error.is_empty() {
         eprintln!("  failed: {error}");
@@ -121,6 +124,8 @@ async fn run_local(id: String, cell: LocalCell, profile: &pb::DeviceProfile) -> 
         device: Some(profile.clone()),
         baseline_unit: cell.baseline,
         benchmark_index: cell.benchmark,
+        intervals: intervals.len() as u32,
+        interval_histograms: intervals,
         ..Default::default()
     }
 }

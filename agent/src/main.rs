@@ -24,6 +24,10 @@ struct Cli {
     /// Inference threads (default: every core). Never more than the cores: that slows candle badly.
     #[arg(long, global = true, env = "ANEFLEET_THREADS")]
     threads: Option<usize>,
+    /// Before each cell, wait until every thermal sensor reads at most this many degrees Celsius
+    /// (at most 5 minutes, then run anyway with a warning). No sensor: no wait.
+    #[arg(long, global = true, env = "ANEFLEET_COOL_BELOW_C", value_name = "CELSIUS", value_parser = parse_celsius)]
+    cool_below_c: Option<f64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -71,7 +75,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli.command)) {
+    match rt.block_on(run(cli.command, cli.cool_below_c)) {
         Ok(code) => code,
         Err(e) if e.downcast_ref::<bench::InvalidSpec>().is_some() => {
             eprintln!("error: {e}");
@@ -84,18 +88,18 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<ExitCode> {
+async fn run(command: Command, cool_below_c: Option<f64>) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { coordinator, token_file, cache_dir, name, tags } => {
             let token = read_token(token_file.as_deref())?;
-            let cfg = session::AgentConfig { coordinator, token, cache_dir, name, tags };
+            let cfg = session::AgentConfig { coordinator, token, cache_dir, name, tags, cool_below_c };
             tokio::select! {
                 r = session::run_forever(cfg) => r?,
                 _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; exiting"),
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { spec, format } => bench::bench(&spec, format).await,
+        Command::Bench { spec, format } => bench::bench(&spec, format, cool_below_c).await,
         Command::Info => {
             let p = probe::device::profile();
             let units: Vec<String> = backend::probe_units().iter().map(|u| format!("{}:{}", u.backend, u.unit)).collect();
@@ -109,6 +113,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn parse_celsius(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(c) if (1.0..=150.0).contains(&c) => Ok(c),
+        _ => Err(format!("`{s}` is not a temperature in degrees Celsius between 1 and 150")),
     }
 }
 

@@ -2,6 +2,7 @@
 //! `agent bench`: the results document and its views.
 
 pub mod accuracy;
+pub mod compare;
 pub mod consistency;
 pub mod results;
 pub mod stats;

@@ -58,6 +58,18 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Compare two runs, or a saved baseline and a run (A → B).
+    Compare {
+        a: String,
+        b: String,
+        #[arg(long, value_enum, default_value = "md")]
+        format: Format,
+        /// Exit 1 when any matched cell got significantly slower.
+        #[arg(long)]
+        fail_on_regression: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Named baselines: keep a run, or record a figure measured elsewhere.
     Baseline {
         #[command(subcommand)]
@@ -104,6 +116,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Results { run, format, client } => cli::show::results(&client, &run, format).await?,
         Command::Runs { format, client } => cli::show::runs(&client, format).await?,
         Command::Agents { format, client } => cli::show::agents(&client, format).await?,
+        Command::Compare { a, b, format, fail_on_regression, client } => {
+            return cli::compare::compare(&client, &a, &b, format, fail_on_regression).await;
+        }
         Command::Baseline { command, client } => cli::baseline::baseline(&client, command).await?,
         Command::Quickstart(args) => return cli::quickstart::quickstart(args).await,
     }

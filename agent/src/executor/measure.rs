@@ -2,6 +2,10 @@
 //! and `min_duration_s` hold, cool-downs between repetitions. Only the workload's `run` is
 //! inside the timed region; latencies go into HdrHistograms (ns, 3 significant digits) and an
 //! interval histogram is handed out at least every [`INTERVAL`].
+//!
+//! Around the repetitions, outside the timed region: the thermal sensors are sampled on a
+//! thread of their own from the end of the warm-up to the end of the last repetition, and the
+//! energy counters are read right before and after each repetition (cool-downs not counted).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -12,6 +16,8 @@ use anefleet_proto::histogram::{self, CodecError};
 use anefleet_proto::pb;
 
 use super::{CellJob, Event, ExecError};
+use crate::probe::energy::{Meter, Reading};
+use crate::probe::thermal::{self, Sensors, ThermalSampler};
 use crate::workload::{Phases, Workload};
 
 /// Longest time between two interval histograms (an iteration longer than this delays one).
@@ -26,6 +32,15 @@ pub struct Measured {
     measured: Duration,
     generated_tokens: u64,
     decode_total_ns: u64,
+    thermal: Vec<pb::ThermalSample>,
+    energy_j: Option<f64>,
+    energy_source: String,
+}
+
+/// What is read around the measured repetitions.
+pub struct Probes {
+    pub sensors: Sensors,
+    pub meter: Option<Meter>,
 }
 
 impl Measured {
@@ -47,6 +62,9 @@ impl Measured {
             measured_s: self.measured.as_secs_f64(),
             repetitions: self.repetitions,
             generated_tokens: self.generated_tokens,
+            energy_source: if self.energy_j.is_some() { self.energy_source } else { String::new() },
+            energy_j: self.energy_j,
+            thermal: self.thermal,
             ..Default::default()
         })
     }
@@ -56,7 +74,7 @@ fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, events: &mut dyn FnMut(Event)) -> Result<Measured, ExecError> {
+pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, probes: Probes, events: &mut dyn FnMut(Event)) -> Result<Measured, ExecError> {
     let m = job.spec.measure.unwrap_or_default();
     let mut phases = Phases::default();
     let mut i = 0usize;
@@ -77,7 +95,13 @@ pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, events: &mut dyn FnMut(E
         measured: Duration::ZERO,
         generated_tokens: 0,
         decode_total_ns: 0,
+        thermal: Vec::new(),
+        energy_j: probes.meter.as_ref().map(|_| 0.0),
+        energy_source: probes.meter.as_ref().map(Meter::source).unwrap_or_default(),
     };
+    let meter = probes.meter.as_ref();
+    // Stopped by `finish` below, or by drop when the cell fails or is cancelled.
+    let sampler = ThermalSampler::start(probes.sensors, thermal::SAMPLE_EVERY, thermal::MAX_SAMPLES_PER_SENSOR);
     let min_duration = Duration::from_secs_f64(m.min_duration_s.max(0.0));
     for rep in 0..m.repetitions.max(1) {
         if rep > 0 && m.cooldown_s > 0.0 {
@@ -85,6 +109,7 @@ pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, events: &mut dyn FnMut(E
         }
         let mut rep_hist = histogram::new_latency();
         let mut interval = histogram::new_latency();
+        let energy_before = meter.and_then(Meter::read);
         let (mut count, start) = (0u64, Instant::now());
         let (mut interval_start, mut interval_ms) = (Instant::now(), unix_ms());
         while count < m.min_iterations.max(1) as u64 || start.elapsed() < min_duration {
@@ -108,6 +133,8 @@ pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, events: &mut dyn FnMut(E
             }
         }
         let elapsed = start.elapsed();
+        let energy_after = meter.and_then(Meter::read);
+        out.energy_j = add_energy(out.energy_j, meter, energy_before, energy_after);
         if !interval.is_empty() {
             events(Event::Interval(interval_message(job, rep, interval_ms, &interval, out.iterations + count)?));
         }
@@ -121,7 +148,13 @@ pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, events: &mut dyn FnMut(E
         out.iterations += count;
         out.measured += elapsed;
     }
+    out.thermal = sampler.map(ThermalSampler::finish).unwrap_or_default();
     Ok(out)
+}
+
+/// The running energy total plus one repetition's; unknown once any part is unknown.
+fn add_energy(total: Option<f64>, meter: Option<&Meter>, before: Option<Reading>, after: Option<Reading>) -> Option<f64> {
+    Some(total? + meter?.joules(&before?, &after?)?)
 }
 
 fn record_phases(out: &mut Measured, p: &Phases) {

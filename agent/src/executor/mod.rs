@@ -1,18 +1,26 @@
-//! The executor: runs one cell on this machine — load the model (timed apart), prepare the
-//! workload, warm up, measure — and reports progress through [`Event`]s.
+//! The executor: runs one cell on this machine — load the model (timed apart, with the memory
+//! it adds), prepare the workload, optionally wait for a cool machine, warm up, measure (with
+//! thermal samples and energy around the repetitions) — and reports progress through [`Event`]s.
 
 mod measure;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anefleet_models::dataset::Pair;
 use anefleet_proto::pb;
 
 use crate::backend;
-use crate::probe::memory;
+use crate::probe::thermal::{self, CoolWait};
+use crate::probe::{energy, memory};
+
+/// The longest wait for a cool machine before a cell; past it the cell runs anyway (warned).
+pub const COOL_WAIT_MAX: Duration = Duration::from_secs(300);
+/// How often the temperature is checked while waiting.
+const COOL_WAIT_POLL: Duration = Duration::from_secs(2);
+
 use crate::workload::{self, WorkloadError};
 
 /// What the executor tells the session while a cell runs.
@@ -42,26 +50,57 @@ pub struct CellJob<'a> {
     pub model_path: &'a Path,
     pub data: &'a [Pair],
     pub cancel: Arc<AtomicBool>,
+    /// Before warming up, wait (at most [`COOL_WAIT_MAX`]) until the hottest sensor reads at
+    /// most this many degrees Celsius; `None`, or no sensor: no wait.
+    pub cool_below_c: Option<f64>,
 }
 
 /// Runs a cell to the end; blocking (call it from a thread of its own).
 pub fn run_cell(job: &CellJob<'_>, events: &mut dyn FnMut(Event)) -> Result<pb::CellResult, ExecError> {
     memory::reset_peak();
+    let rss_before = memory::current_rss_bytes();
     let t = Instant::now();
     let loaded = backend::load(&job.spec.backend, &job.spec.unit, job.model_path).map_err(ExecError::Load)?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let load_memory_bytes = memory::added_bytes(rss_before, memory::current_rss_bytes());
     events(Event::Loaded { load_ms });
-    tracing::info!(cell = %job.cell_id, load_ms = format!("{load_ms:.0}"), "model loaded");
+    tracing::info!(cell = %job.cell_id, load_ms = format!("{load_ms:.0}"), load_mib = load_memory_bytes >> 20, "model loaded");
     if job.cancel.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(ExecError::Cancelled);
     }
     let mut w = workload::prepare(loaded.model, job.spec, job.data)?;
-    let measured = measure::measure(w.as_mut(), job, events)?;
+    let sensors = thermal::Sensors::open();
+    if let Some(below) = job.cool_below_c {
+        wait_until_cool(job, &sensors, below)?;
+    }
+    let probes = measure::Probes { sensors, meter: energy::Meter::open() };
+    let measured = measure::measure(w.as_mut(), job, probes, events)?;
     let mut result = measured.into_result(job.spec.workload == "decode")?;
     result.load_ms = load_ms;
+    result.load_memory_bytes = load_memory_bytes;
     result.outputs = w.outputs();
     result.model = Some(loaded.facts);
     result.threads = candle_core::utils::get_num_threads() as u32;
     result.peak_rss_bytes = memory::peak_bytes();
     Ok(result)
+}
+
+/// Waits after the load (which may itself heat the machine) so the measured part starts cool.
+fn wait_until_cool(job: &CellJob<'_>, sensors: &thermal::Sensors, below: f64) -> Result<(), ExecError> {
+    match thermal::wait_until_cool(sensors, below, COOL_WAIT_MAX, COOL_WAIT_POLL, &job.cancel) {
+        CoolWait::NoSensor => {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| tracing::warn!("--cool-below-c is set but no thermal sensor reads here; not waiting"));
+        }
+        CoolWait::Cool { waited, celsius } if waited >= COOL_WAIT_POLL => {
+            tracing::info!(cell = %job.cell_id, waited_s = waited.as_secs(), celsius, "machine cool");
+        }
+        CoolWait::Cool { .. } => {}
+        CoolWait::TimedOut { waited, celsius } => tracing::warn!(
+            cell = %job.cell_id, waited_s = waited.as_secs(), celsius, below,
+            "machine still hot after the longest wait; running the cell anyway"
+        ),
+        CoolWait::Cancelled => return Err(ExecError::Cancelled),
+    }
+    Ok(())
 }

@@ -1,7 +1,9 @@
-//! Peak memory of the agent process during a cell.
+//! Memory of the agent process during a cell.
 //!
 //! Linux: the kernel's high-water mark (`VmHWM`), reset at the start of each cell through
-//! `/proc/self/clear_refs`, so each cell reports its own peak. Elsewhere: not measured (0).
+//! `/proc/self/clear_refs`, so each cell reports its own peak; the current resident set
+//! (`VmRSS`) before and after the model load gives what the load added. Elsewhere: not measured
+//! (0 / `None`); a macOS version slots in behind `cfg(target_os = "macos")`.
 
 /// Starts a new peak-memory window. Returns false where the platform cannot reset it.
 pub fn reset_peak() -> bool {
@@ -27,10 +29,56 @@ pub fn peak_bytes() -> u64 {
     }
 }
 
+/// The process's resident memory in bytes now; `None` where unknown.
+pub fn current_rss_bytes() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        status_kb("VmRSS:").and_then(|kb| kb.checked_mul(1024))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+/// What a step added to the resident set: `after - before`, 0 where it shrank or either is unknown.
+pub fn added_bytes(before: Option<u64>, after: Option<u64>) -> u64 {
+    match (before, after) {
+        (Some(b), Some(a)) => a.saturating_sub(b),
+        _ => 0,
+    }
+}
+
 #[cfg(target_os = "linux")]
 fn status_kb(key: &str) -> Option<u64> {
-    let t = std::fs::read_to_string("/proc/self/status").ok()?;
-    t.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    parse_status_kb(&std::fs::read_to_string("/proc/self/status").ok()?, key)
+}
+
+/// A `Key:   1234 kB` line of `/proc/<pid>/status`, in kB.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn parse_status_kb(status: &str, key: &str) -> Option<u64> {
+    status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[cfg(test)]
+mod parse_tests {
+    const STATUS: &str = "Name:\tagent\nVmPeak:\t  900000 kB\nVmHWM:\t  512000 kB\nVmRSS:\t  256000 kB\nThreads:\t4\n";
+
+    #[test]
+    fn status_lines_parse_in_kb() {
+        assert_eq!(super::parse_status_kb(STATUS, "VmRSS:"), Some(256_000));
+        assert_eq!(super::parse_status_kb(STATUS, "VmHWM:"), Some(512_000));
+        assert_eq!(super::parse_status_kb(STATUS, "VmSwap:"), None);
+        assert_eq!(super::parse_status_kb("VmRSS:\tlots kB\n", "VmRSS:"), None);
+    }
+
+    #[test]
+    fn the_added_memory_saturates_and_is_zero_when_unknown() {
+        assert_eq!(super::added_bytes(Some(100), Some(350)), 250);
+        assert_eq!(super::added_bytes(Some(350), Some(100)), 0);
+        assert_eq!(super::added_bytes(None, Some(100)), 0);
+        assert_eq!(super::added_bytes(Some(100), None), 0);
+    }
 }
 
 #[cfg(all(test, target_os = "linux"))]
@@ -43,5 +91,13 @@ mod tests {
         let v = vec![1u8; 64 << 20];
         std::hint::black_box(&v);
         assert!(super::peak_bytes() >= 64 << 20, "peak {} below a live 64 MiB allocation", super::peak_bytes());
+    }
+
+    #[test]
+    fn the_resident_set_covers_a_live_allocation() {
+        let v = vec![1u8; 32 << 20];
+        std::hint::black_box(&v);
+        let rss = super::current_rss_bytes().expect("VmRSS is readable on Linux");
+        assert!(rss >= 32 << 20, "resident {rss} below a live, touched 32 MiB allocation");
     }
 }

@@ -30,11 +30,12 @@ pub struct Runner {
     artifacts: ArtifactsClient,
     tx: mpsc::Sender<pb::AgentMessage>,
     running: Option<Running>,
+    cool_below_c: Option<f64>,
 }
 
 impl Runner {
-    pub fn new(cache: Arc<Cache>, artifacts: ArtifactsClient, tx: mpsc::Sender<pb::AgentMessage>) -> Runner {
-        Runner { cache, artifacts, tx, running: None }
+    pub fn new(cache: Arc<Cache>, artifacts: ArtifactsClient, tx: mpsc::Sender<pb::AgentMessage>, cool_below_c: Option<f64>) -> Runner {
+        Runner { cache, artifacts, tx, running: None, cool_below_c }
     }
 
     /// The cell in flight, if any.
@@ -53,7 +54,8 @@ impl Runner {
         }
         tracing::info!(cell = %a.cell_id, attempt = a.attempt, "cell assigned");
         let cancel = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(run(self.cache.clone(), self.artifacts.clone(), self.tx.clone(), a.clone(), cancel.clone()));
+        let task =
+            tokio::spawn(run(self.cache.clone(), self.artifacts.clone(), self.tx.clone(), a.clone(), cancel.clone(), self.cool_below_c));
         self.running = Some(Running { cell_id: a.cell_id, cancel, task });
     }
 
@@ -94,8 +96,9 @@ async fn run(
     tx: mpsc::Sender<pb::AgentMessage>,
     a: pb::Assign,
     cancel: Arc<AtomicBool>,
+    cool_below_c: Option<f64>,
 ) {
-    let outcome = execute(&cache, &mut artifacts, &tx, &a, cancel).await;
+    let outcome = execute(&cache, &mut artifacts, &tx, &a, cancel, cool_below_c).await;
     if let Err(e) = &outcome {
         tracing::warn!(cell = %a.cell_id, error = %e, "cell failed");
     } else {
@@ -110,6 +113,7 @@ async fn execute(
     tx: &mpsc::Sender<pb::AgentMessage>,
     a: &pb::Assign,
     cancel: Arc<AtomicBool>,
+    cool_below_c: Option<f64>,
 ) -> Result<pb::CellResult, String> {
     let spec = a.cell.clone().ok_or("the assignment carries no cell")?;
     let artifact = spec.artifact.clone().ok_or("the cell names no model artifact")?;
@@ -126,7 +130,7 @@ async fn execute(
     let job_cell = a.cell_id.clone();
     let attempt = a.attempt;
     let worker = tokio::task::spawn_blocking(move || {
-        let job = CellJob { cell_id: job_cell, attempt, spec: &spec, model_path: &model_path, data: &data, cancel };
+        let job = CellJob { cell_id: job_cell, attempt, spec: &spec, model_path: &model_path, data: &data, cancel, cool_below_c };
         executor::run_cell(&job, &mut |e| {
             let _ = ev_tx.send(e);
         })

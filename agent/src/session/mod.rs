@@ -30,6 +30,8 @@ pub struct AgentConfig {
     pub cache_dir: PathBuf,
     pub name: String,
     pub tags: Vec<String>,
+    /// Before each cell, wait (bounded) until the hottest thermal sensor reads below this.
+    pub cool_below_c: Option<f64>,
 }
 
 /// The stable identity kept in the cache dir, created on first start.
@@ -70,7 +72,7 @@ pub async fn run_forever(cfg: AgentConfig) -> anyhow::Result<()> {
             cached_digests: cache.digests(),
             agent_version: env!("CARGO_PKG_VERSION").into(),
         };
-        match session(&endpoint, token.clone(), hello, cache.clone(), &mut backoff).await {
+        match session(&endpoint, token.clone(), hello, cache.clone(), &mut backoff, cfg.cool_below_c).await {
             Ok(()) => tracing::warn!("session ended; reconnecting"),
             Err(e) if is_auth_error(&e) => tracing::error!(error = %format!("{e:#}"), "the coordinator refused the token; retrying"),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "session failed; reconnecting"),
@@ -92,6 +94,7 @@ async fn session(
     hello: pb::Hello,
     cache: Arc<Cache>,
     backoff: &mut backoff::Backoff,
+    cool_below_c: Option<f64>,
 ) -> anyhow::Result<()> {
     let channel = endpoint.connect().await.context("connecting")?;
     let mut sessions = pb::agent_service_client::AgentServiceClient::with_interceptor(channel.clone(), token.clone())
@@ -103,7 +106,7 @@ async fn session(
     let mut inbound = sessions.session(tokio_stream::wrappers::ReceiverStream::new(rx)).await.map_err(anyhow::Error::new)?.into_inner();
     backoff.reset();
     tracing::info!("session open");
-    let mut runner = cell::Runner::new(cache, artifacts, tx.clone());
+    let mut runner = cell::Runner::new(cache, artifacts, tx.clone(), cool_below_c);
     let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
     let result = loop {
         tokio::select! {

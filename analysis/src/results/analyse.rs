@@ -134,7 +134,7 @@ fn consistency_flags(c: Option<&consistency::Consistency>) -> Vec<String> {
 fn consistent(c: &CellDoc) -> bool {
     match &c.consistency {
         None => true,
-        Some(k) => k.exact_match_rate.map_or(true, |r| r >= 1.0) && k.cosine_min.map_or(true, |v| v >= 0.999),
+        Some(k) => k.exact_match_rate.is_none_or(|r| r >= 1.0) && k.cosine_min.is_none_or(|v| v >= 0.999),
     }
 }
 

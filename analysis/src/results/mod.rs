@@ -318,5 +318,6 @@ fn thermal_doc(t: &pb::ThermalSample) -> ThermalDoc {
 }
 
 mod analyse;
+pub use analyse::verdict_word;
 mod render;
 pub use render::{render_csv, render_markdown};

@@ -89,7 +89,7 @@ fn the_same_seed_gives_the_same_interval() {
 fn huge_histograms_are_resampled_with_capped_draws() {
     let mut rng = Rng::new(6);
     let mut b = lognormal(&mut rng, 1000, MEDIAN_NS, SIGMA);
-    b.add(&constant(MEDIAN_NS as u64, 1_000_000_000)).expect("same bounds");
+    b.add(constant(MEDIAN_NS as u64, 1_000_000_000)).expect("same bounds");
     let start = Instant::now();
     let ci = speedup_ci(&b, &b, RESAMPLES, 1).expect("ci");
     println!("2 x 1e9-count histograms ({MAX_DRAWS} draws each): {:?}", start.elapsed());

@@ -27,11 +27,16 @@ pub fn validity(
     for (i, &n) in iterations_per_repetition.iter().enumerate().filter(|(_, n)| **n < u64::from(min_iterations)) {
         reasons.push(format!("repetition {}: {n} iterations < min_iterations {min_iterations}", i + 1));
     }
-    for (i, &d) in durations_s.iter().enumerate().filter(|(_, d)| !(**d >= min_duration_s)) {
+    for (i, &d) in durations_s.iter().enumerate().filter(|(_, d)| short(**d, min_duration_s)) {
         reasons.push(format!("repetition {}: {d:.1} s < min_duration_s {min_duration_s} s", i + 1));
     }
     reasons.extend(stability_flags.iter().cloned());
     (reasons.is_empty(), reasons)
+}
+
+/// Whether a repetition of `duration_s` fell short of `min_s`; a NaN duration never meets it.
+fn short(duration_s: f64, min_s: f64) -> bool {
+    duration_s.is_nan() || duration_s < min_s
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The client commands: every one talks to a coordinator over gRPC with the bearer token.
 
 pub mod baseline;
+pub mod compare;
 pub mod quickstart;
 pub mod show;
 pub mod submit;

@@ -30,13 +30,16 @@ impl Store {
         }
         let existing = self.get_baseline(&req.name).ok();
         let mut b = existing.clone().unwrap_or(pb::Baseline { name: req.name.clone(), created_unix_ms: now_ms(), ..Default::default() });
-        if let Some(e) = &existing {
-            if !req.run_id.is_empty() && !e.run_id.is_empty() && e.run_id != req.run_id && !req.replace {
-                return Err(CoordError::FailedPrecondition(format!(
-                    "baseline `{}` is run {}; pass --replace to make it run {}",
-                    req.name, e.run_id, req.run_id
-                )));
-            }
+        if let Some(e) = &existing
+            && !req.run_id.is_empty()
+            && !e.run_id.is_empty()
+            && e.run_id != req.run_id
+            && !req.replace
+        {
+            return Err(CoordError::FailedPrecondition(format!(
+                "baseline `{}` is run {}; pass --replace to make it run {}",
+                req.name, e.run_id, req.run_id
+            )));
         }
         if !req.run_id.is_empty() {
             b.run_id = req.run_id.clone();

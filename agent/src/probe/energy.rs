@@ -1,0 +1,110 @@
+//! Energy counters, read before and after the measured repetitions (never per iteration).
+//!
+//! Linux: RAPL through powercap, `/sys/class/powercap/intel-rapl:N` (`name`, `energy_uj`,
+//! `max_energy_range_uj` for the wrap-around); the package domains are summed. Recent kernels
+//! expose AMD's RAPL under the same names. Since Linux 5.10 `energy_uj` is readable by root
+//! only: then there is no meter and results carry no energy (absent, never 0). Elsewhere there
+//! is no meter yet (macOS's slots into [`Meter::open`] behind `cfg(target_os = "macos")`).
+
+use std::path::{Path, PathBuf};
+
+/// Where Linux lists its power-capping zones.
+pub const LINUX_POWERCAP: &str = "/sys/class/powercap";
+
+#[derive(Debug, Clone)]
+struct Domain {
+    name: String,
+    energy_uj: PathBuf,
+    max_range_uj: Option<u64>,
+}
+
+/// A set of energy counters whose sum is the energy the machine used.
+#[derive(Debug, Clone)]
+pub struct Meter {
+    domains: Vec<Domain>,
+}
+
+/// The counters at one moment (µJ, one per domain).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading(Vec<u64>);
+
+impl Meter {
+    /// This machine's meter; `None` where no counter is readable (why is logged once).
+    pub fn open() -> Option<Meter> {
+        #[cfg(target_os = "linux")]
+        let opened = Meter::from_powercap(Path::new(LINUX_POWERCAP));
+        #[cfg(not(target_os = "linux"))]
+        let opened: Result<Meter, String> = Err("no energy counters on this platform yet".into());
+        match opened {
+            Ok(m) => Some(m),
+            Err(why) => {
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| tracing::info!(reason = %why, "no energy counter; cells report no energy"));
+                None
+            }
+        }
+    }
+
+    /// The RAPL package domains under `root` (a `/sys/class/powercap` layout): the top-level
+    /// `intel-rapl:N` zones named `package-*`, in zone order. Every one must read now.
+    pub fn from_powercap(root: &Path) -> Result<Meter, String> {
+        let entries = std::fs::read_dir(root).map_err(|e| format!("{}: {e}", root.display()))?;
+        let mut found: Vec<(u32, Domain)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let n: u32 = e.file_name().to_str()?.strip_prefix("intel-rapl:")?.parse().ok()?;
+                let dir = e.path();
+                let name = read_trimmed(&dir.join("name"))?;
+                name.starts_with("package").then(|| {
+                    let max_range_uj = read_trimmed(&dir.join("max_energy_range_uj")).and_then(|v| v.parse().ok());
+                    (n, Domain { name, energy_uj: dir.join("energy_uj"), max_range_uj })
+                })
+            })
+            .collect();
+        if found.is_empty() {
+            return Err(format!("no RAPL package domain under {}", root.display()));
+        }
+        found.sort_by_key(|(n, _)| *n);
+        let meter = Meter { domains: found.into_iter().map(|(_, d)| d).collect() };
+        for d in &meter.domains {
+            read_uj(&d.energy_uj).map_err(|e| format!("{}: {e}", d.energy_uj.display()))?;
+        }
+        Ok(meter)
+    }
+
+    /// What the energy is, for results: `rapl:package-0+package-1`.
+    pub fn source(&self) -> String {
+        format!("rapl:{}", self.domains.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join("+"))
+    }
+
+    /// Every counter now; `None` if any fails to read.
+    pub fn read(&self) -> Option<Reading> {
+        self.domains.iter().map(|d| read_uj(&d.energy_uj).ok()).collect::<Option<Vec<u64>>>().map(Reading)
+    }
+
+    /// Joules between two readings, counting one wrap-around per counter; `None` where a counter
+    /// wrapped without a known range or the readings do not match this meter.
+    pub fn joules(&self, before: &Reading, after: &Reading) -> Option<f64> {
+        if before.0.len() != self.domains.len() || after.0.len() != self.domains.len() {
+            return None;
+        }
+        let mut uj = 0u128;
+        for ((d, &b), &a) in self.domains.iter().zip(&before.0).zip(&after.0) {
+            uj += u128::from(if a >= b { a - b } else { d.max_range_uj?.checked_sub(b)?.checked_add(a)? });
+        }
+        Some(uj as f64 / 1e6)
+    }
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+fn read_uj(path: &Path) -> Result<u64, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    text.trim().parse().map_err(|_| format!("not a counter: {:?}", text.trim()))
+}
+
+#[cfg(test)]
+#[path = "energy_tests.rs"]
+mod tests;
