@@ -4,5 +4,6 @@
 pub mod accuracy;
 pub mod compare;
 pub mod consistency;
+pub mod hlog;
 pub mod results;
 pub mod stats;

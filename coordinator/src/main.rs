@@ -41,6 +41,9 @@ enum Command {
         run: String,
         #[arg(long, value_enum, default_value = "md")]
         format: Format,
+        /// Also write each cell's interval histograms as DIR/<cell>.hlog (HdrHistogram interval log).
+        #[arg(long, value_name = "DIR")]
+        hlog_dir: Option<PathBuf>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -113,7 +116,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 _ => ExitCode::SUCCESS,
             });
         }
-        Command::Results { run, format, client } => cli::show::results(&client, &run, format).await?,
+        Command::Results { run, format, hlog_dir, client } => cli::show::results(&client, &run, format, hlog_dir.as_deref()).await?,
         Command::Runs { format, client } => cli::show::runs(&client, format).await?,
         Command::Agents { format, client } => cli::show::agents(&client, format).await?,
         Command::Compare { a, b, format, fail_on_regression, client } => {

@@ -73,6 +73,29 @@ fn two_agents_share_a_run_and_bring_back_decodable_histograms() {
     assert!(!generate["outputs"][0]["tokens_sha256"].as_str().unwrap().is_empty());
     assert_eq!(generate["context_length"], 48);
 
+    // What the analysis adds: validity, accuracy against the data set, model facts, memory.
+    for c in cells {
+        assert!(c["valid"].is_boolean() && c["flags"].is_array(), "{c}");
+        assert!(c["model_params"].as_u64().unwrap() > 0 && c["model_bytes"].as_u64().unwrap() > 0);
+        assert!(c["peak_memory_bytes"].as_u64().unwrap() > 0);
+        assert!(c["energy_j_per_inference"].is_null() || c["energy_j_per_inference"].as_f64().unwrap() > 0.0, "never 0 for unknown");
+    }
+    let acc = &generate["accuracy"];
+    assert!(acc["cer"].as_f64().unwrap() >= 0.0 && acc["input_cer"].as_f64().unwrap() > 0.0, "the typo'd input has errors: {acc}");
+    assert!(r["recommendations"].is_array());
+    let hlogs = f.dir.path().join("hlog");
+    let out = f.cli(&["results", &run, "--format", "md", "--hlog-dir", hlogs.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("vs baseline [95% CI]"));
+    let logs: Vec<_> = std::fs::read_dir(&hlogs).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(logs.len(), 4, "one interval log per cell");
+    for l in logs {
+        let text = std::fs::read_to_string(&l).unwrap();
+        let intervals = hdrhistogram::serialization::interval_log::IntervalLogIterator::new(text.as_bytes())
+            .filter(|e| matches!(e, Ok(hdrhistogram::serialization::interval_log::LogEntry::Interval(_))))
+            .count();
+        assert!(intervals >= 2, "{}: {text}", l.display());
+    }
+
     let runs = f.json(&["runs", "--format", "json"]);
     assert_eq!(runs[0]["id"].as_str(), Some(run.as_str()));
     let csv = String::from_utf8(f.cli(&["results", &run, "--format", "csv"]).stdout).unwrap();

@@ -7,9 +7,29 @@ use anefleet_proto::pb;
 
 use super::{ClientArgs, Clients, Format};
 
-pub async fn results(client: &ClientArgs, run_id: &str, format: Format) -> anyhow::Result<()> {
+pub async fn results(client: &ClientArgs, run_id: &str, format: Format, hlog_dir: Option<&std::path::Path>) -> anyhow::Result<()> {
     let mut c = client.connect().await?;
     print!("{}", fetch_and_render(&mut c, run_id, format).await?);
+    if let Some(dir) = hlog_dir {
+        write_hlogs(&mut c, run_id, dir).await?;
+    }
+    Ok(())
+}
+
+/// One `.hlog` per cell that streamed interval histograms.
+async fn write_hlogs(c: &mut Clients, run_id: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let r = c
+        .runs
+        .get_results(pb::GetResultsRequest { run_id: run_id.into() })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for cell in r.cells.iter().filter(|c| !c.interval_histograms.is_empty()) {
+        let path = dir.join(format!("{}.hlog", cell.id));
+        std::fs::write(&path, anefleet_analysis::hlog::interval_log(cell)?).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
     Ok(())
 }
 
