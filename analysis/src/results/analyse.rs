@@ -54,12 +54,7 @@ pub fn cells(records: &[pb::CellRecord], docs: &mut [CellDoc]) -> Result<(), Cod
         validity(&records[i], res, &mut docs[i])?;
         docs[i].comparisons = comparisons(i, docs, &hists);
         docs[i].speedup_vs_baseline = docs[i].comparisons.iter().find(|c| c.against == "baseline").map(|c| c.ratio);
-        let base = (0..docs.len()).find(|&j| {
-            j != i && docs[j].agent_id == docs[i].agent_id && same_work(&docs[i], &docs[j]) && unit_of(&docs[j]) == docs[i].baseline
-        });
-        if let Some(base_res) = base.and_then(|j| records[j].result.as_ref()) {
-            docs[i].consistency = consistency::compare("baseline", &res.outputs, &base_res.outputs);
-        }
+        docs[i].consistency = consistency_of(i, records, docs);
         if docs[i].workload == "generate" {
             docs[i].accuracy = accuracy::score(&res.outputs, records[i].spec.as_ref().map_or(0, |s| s.max_new_tokens));
         }
@@ -67,6 +62,22 @@ pub fn cells(records: &[pb::CellRecord], docs: &mut [CellDoc]) -> Result<(), Cod
         docs[i].flags.extend(notes);
     }
     Ok(())
+}
+
+/// Outputs against the baseline unit on the same agent; for the baseline itself, against the
+/// same unit on another agent (the same model should answer the same on every device).
+fn consistency_of(i: usize, records: &[pb::CellRecord], docs: &[CellDoc]) -> Option<consistency::Consistency> {
+    let c = &docs[i];
+    let outputs = |j: usize| records[j].result.as_ref().map(|r| r.outputs.as_slice());
+    let base =
+        (0..docs.len()).find(|&j| j != i && docs[j].agent_id == c.agent_id && same_work(c, &docs[j]) && unit_of(&docs[j]) == c.baseline);
+    if let Some(j) = base {
+        return consistency::compare("baseline", outputs(i)?, outputs(j)?);
+    }
+    let peer = (0..docs.len()).find(|&j| {
+        docs[j].agent_id != c.agent_id && same_work(c, &docs[j]) && unit_of(&docs[j]) == unit_of(c) && docs[j].state == "done"
+    })?;
+    consistency::compare(&format!("agent:{}", docs[peer].agent), outputs(i)?, outputs(peer)?)
 }
 
 /// The validity gate and the stability behind it.
@@ -122,12 +133,19 @@ fn consistency_flags(c: Option<&consistency::Consistency>) -> Vec<String> {
     let mut flags = Vec::new();
     if let Some(rate) = c.exact_match_rate.filter(|r| *r < 1.0) {
         let at = c.mean_first_divergence.map(|d| format!(", first divergence at token {d:.1} on average")).unwrap_or_default();
-        flags.push(format!("outputs differ from the baseline on {:.0}% of inputs{at}", (1.0 - rate) * 100.0));
+        flags.push(format!("outputs differ from {} on {:.0}% of inputs{at}", against(&c.against), (1.0 - rate) * 100.0));
     }
     if let Some(d) = c.max_abs_logit_diff.filter(|d| *d >= MAX_LOGIT_DIFF) {
-        flags.push(format!("max |Δlogit| {d:.3} against the baseline (≥ {MAX_LOGIT_DIFF})"));
+        flags.push(format!("max |Δlogit| {d:.3} against {} (≥ {MAX_LOGIT_DIFF})", against(&c.against)));
     }
     flags
+}
+
+fn against(a: &str) -> String {
+    match a.strip_prefix("agent:") {
+        Some(name) => format!("the same unit on {name}"),
+        None => "the baseline".into(),
+    }
 }
 
 /// Outputs the same as the baseline's (or the cell is the baseline).

@@ -24,7 +24,8 @@ const COLUMNS: &[&str] = &[
     "decode/token p50 ms",
     "tok/s",
     "vs baseline [95% CI]",
-    "outputs vs baseline",
+    "vs other agents",
+    "same outputs",
     "CER (input)",
     "peak MB",
 ];
@@ -45,11 +46,27 @@ fn vs_baseline(c: &CellDoc) -> String {
     }
 }
 
-fn outputs_vs_baseline(c: &CellDoc) -> String {
+/// Same unit on other agents: `name: ratio [ci] verdict` each.
+fn vs_agents(c: &CellDoc) -> String {
+    let v: Vec<String> = c
+        .comparisons
+        .iter()
+        .filter_map(|k| {
+            k.against
+                .strip_prefix("agent:")
+                .map(|a| format!("{a}: {:.2}x [{:.2}, {:.2}] {}", k.ratio, k.ci95[0], k.ci95[1], verdict_word(k.verdict)))
+        })
+        .collect();
+    v.join("; ")
+}
+
+/// Output consistency, against the baseline unit or (for the baseline) another agent.
+fn same_outputs(c: &CellDoc) -> String {
     let Some(k) = &c.consistency else { return String::new() };
+    let against = k.against.strip_prefix("agent:").map(|a| format!(" vs {a}")).unwrap_or_default();
     match (k.exact_match_rate, k.cosine_min) {
-        (Some(r), _) => format!("{:.0}% identical", r * 100.0),
-        (None, Some(cos)) => format!("cos ≥ {cos:.4}"),
+        (Some(r), _) => format!("{:.0}%{against}", r * 100.0),
+        (None, Some(cos)) => format!("cos ≥ {cos:.4}{against}"),
         _ => String::new(),
     }
 }
@@ -86,7 +103,8 @@ fn row(c: &CellDoc) -> Vec<String> {
         opt(c.decode_token.as_ref().map(|s| s.p50_ns), ms),
         opt(c.tokens_per_s, |v| format!("{v:.1}")),
         vs_baseline(c),
-        outputs_vs_baseline(c),
+        vs_agents(c),
+        same_outputs(c),
         opt(c.accuracy.as_ref(), |a| format!("{:.3} ({:.3})", a.cer, a.input_cer)),
         opt(c.peak_memory_bytes, |b| format!("{:.0}", b as f64 / 1e6)),
     ]
