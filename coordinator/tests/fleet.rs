@@ -80,6 +80,7 @@ fn two_agents_share_a_run_and_bring_back_decodable_histograms() {
         assert!(c["peak_memory_bytes"].as_u64().unwrap() > 0);
         assert!(c["energy_j_per_inference"].is_null() || c["energy_j_per_inference"].as_f64().unwrap() > 0.0, "never 0 for unknown");
     }
+    assert!(generate["kv_cache_bytes"].as_u64().unwrap() > 0, "the decoder's KV cache is sized");
     let acc = &generate["accuracy"];
     assert!(acc["cer"].as_f64().unwrap() >= 0.0 && acc["input_cer"].as_f64().unwrap() > 0.0, "the typo'd input has errors: {acc}");
     assert!(r["recommendations"].is_array());

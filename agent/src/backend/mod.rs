@@ -60,6 +60,10 @@ pub trait Decoder: Send {
     /// Feeds `tokens` at positions `pos..pos + tokens.len()` (the cache holds `0..pos`) and
     /// returns the logits of the last position.
     fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>>;
+    /// Bytes the KV cache holds per token of context, where the backend knows its layout.
+    fn kv_bytes_per_token(&self) -> Option<u64> {
+        None
+    }
 }
 
 pub enum LoadedModel {

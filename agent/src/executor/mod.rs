@@ -68,6 +68,7 @@ pub fn run_cell(job: &CellJob<'_>, events: &mut dyn FnMut(Event)) -> Result<pb::
     if job.cancel.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(ExecError::Cancelled);
     }
+    let kv_bytes = kv_cache_bytes(&loaded.model, job.spec);
     let mut w = workload::prepare(loaded.model, job.spec, job.data)?;
     let sensors = thermal::Sensors::open();
     if let Some(below) = job.cool_below_c {
@@ -80,6 +81,7 @@ pub fn run_cell(job: &CellJob<'_>, events: &mut dyn FnMut(Event)) -> Result<pb::
     result.load_memory_bytes = load_memory_bytes;
     result.outputs = w.outputs();
     result.model = Some(loaded.facts);
+    result.kv_cache_bytes = kv_bytes;
     result.threads = candle_core::utils::get_num_threads() as u32;
     result.peak_rss_bytes = memory::peak_bytes();
     Ok(result)
@@ -103,4 +105,11 @@ fn wait_until_cool(job: &CellJob<'_>, sensors: &thermal::Sensors, below: f64) ->
         CoolWait::Cancelled => return Err(ExecError::Cancelled),
     }
     Ok(())
+}
+
+/// The KV cache at the cell's longest context (prompt plus generated tokens), where known.
+fn kv_cache_bytes(model: &backend::LoadedModel, spec: &pb::CellSpec) -> u64 {
+    let backend::LoadedModel::Decoder(d) = model else { return 0 };
+    let tokens = u64::from(spec.context_length) + if spec.workload == "prefill" { 0 } else { u64::from(spec.max_new_tokens) };
+    d.kv_bytes_per_token().map_or(0, |b| b * tokens)
 }

@@ -50,6 +50,15 @@ pub struct Parts {
     pub eos_ids: Vec<u32>,
     pub max_context: usize,
     pub device: Device,
+    /// Keys and values of every layer for one token: 2 × layers × KV heads × head dim × 4 bytes
+    /// (candle keeps the cache in f32 on the CPU).
+    pub kv_bytes_per_token: Option<u64>,
+}
+
+/// The KV cache's bytes per token for a model of this shape, cached in f32.
+pub fn kv_bytes_per_token(layers: usize, kv_heads: usize, head_dim: usize) -> Option<u64> {
+    let n = 2 * layers * kv_heads * head_dim * std::mem::size_of::<f32>();
+    (n > 0).then_some(n as u64)
 }
 
 impl Parts {
@@ -89,6 +98,10 @@ impl<M: CausalLm> Decoder for CandleDecoder<M> {
     fn clear_cache(&mut self) {
         self.model.clear_kv_cache();
         self.cache.reset();
+    }
+
+    fn kv_bytes_per_token(&self) -> Option<u64> {
+        self.parts.kv_bytes_per_token
     }
 
     fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {

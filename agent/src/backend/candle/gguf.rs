@@ -19,7 +19,7 @@ use candle_core::quantized::gguf_file::Content;
 use candle_transformers::models::{quantized_llama, quantized_qwen3};
 
 use super::chat_template::ChatTemplate;
-use super::decoder::Parts;
+use super::decoder::{Parts, kv_bytes_per_token};
 use super::gguf_tokenizer::{self, md_str, md_u32};
 use super::{artifact, artifact_error};
 use crate::backend::{BackendError, Loaded, LoadedModel, Result};
@@ -39,7 +39,8 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
     let special = gguf_tokenizer::special_tokens(&content, &tokenizer);
     let template = md_str(&content, "tokenizer.chat_template").map(|src| ChatTemplate::new(src, &special.bos, &special.eos)).transpose()?;
     let facts = facts(&content, &arch, path, max_context);
-    let parts = Parts { tokenizer, template, eos_ids: special.eos_ids, max_context, device: device.clone() };
+    let kv = kv_shape(&content, &arch).and_then(|(l, h, d)| kv_bytes_per_token(l, h, d));
+    let parts = Parts { tokenizer, template, eos_ids: special.eos_ids, max_context, device: device.clone(), kv_bytes_per_token: kv };
     let model = match arch.as_str() {
         "llama" => parts.with(
             quantized_llama::ModelWeights::from_gguf(content, &mut reader, device)
@@ -63,6 +64,16 @@ fn unsupported(path: &Path, arch: &str) -> BackendError {
 
 /// `<arch>.context_length`, capped for Llama at candle's `quantized_llama::MAX_SEQ_LEN` (4096):
 /// its rotary tables stop there, so longer contexts cannot run on this backend.
+/// (layers, KV heads, head dim) from `<arch>.*` metadata; the head dim is `key_length` when
+/// given, else the embedding length over the heads.
+fn kv_shape(content: &Content, arch: &str) -> Option<(usize, usize, usize)> {
+    let get = |k: &str| md_u32(content, &format!("{arch}.{k}")).map(|v| v as usize);
+    let (layers, heads) = (get("block_count")?, get("attention.head_count")?);
+    let kv_heads = get("attention.head_count_kv").unwrap_or(heads);
+    let head_dim = get("attention.key_length").or_else(|| Some(get("embedding_length")? / heads.max(1)))?;
+    Some((layers, kv_heads, head_dim))
+}
+
 fn max_context(content: &Content, arch: &str, path: &Path) -> Result<usize> {
     let key = format!("{arch}.context_length");
     let ctx = md_u32(content, &key).ok_or_else(|| artifact_error(path, format!("GGUF has no `{key}`")))? as usize;
@@ -135,6 +146,8 @@ mod tests {
         assert!(facts.bytes_on_disk > 50_000_000, "{facts:?}");
         assert_eq!(d.max_context(), 4096);
         assert_eq!(d.eos_token_ids(), [2, 0]);
+        // 30 layers × 3 KV heads × 64 dims, keys and values, f32.
+        assert_eq!(d.kv_bytes_per_token(), Some(2 * 30 * 3 * 64 * 4));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::artifact::{self, read_json};
 use super::artifact_error;
 use super::bert::var_builder;
 use super::chat_template::ChatTemplate;
-use super::decoder::Parts;
+use super::decoder::{Parts, kv_bytes_per_token};
 use super::gguf_tokenizer::dedup_keep_order;
 use crate::backend::{Loaded, LoadedModel, Result};
 
@@ -50,7 +50,15 @@ pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
         quantization,
         max_context: config.max_position_embeddings as u32,
     };
-    let parts = Parts { tokenizer, template: Some(template), eos_ids, max_context: config.max_position_embeddings, device: device.clone() };
+    let kv_bytes_per_token = kv_bytes_per_token(config.num_hidden_layers, config.num_key_value_heads, config.head_dim);
+    let parts = Parts {
+        tokenizer,
+        template: Some(template),
+        eos_ids,
+        max_context: config.max_position_embeddings,
+        device: device.clone(),
+        kv_bytes_per_token,
+    };
     Ok(Loaded { model: LoadedModel::Decoder(parts.with(model)), facts })
 }
 
