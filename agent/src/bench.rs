@@ -45,6 +45,10 @@ pub async fn bench(spec_path: &Path, format: Format, cool_below_c: Option<f64>) 
     let total = cells.len();
     let mut records = Vec::new();
     for (i, cell) in cells.into_iter().enumerate() {
+        let cooldown = cell.spec.measure.map_or(0.0, |m| m.cooldown_s);
+        if i > 0 && cooldown > 0.0 {
+            tokio::time::sleep(std::time::Duration::from_secs_f64(cooldown)).await;
+        }
         let id = format!("local-{i:03}");
         let s = &cell.spec;
         eprintln!(

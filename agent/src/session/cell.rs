@@ -31,11 +31,13 @@ pub struct Runner {
     tx: mpsc::Sender<pb::AgentMessage>,
     running: Option<Running>,
     cool_below_c: Option<f64>,
+    /// When the last cell ended: the next one waits out its spec's `cooldown_s` first.
+    last_end: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl Runner {
     pub fn new(cache: Arc<Cache>, artifacts: ArtifactsClient, tx: mpsc::Sender<pb::AgentMessage>, cool_below_c: Option<f64>) -> Runner {
-        Runner { cache, artifacts, tx, running: None, cool_below_c }
+        Runner { cache, artifacts, tx, running: None, cool_below_c, last_end: Arc::default() }
     }
 
     /// The cell in flight, if any.
@@ -54,9 +56,31 @@ impl Runner {
         }
         tracing::info!(cell = %a.cell_id, attempt = a.attempt, "cell assigned");
         let cancel = Arc::new(AtomicBool::new(false));
-        let task =
-            tokio::spawn(run(self.cache.clone(), self.artifacts.clone(), self.tx.clone(), a.clone(), cancel.clone(), self.cool_below_c));
+        let cooldown = self.cooldown(&a);
+        let last_end = self.last_end.clone();
+        let (cache, artifacts, tx, cool) = (self.cache.clone(), self.artifacts.clone(), self.tx.clone(), self.cool_below_c);
+        let task = tokio::spawn({
+            let cancel = cancel.clone();
+            let a = a.clone();
+            async move {
+                if !cooldown.is_zero() {
+                    tracing::info!(cell = %a.cell_id, wait_ms = cooldown.as_millis() as u64, "cooling down after the previous cell");
+                    tokio::time::sleep(cooldown).await;
+                }
+                run(cache, artifacts, tx, a, cancel, cool).await;
+                if let Ok(mut t) = last_end.lock() {
+                    *t = Some(std::time::Instant::now());
+                }
+            }
+        });
         self.running = Some(Running { cell_id: a.cell_id, cancel, task });
+    }
+
+    /// What is left of the cell's `cooldown_s` since the previous cell ended.
+    fn cooldown(&self, a: &pb::Assign) -> std::time::Duration {
+        let want = a.cell.as_ref().and_then(|c| c.measure).map_or(0.0, |m| m.cooldown_s).clamp(0.0, 86_400.0);
+        let since = self.last_end.lock().ok().and_then(|t| t.map(|t| t.elapsed()));
+        since.map_or(std::time::Duration::ZERO, |s| std::time::Duration::from_secs_f64(want).saturating_sub(s))
     }
 
     pub fn cancel(&mut self, cell_id: &str, reason: &str) {
