@@ -99,6 +99,7 @@ fn row(c: &CellDoc) -> Vec<String> {
         p(|s| s.p99_ns),
         opt(l.map(|s| s.mean_ns), |v| format!("{:.2}", v / 1e6)),
         opt(l.map(|s| s.count), |v| v.to_string()),
+        opt(c.stability.as_ref().and_then(|s| s.cv), |v| format!("{:.1}%", v * 100.0)),
         opt(c.ttft.as_ref().map(|s| s.p50_ns), ms),
         opt(c.decode_token.as_ref().map(|s| s.p50_ns), ms),
         opt(c.tokens_per_s, |v| format!("{v:.1}")),
