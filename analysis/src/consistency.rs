@@ -46,8 +46,10 @@ fn cosine(a: &[f32], b: &[f32]) -> Option<f64> {
     (na > 0.0 && nb > 0.0).then(|| dot / (na * nb))
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> Option<f64> {
-    (a.len() == b.len() && !a.is_empty()).then(|| a.iter().zip(b).map(|(x, y)| f64::from((x - y).abs())).fold(0.0, f64::max))
+/// Largest |a − b| over the token ids both outputs kept logits for.
+fn max_abs_diff(a: &pb::Output, b: &pb::Output) -> Option<f64> {
+    let theirs: std::collections::HashMap<u32, f32> = b.first_logit_ids.iter().copied().zip(b.first_logits.iter().copied()).collect();
+    a.first_logit_ids.iter().zip(&a.first_logits).filter_map(|(id, x)| theirs.get(id).map(|y| f64::from((x - y).abs()))).reduce(f64::max)
 }
 
 /// Compares a cell's outputs with the baseline's; `None` when no input is shared.
@@ -80,7 +82,7 @@ pub fn compare(against: &str, cell: &[pb::Output], base: &[pb::Output]) -> Optio
         });
         c.top1_agreement = (total > 0).then(|| same as f64 / total as f64);
     }
-    c.max_abs_logit_diff = matched.iter().filter_map(|(o, b)| max_abs_diff(&o.first_logits, &b.first_logits)).reduce(f64::max);
+    c.max_abs_logit_diff = matched.iter().filter_map(|(o, b)| max_abs_diff(o, b)).reduce(f64::max);
     let cosines: Vec<(u32, f64)> =
         matched.iter().filter_map(|(o, b)| cosine(&o.embedding, &b.embedding).map(|v| (o.input_id, v))).collect();
     if let Some((id, min)) = cosines.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1)) {
@@ -123,8 +125,8 @@ mod tests {
     fn logits_and_embeddings_are_compared() {
         let mut a = out(0, "p", &[1]);
         let mut b = a.clone();
-        a.first_logits = vec![1.0, 2.0, 3.0];
-        b.first_logits = vec![1.0, 2.05, 3.0];
+        (a.first_logit_ids, a.first_logits) = (vec![7, 3, 9], vec![3.0, 2.0, 1.0]);
+        (b.first_logit_ids, b.first_logits) = (vec![7, 3, 4], vec![3.0, 2.05, 0.5]);
         a.embedding = vec![1.0, 0.0];
         b.embedding = vec![0.6, 0.8];
         let c = compare("agent:x", &[a], &[b]).unwrap();

@@ -8,6 +8,23 @@ use anefleet_proto::pb;
 use super::{INPUTS_PER_CELL, Phases, Result, WorkloadError, prompt, sha256_u32};
 use crate::backend::{Decoder, argmax};
 
+/// Logits kept per output for consistency checks: the largest ones.
+const TOP_LOGITS: usize = 256;
+
+/// The `k` largest logits and their token ids, largest first.
+fn top_logits(logits: &[f32], k: usize) -> (Vec<u32>, Vec<f32>) {
+    let mut idx: Vec<u32> = (0..logits.len() as u32).collect();
+    let k = k.min(idx.len());
+    if k == 0 {
+        return (vec![], vec![]);
+    }
+    idx.select_nth_unstable_by(k - 1, |a, b| logits[*b as usize].total_cmp(&logits[*a as usize]));
+    idx.truncate(k);
+    idx.sort_by(|a, b| logits[*b as usize].total_cmp(&logits[*a as usize]));
+    let values = idx.iter().map(|i| logits[*i as usize]).collect();
+    (idx, values)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Generate,
@@ -61,6 +78,7 @@ impl DecoderWorkload {
             return;
         }
         let text = self.model.tokenizer().decode(&self.generated, true).unwrap_or_default();
+        let (first_logit_ids, first_logits) = top_logits(&std::mem::take(&mut self.first_logits), TOP_LOGITS);
         let prompt = &self.prompts[input];
         self.outputs[input] = Some(pb::Output {
             input_id: input as u32,
@@ -71,7 +89,8 @@ impl DecoderWorkload {
             prompt_sha256: sha256_u32(&prompt.ids),
             input_text: prompt.input_text.clone(),
             reference: prompt.reference.clone(),
-            first_logits: std::mem::take(&mut self.first_logits),
+            first_logits,
+            first_logit_ids,
         });
     }
 
