@@ -1,0 +1,82 @@
+//! `agent bench`: a spec on this machine alone, through the real binary.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn models_dir() -> PathBuf {
+    let dir = std::env::var("ANEFLEET_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/anefleet/test-models"));
+    assert!(dir.join("tiny-qwen3/model.safetensors").exists(), "run models/scripts/fetch-test-models.sh");
+    dir
+}
+
+fn bench(spec: &str, format: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spec.toml");
+    std::fs::write(&path, spec.replace("{models}", &models_dir().display().to_string())).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_agent"))
+        .args(["--threads", "1", "bench"])
+        .arg(&path)
+        .args(["--format", format])
+        .env("ANEFLEET_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+const SPEC: &str = r#"
+name = "local bench"
+[models.tiny]
+candle = "{models}/tiny-qwen3"
+coreml = "{models}/tiny-qwen3"
+[models.minilm]
+candle = "{models}/all-minilm-l6-v2"
+[[benchmarks]]
+model = "tiny"
+workload = "generate"
+context_lengths = [64, 96]
+max_new_tokens = 4
+units = ["candle:cpu", "coreml:ane"]
+[[benchmarks]]
+model = "minilm"
+workload = "encode"
+context_lengths = [32]
+batch_sizes = [1, 2]
+units = ["candle:cpu"]
+[measure]
+warmup = 1
+min_iterations = 3
+min_duration_s = 0.2
+repetitions = 2
+cooldown_s = 0
+"#;
+
+#[test]
+fn a_spec_runs_here_and_units_this_machine_lacks_are_skipped() {
+    let out = bench(SPEC, "json");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["run"]["state"], "finished");
+    let cells = doc["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 4, "2 contexts of generate + 2 batch sizes of encode");
+    assert!(doc["run"]["skipped"][0].as_str().unwrap().contains("coreml:ane"));
+    for c in cells {
+        assert_eq!(c["state"], "done", "{c}");
+        assert!(c["latency"]["count"].as_u64().unwrap() >= 6);
+        assert!(c["intervals"].as_u64().unwrap() >= 2, "interval histograms are kept locally too");
+    }
+    assert!(cells[0]["accuracy"]["input_cer"].as_f64().unwrap() > 0.0);
+    assert_eq!(doc["scaling"].as_array().unwrap().len(), 1, "generate at two context lengths");
+    let md = bench(&SPEC.replace("units = [\"candle:cpu\", \"coreml:ane\"]", "units = [\"candle:cpu\"]"), "md");
+    assert!(String::from_utf8_lossy(&md.stdout).contains("| agent | model | unit |"));
+}
+
+#[test]
+fn an_invalid_spec_exits_2_naming_the_field() {
+    let out = bench(&SPEC.replace("workload = \"encode\"", "workload = \"embed\""), "md");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("benchmarks[1].workload"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bench(&SPEC.replace("{models}/all-minilm-l6-v2", "./missing-model"), "md");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("models.minilm.candle"));
+}
