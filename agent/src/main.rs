@@ -1,13 +1,7 @@
 //! `agent`: runs benchmark cells on this machine's compute units, for a coordinator (`run`) or
 //! alone (`bench`).
 
-mod backend;
-mod bench;
-mod cache;
-mod executor;
-mod probe;
-mod session;
-mod workload;
+use agent::{backend, bench, probe, session};
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -43,6 +43,13 @@ pub struct Probes {
     pub meter: Option<Meter>,
 }
 
+impl Probes {
+    /// No sensors, no energy counter.
+    pub fn none() -> Probes {
+        Probes { sensors: Sensors::default(), meter: None }
+    }
+}
+
 impl Measured {
     /// The cell's result; `per_token` says each iteration is one generated token (decode).
     pub fn into_result(self, per_token: bool) -> Result<pb::CellResult, CodecError> {

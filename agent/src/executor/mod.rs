@@ -2,7 +2,7 @@
 //! it adds), prepare the workload, optionally wait for a cool machine, warm up, measure (with
 //! thermal samples and energy around the repetitions) — and reports progress through [`Event`]s.
 
-mod measure;
+pub mod measure;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,0 +1,11 @@
+//! The agent's parts, used by the `agent` binary and by the benchmarks of the harness itself:
+//! backends and workloads run the models, the executor measures them, the session talks to the
+//! coordinator, the cache keeps artifacts, the probes read the machine.
+
+pub mod backend;
+pub mod bench;
+pub mod cache;
+pub mod executor;
+pub mod probe;
+pub mod session;
+pub mod workload;
