@@ -22,6 +22,9 @@ pub struct Key {
     pub batch_size: u32,
     /// The device model: the Apple chip, or the CPU model elsewhere.
     pub device: String,
+    /// Same work needs the same data and generation length.
+    pub dataset: String,
+    pub max_new_tokens: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,6 +81,7 @@ fn device_model(c: &pb::CellRecord) -> String {
 
 fn key(c: &pb::CellRecord) -> Key {
     let s = c.spec.clone().unwrap_or_default();
+    let max_new_tokens = if matches!(s.workload.as_str(), "generate" | "decode") { s.max_new_tokens } else { 0 };
     Key {
         model: s.model,
         workload: s.workload,
@@ -85,6 +89,8 @@ fn key(c: &pb::CellRecord) -> Key {
         context_length: s.context_length,
         batch_size: s.batch_size,
         device: device_model(c),
+        dataset: s.dataset_name,
+        max_new_tokens,
     }
 }
 

@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{Fleet, last_line};
 
 const ENCODE: &str = r#"
@@ -29,22 +27,33 @@ fn run_once(f: &Fleet) -> String {
     last_line(&out.stdout)
 }
 
+/// Busy loops on every core for as long as they live: the planted slowdown.
+struct Hogs(#[allow(dead_code)] Vec<common::Proc>);
+
+impl Hogs {
+    fn start() -> Hogs {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+        Hogs(
+            (0..n)
+                .map(|_| common::Proc(std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("sh")))
+                .collect(),
+        )
+    }
+}
+
 #[test]
 fn a_run_made_slower_on_purpose_fails_against_the_saved_baseline() {
     let mut f = Fleet::start(60);
-    // Two inference threads, then one: the same work on the same machine, deliberately slower.
-    f.start_agent_with_threads("two-threads", &[], 2);
+    f.start_agent("steady", &[]);
     f.wait_for_agents(1);
     let before = run_once(&f);
     let saved = f.cli(&["baseline", "save", "before", &before]);
     assert!(saved.status.success(), "{}", String::from_utf8_lossy(&saved.stderr));
-    f.kill_agent("two-threads");
-    f.start_agent_with_threads("one-thread", &[], 1);
-    common::wait_until("the one-thread agent", Duration::from_secs(60), || {
-        let v = f.json(&["agents", "--format", "json"]);
-        v.as_array()?.iter().any(|a| a["name"] == "one-thread" && a["state"] != "offline").then_some(())
-    });
-    let after = run_once(&f);
+    // The same agent and work, with every core busy with something else: deliberately slower.
+    let after = {
+        let _hogs = Hogs::start();
+        run_once(&f)
+    };
 
     let same = f.cli(&["compare", "before", &before, "--fail-on-regression"]);
     assert!(same.status.success(), "a run against itself: {}", String::from_utf8_lossy(&same.stdout));

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{Fleet, cells_in, last_line, wait_until};
+use common::{Fleet, cells_in, last_line, long_cell, wait_until};
 
 const SHARED: &str = r#"
 name = "two agents share a run"
@@ -103,26 +103,6 @@ fn two_agents_share_a_run_and_bring_back_decodable_histograms() {
     assert_eq!(csv.lines().count(), 5, "{csv}");
 }
 
-const LONG_CELL: &str = r#"
-name = "one long cell"
-[models.tiny-qwen3]
-candle = "{models}/tiny-qwen3"
-[[benchmarks]]
-model = "tiny-qwen3"
-workload = "generate"
-context_lengths = [64]
-max_new_tokens = 8
-units = ["candle:cpu"]
-[measure]
-warmup = 0
-min_iterations = 1
-min_duration_s = 4
-repetitions = 1
-cooldown_s = 0
-[targets]
-fan_out = "FANOUT"
-"#;
-
 /// Waits until the run's only cell runs; returns the agent running it.
 fn running_agent(f: &Fleet, run: &str) -> String {
     wait_until("the cell to run", Duration::from_secs(60), || {
@@ -138,7 +118,7 @@ fn a_cell_whose_agent_dies_is_finished_by_another_agent() {
     f.start_agent("first", &[]);
     f.start_agent("second", &[]);
     f.wait_for_agents(2);
-    let run = f.submit(&f.write_spec("long.toml", &LONG_CELL.replace("FANOUT", "any")));
+    let run = f.submit(&f.write_spec("long.toml", &long_cell("any")));
     let victim = running_agent(&f, &run);
     f.kill_agent(&victim);
     let r = f.wait_for_run(&run, Duration::from_secs(120));
@@ -154,7 +134,7 @@ fn an_agent_bound_cell_waits_for_its_agent_and_fails_when_it_stays_away() {
     f.start_agent("solo", &[]);
     f.wait_for_agents(1);
     // Two cells bound to the agent: one in flight when it dies, one never started.
-    let spec = LONG_CELL.replace("FANOUT", "agent").replace("context_lengths = [64]", "context_lengths = [64, 96]");
+    let spec = long_cell("agent").replace("context_lengths = [64]", "context_lengths = [64, 96]");
     let run = f.submit(&f.write_spec("long.toml", &spec));
     running_agent(&f, &run);
     f.kill_agent("solo");
@@ -174,7 +154,7 @@ fn an_agent_that_restarts_keeps_its_identity_and_finishes_its_cell() {
     f.start_agent("phoenix", &["m2"]);
     f.wait_for_agents(1);
     let id_before = f.json(&["agents", "--format", "json"])[0]["id"].as_str().unwrap().to_string();
-    let run = f.submit(&f.write_spec("long.toml", &LONG_CELL.replace("FANOUT", "agent")));
+    let run = f.submit(&f.write_spec("long.toml", &long_cell("agent")));
     running_agent(&f, &run);
     f.kill_agent("phoenix");
     f.start_agent("phoenix", &["m2"]);

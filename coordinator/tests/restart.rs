@@ -23,24 +23,6 @@ repetitions = 1
 cooldown_s = 0
 "#;
 
-const LONG: &str = r#"
-name = "long generate"
-[models.tiny-qwen3]
-candle = "{models}/tiny-qwen3"
-[[benchmarks]]
-model = "tiny-qwen3"
-workload = "generate"
-context_lengths = [64]
-max_new_tokens = 8
-units = ["candle:cpu"]
-[measure]
-warmup = 0
-min_iterations = 1
-min_duration_s = 4
-repetitions = 1
-cooldown_s = 0
-"#;
-
 #[test]
 fn a_killed_coordinator_restarts_with_its_results_and_requeues_what_was_in_flight() {
     let mut f = Fleet::start(120);
@@ -57,7 +39,7 @@ fn a_killed_coordinator_restarts_with_its_results_and_requeues_what_was_in_fligh
     let before = f.wait_for_run(&first, Duration::from_secs(120));
     assert_eq!(before["run"]["state"], "finished");
 
-    let second = f.submit(&f.write_spec("long.toml", LONG));
+    let second = f.submit(&f.write_spec("long.toml", &common::long_cell("agent")));
     wait_until("the long cell to run", Duration::from_secs(60), || (f.results(&second)["cells"][0]["state"] == "running").then_some(()));
     f.coordinator.as_mut().unwrap().kill9();
     f.start_coordinator();

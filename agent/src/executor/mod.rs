@@ -57,7 +57,8 @@ pub struct CellJob<'a> {
 
 /// Runs a cell to the end; blocking (call it from a thread of its own).
 pub fn run_cell(job: &CellJob<'_>, events: &mut dyn FnMut(Event)) -> Result<pb::CellResult, ExecError> {
-    memory::reset_peak();
+    // Where the peak cannot be reset, VmHWM is the whole process's: report it unknown.
+    let peak_known = memory::reset_peak();
     let rss_before = memory::current_rss_bytes();
     let t = Instant::now();
     let loaded = backend::load(&job.spec.backend, &job.spec.unit, job.model_path).map_err(ExecError::Load)?;
@@ -83,7 +84,7 @@ pub fn run_cell(job: &CellJob<'_>, events: &mut dyn FnMut(Event)) -> Result<pb::
     result.model = Some(loaded.facts);
     result.kv_cache_bytes = kv_bytes;
     result.threads = candle_core::utils::get_num_threads() as u32;
-    result.peak_rss_bytes = memory::peak_bytes();
+    result.peak_rss_bytes = if peak_known { memory::peak_bytes() } else { 0 };
     Ok(result)
 }
 

@@ -71,8 +71,8 @@ fn consistency_of(i: usize, records: &[pb::CellRecord], docs: &[CellDoc]) -> Opt
     let outputs = |j: usize| records[j].result.as_ref().map(|r| r.outputs.as_slice());
     let base =
         (0..docs.len()).find(|&j| j != i && docs[j].agent_id == c.agent_id && same_work(c, &docs[j]) && unit_of(&docs[j]) == c.baseline);
-    if let Some(j) = base {
-        return consistency::compare("baseline", outputs(i)?, outputs(j)?);
+    if let Some(k) = base.and_then(|j| consistency::compare("baseline", outputs(i)?, outputs(j)?)) {
+        return Some(k);
     }
     let peer = (0..docs.len()).find(|&j| {
         docs[j].agent_id != c.agent_id && same_work(c, &docs[j]) && unit_of(&docs[j]) == unit_of(c) && docs[j].state == "done"
@@ -151,7 +151,8 @@ fn against(a: &str) -> String {
 /// Outputs the same as the baseline's (or the cell is the baseline).
 fn consistent(c: &CellDoc) -> bool {
     match &c.consistency {
-        None => true,
+        // Nothing to compare with: the baseline itself, or a workload without outputs to check.
+        None => unit_of(c) == c.baseline || c.workload == "decode",
         Some(k) => k.exact_match_rate.is_none_or(|r| r >= 1.0) && k.cosine_min.is_none_or(|v| v >= 0.999),
     }
 }
@@ -159,13 +160,14 @@ fn consistent(c: &CellDoc) -> bool {
 /// The fastest valid, consistent configuration per (agent, model, workload, context length);
 /// batches are compared per item.
 pub fn recommend(docs: &[CellDoc]) -> Vec<Recommendation> {
-    let mut groups: BTreeMap<(String, String, String, u32), Vec<&CellDoc>> = BTreeMap::new();
+    // Within one benchmark: its units and batch sizes ran the same data set and settings.
+    let mut groups: BTreeMap<(String, String, String, u32, u32), Vec<&CellDoc>> = BTreeMap::new();
     for c in docs.iter().filter(|c| c.latency.is_some()) {
-        groups.entry((c.agent.clone(), c.model.clone(), c.workload.clone(), c.context_length)).or_default().push(c);
+        groups.entry((c.agent.clone(), c.model.clone(), c.workload.clone(), c.context_length, c.benchmark)).or_default().push(c);
     }
     let per_item = |c: &CellDoc| c.latency.as_ref().map_or(f64::MAX, |l| l.p50_ns as f64 / f64::from(c.batch_size.max(1)));
     let mut out = Vec::new();
-    for ((agent, model, workload, ctx), cells) in groups {
+    for ((agent, model, workload, ctx, _), cells) in groups {
         let Some(best) = cells.iter().filter(|c| c.valid && consistent(c)).min_by(|a, b| per_item(a).total_cmp(&per_item(b))) else {
             continue;
         };
@@ -193,14 +195,15 @@ pub fn verdict_word(v: Verdict) -> &'static str {
     }
 }
 
-type SeriesKey = (String, String, String, String, u32);
+/// (agent, model, workload, unit, batch size, benchmark).
+type SeriesKey = (String, String, String, String, u32, u32);
 
 /// Median latency by context length per (agent, model, workload, unit, batch).
 fn series(docs: &[CellDoc]) -> BTreeMap<SeriesKey, Vec<(u32, f64)>> {
     let mut s: BTreeMap<SeriesKey, Vec<(u32, f64)>> = BTreeMap::new();
     for c in docs {
         if let Some(l) = &c.latency {
-            s.entry((c.agent.clone(), c.model.clone(), c.workload.clone(), unit_of(c), c.batch_size))
+            s.entry((c.agent.clone(), c.model.clone(), c.workload.clone(), unit_of(c), c.batch_size, c.benchmark))
                 .or_default()
                 .push((c.context_length, l.p50_ns as f64));
         }
@@ -214,7 +217,7 @@ fn series(docs: &[CellDoc]) -> BTreeMap<SeriesKey, Vec<(u32, f64)>> {
 pub fn scaling(docs: &[CellDoc]) -> Vec<ScalingDoc> {
     series(docs)
         .into_iter()
-        .filter_map(|((agent, model, workload, unit, batch_size), pts)| {
+        .filter_map(|((agent, model, workload, unit, batch_size, _), pts)| {
             let f = stats::fit(&pts)?;
             Some(ScalingDoc {
                 agent,
@@ -234,13 +237,14 @@ pub fn scaling(docs: &[CellDoc]) -> Vec<ScalingDoc> {
 pub fn crossovers(docs: &[CellDoc]) -> Vec<CrossoverDoc> {
     let s = series(docs);
     let mut out = Vec::new();
-    for ((agent, model, workload, unit, batch), a) in &s {
-        for ((agent2, model2, workload2, unit2, batch2), b) in &s {
-            if (agent, model, workload, batch) != (agent2, model2, workload2, batch2) || unit >= unit2 {
+    for ((agent, model, workload, unit, batch, bench), a) in &s {
+        for ((agent2, model2, workload2, unit2, batch2, bench2), b) in &s {
+            if (agent, model, workload, batch, bench) != (agent2, model2, workload2, batch2, bench2) || unit >= unit2 {
                 continue;
             }
             let Some(x) = stats::crossover(a, b) else { continue };
-            let a_first = a.first().zip(b.first()).is_some_and(|(p, q)| p.1 <= q.1);
+            // Which unit is faster at the shortest context both measured.
+            let a_first = a.iter().find_map(|p| b.iter().find(|q| q.0 == p.0).map(|q| p.1 <= q.1)).unwrap_or(true);
             let (fast, slow) = if a_first { (unit, unit2) } else { (unit2, unit) };
             out.push(CrossoverDoc {
                 agent: agent.clone(),

@@ -216,7 +216,7 @@ impl ResultsDoc {
     }
 }
 
-fn cell_doc(c: &pb::CellRecord) -> Result<CellDoc, CodecError> {
+pub(crate) fn cell_doc(c: &pb::CellRecord) -> Result<CellDoc, CodecError> {
     let spec = c.spec.clone().unwrap_or_default();
     let res = c.result.as_ref();
     let summary = |pick: fn(&pb::CellResult) -> &Vec<u8>| -> Result<Option<Summary>, CodecError> {

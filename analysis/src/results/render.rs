@@ -20,6 +20,7 @@ const COLUMNS: &[&str] = &[
     "p99 ms",
     "mean ms",
     "n",
+    "rep CV",
     "TTFT p50 ms",
     "decode/token p50 ms",
     "tok/s",
@@ -224,4 +225,18 @@ pub fn render_csv(doc: &ResultsDoc) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use anefleet_proto::pb;
+
+    use super::*;
+
+    #[test]
+    fn every_row_has_a_field_per_column() {
+        let cell =
+            super::super::cell_doc(&pb::CellRecord { state: "pending".into(), ..Default::default() }).expect("an empty cell renders");
+        assert_eq!(row(&cell).len(), COLUMNS.len());
+    }
 }

@@ -31,8 +31,7 @@ async fn resolve(c: &mut Clients, name: &str) -> anyhow::Result<Side> {
     let run = if run_id.is_empty() {
         None
     } else {
-        let r = c.runs.get_results(pb::GetResultsRequest { run_id: run_id.clone() }).await;
-        Some(r.map_err(|s| anyhow::anyhow!("{name}: neither a baseline nor a run ({})", s.message()))?.into_inner())
+        Some(super::show::fetch(c, &run_id).await.map_err(|e| anyhow::anyhow!("{name}: neither a baseline nor a run ({e})"))?)
     };
     Ok(Side { label, run, figures })
 }

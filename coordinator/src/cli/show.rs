@@ -9,21 +9,16 @@ use super::{ClientArgs, Clients, Format};
 
 pub async fn results(client: &ClientArgs, run_id: &str, format: Format, hlog_dir: Option<&std::path::Path>) -> anyhow::Result<()> {
     let mut c = client.connect().await?;
-    print!("{}", fetch_and_render(&mut c, run_id, format).await?);
+    let r = fetch(&mut c, run_id).await?;
+    print!("{}", render(&ResultsDoc::from_pb(&r).context("decoding the run's histograms")?, format)?);
     if let Some(dir) = hlog_dir {
-        write_hlogs(&mut c, run_id, dir).await?;
+        write_hlogs(&r, dir)?;
     }
     Ok(())
 }
 
 /// One `.hlog` per cell that streamed interval histograms.
-async fn write_hlogs(c: &mut Clients, run_id: &str, dir: &std::path::Path) -> anyhow::Result<()> {
-    let r = c
-        .runs
-        .get_results(pb::GetResultsRequest { run_id: run_id.into() })
-        .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-        .into_inner();
+fn write_hlogs(r: &pb::RunResults, dir: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for cell in r.cells.iter().filter(|c| !c.interval_histograms.is_empty()) {
         let path = dir.join(format!("{}.hlog", cell.id));
@@ -33,14 +28,14 @@ async fn write_hlogs(c: &mut Clients, run_id: &str, dir: &std::path::Path) -> an
     Ok(())
 }
 
+/// A run with its cells and results.
+pub async fn fetch(c: &mut Clients, run_id: &str) -> anyhow::Result<pb::RunResults> {
+    let r = c.runs.get_results(pb::GetResultsRequest { run_id: run_id.into() }).await;
+    Ok(r.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner())
+}
+
 pub async fn fetch_and_render(c: &mut Clients, run_id: &str, format: Format) -> anyhow::Result<String> {
-    let r = c
-        .runs
-        .get_results(pb::GetResultsRequest { run_id: run_id.into() })
-        .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-        .into_inner();
-    let doc = ResultsDoc::from_pb(&r).context("decoding the run's histograms")?;
+    let doc = ResultsDoc::from_pb(&fetch(c, run_id).await?).context("decoding the run's histograms")?;
     render(&doc, format)
 }
 

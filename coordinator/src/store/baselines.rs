@@ -26,9 +26,19 @@ impl Store {
             return Err(CoordError::InvalidArgument("a baseline name must be 1 to 128 characters".into()));
         }
         if !req.run_id.is_empty() {
-            self.run_info(&req.run_id)?;
+            let run = self.run_info(&req.run_id)?;
+            if run.state != "finished" {
+                return Err(CoordError::FailedPrecondition(format!(
+                    "run {} is {}: only a finished run can be a baseline",
+                    run.id, run.state
+                )));
+            }
         }
-        let existing = self.get_baseline(&req.name).ok();
+        let existing = match self.get_baseline(&req.name) {
+            Ok(b) => Some(b),
+            Err(CoordError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
         let mut b = existing.clone().unwrap_or(pb::Baseline { name: req.name.clone(), created_unix_ms: now_ms(), ..Default::default() });
         if let Some(e) = &existing
             && !req.run_id.is_empty()

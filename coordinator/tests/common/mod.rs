@@ -199,6 +199,15 @@ impl Fleet {
     }
 }
 
+/// One generate cell of tiny-qwen3 that measures for 4 s: long enough to kill things under it.
+pub fn long_cell(fan_out: &str) -> String {
+    format!(
+        "name = \"one long cell\"\n[models.tiny-qwen3]\ncandle = \"{{models}}/tiny-qwen3\"\n[[benchmarks]]\nmodel = \"tiny-qwen3\"\n\
+         workload = \"generate\"\ncontext_lengths = [64]\nmax_new_tokens = 8\nunits = [\"candle:cpu\"]\n[measure]\nwarmup = 0\n\
+         min_iterations = 1\nmin_duration_s = 4\nrepetitions = 1\ncooldown_s = 0\n[targets]\nfan_out = \"{fan_out}\"\n"
+    )
+}
+
 pub fn last_line(stdout: &[u8]) -> String {
     String::from_utf8_lossy(stdout).lines().last().unwrap_or_default().trim().to_string()
 }
