@@ -13,8 +13,11 @@ fn zone(root: &Path, n: u32, kind: &str, temp: &str) {
     std::fs::write(dir.join("temp"), format!("{temp}\n")).expect("writing temp");
 }
 
+/// Replaces a zone's reading atomically, as sysfs does: a reader never sees a half-written file.
 fn set_temp(root: &Path, n: u32, temp: &str) {
-    std::fs::write(root.join(format!("thermal_zone{n}/temp")), temp).expect("writing temp");
+    let dir = root.join(format!("thermal_zone{n}"));
+    std::fs::write(dir.join("temp.new"), temp).expect("writing temp");
+    std::fs::rename(dir.join("temp.new"), dir.join("temp")).expect("replacing temp");
 }
 
 #[test]
