@@ -122,13 +122,9 @@ impl Fleet {
 
     /// Starts an agent whose identity lives in `cache` (reuse it to restart the same agent).
     pub fn start_agent(&mut self, name: &str, tags: &[&str]) -> PathBuf {
-        self.start_agent_with_threads(name, tags, 1)
-    }
-
-    pub fn start_agent_with_threads(&mut self, name: &str, tags: &[&str], threads: u32) -> PathBuf {
         let cache = self.dir.path().join(format!("agent-{name}"));
         let mut cmd = Command::new(agent_exe());
-        cmd.args(["--threads", &threads.to_string(), "run", "--coordinator", &self.url(), "--name", name])
+        cmd.args(["--threads", "1", "run", "--coordinator", &self.url(), "--name", name])
             .arg("--token-file")
             .arg(self.token_file())
             .arg("--cache-dir")
