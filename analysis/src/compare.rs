@@ -106,7 +106,7 @@ fn by_key(run: &pb::RunResults) -> Result<BTreeMap<Key, Histogram<u64>>, CodecEr
 }
 
 fn ci_of(a: &Histogram<u64>, b: &Histogram<u64>, k: &str) -> Option<RatioCi> {
-    let seed = k.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, x| (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3));
+    let seed = stats::rng::seed_from(k);
     stats::speedup_ci(a, b, stats::RESAMPLES, seed)
 }
 

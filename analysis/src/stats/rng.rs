@@ -5,6 +5,12 @@
 //! therefore the same confidence intervals — forever, whatever versions of other crates do. The
 //! test module pins reference outputs; never change the algorithm without changing every seed.
 
+/// A seed named by text (FNV-1a): the same cells always get the same bootstrap, so a report
+/// reads the same every time it is rendered.
+pub fn seed_from(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, x| (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3))
+}
+
 /// SplitMix64 (Steele, Lea & Flood): used only to expand a seed into xoshiro state.
 #[derive(Debug, Clone)]
 pub struct SplitMix64 {
