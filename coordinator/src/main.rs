@@ -47,6 +47,14 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Stop a run: cells not started fail as cancelled, running ones stop on their agents.
+    Cancel {
+        run: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Runs, most recent first.
     Runs {
         #[arg(long, value_enum, default_value = "md")]
@@ -118,6 +126,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Results { run, format, hlog_dir, client } => cli::show::results(&client, &run, format, hlog_dir.as_deref()).await?,
         Command::Runs { format, client } => cli::show::runs(&client, format).await?,
+        Command::Cancel { run, reason, client } => cli::show::cancel(&client, &run, &reason).await?,
         Command::Agents { format, client } => cli::show::agents(&client, format).await?,
         Command::Compare { a, b, format, fail_on_regression, client } => {
             return cli::compare::compare(&client, &a, &b, format, fail_on_regression).await;

@@ -167,3 +167,28 @@ fn an_agent_that_restarts_keeps_its_identity_and_finishes_its_cell() {
     let agents = f.json(&["agents", "--format", "json"]);
     assert_eq!(agents.as_array().unwrap().len(), 1, "a restarted agent is the same agent: {agents}");
 }
+
+#[test]
+fn a_cancelled_run_stops_on_its_agent_which_then_takes_new_work() {
+    let mut f = Fleet::start(60);
+    f.start_agent("busy", &[]);
+    f.wait_for_agents(1);
+    let spec = long_cell("agent").replace("min_duration_s = 4", "min_duration_s = 600");
+    let run = f.submit(&f.write_spec("endless.toml", &spec));
+    running_agent(&f, &run);
+    let out = f.cli(&["cancel", &run, "--reason", "wrong model"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = f.results(&run);
+    assert_eq!(r["run"]["state"], "cancelled");
+    assert_eq!(r["cells"][0]["state"], "failed");
+    assert!(r["cells"][0]["error"].as_str().unwrap().contains("cancelled: wrong model"));
+    // The agent stops the cell and is free again.
+    wait_until("the agent to be idle", Duration::from_secs(60), || {
+        let v = f.json(&["agents", "--format", "json"]);
+        (v[0]["state"] == "idle").then_some(())
+    });
+    let again = f.cli(&["cancel", &run]);
+    assert_eq!(again.status.code(), Some(1), "a run is cancelled once");
+    let next = f.submit(&f.write_spec("next.toml", &long_cell("agent").replace("min_duration_s = 4", "min_duration_s = 0.5")));
+    assert_eq!(f.wait_for_run(&next, Duration::from_secs(60))["run"]["state"], "finished");
+}

@@ -47,6 +47,17 @@ pub fn render(doc: &ResultsDoc, format: Format) -> anyhow::Result<String> {
     })
 }
 
+pub async fn cancel(client: &ClientArgs, run_id: &str, reason: &str) -> anyhow::Result<()> {
+    let mut c = client.connect().await?;
+    let req = pb::CancelRunRequest { run_id: run_id.into(), reason: reason.into() };
+    let run = c.runs.cancel_run(req).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
+    println!(
+        "run {} {}: {} done, {} failed or cancelled of {} cells",
+        run.id, run.state, run.cells_done, run.cells_failed, run.cells_total
+    );
+    Ok(())
+}
+
 pub async fn runs(client: &ClientArgs, format: Format) -> anyhow::Result<()> {
     let mut c = client.connect().await?;
     let runs = c.runs.list_runs(pb::ListRunsRequest { limit: 0 }).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner().runs;

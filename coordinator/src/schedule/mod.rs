@@ -111,6 +111,25 @@ impl Scheduler {
         Ok(all)
     }
 
+    /// Cancels a run: its cells end as cancelled, and agents running one are told to stop.
+    pub fn cancel_run(&self, run_id: &str, reason: &str) -> Result<pb::RunInfo> {
+        let in_flight = self.store.cancel_run(run_id, reason)?;
+        {
+            let st = self.state()?;
+            for (cell_id, agent_id) in &in_flight {
+                if let Some(c) = st.agents.get(agent_id) {
+                    let msg = pb::CoordinatorMessage {
+                        body: Some(Body::Cancel(pb::Cancel { cell_id: cell_id.clone(), reason: reason.to_string() })),
+                    };
+                    let _ = c.tx.try_send(Ok(msg));
+                }
+            }
+        }
+        tracing::warn!(run = %run_id, cells = in_flight.len(), %reason, "run cancelled");
+        self.bump();
+        self.store.run_info(run_id)
+    }
+
     /// Hands pending cells to idle agents that can run them. The state lock is held across the
     /// whole pass, so two passes never offer the same cell.
     pub fn schedule(&self) -> Result<()> {

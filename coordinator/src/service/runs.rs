@@ -68,6 +68,12 @@ impl pb::runs_server::Runs for RunService {
         Ok(Response::new(pb::ListAgentsResponse { agents: self.scheduler.agents()? }))
     }
 
+    async fn cancel_run(&self, req: Request<pb::CancelRunRequest>) -> std::result::Result<Response<pb::RunInfo>, Status> {
+        let req = req.into_inner();
+        let reason = if req.reason.trim().is_empty() { "cancelled by a user".to_string() } else { req.reason };
+        Ok(Response::new(self.scheduler.cancel_run(&req.run_id, &reason)?))
+    }
+
     async fn save_baseline(&self, req: Request<pb::SaveBaselineRequest>) -> std::result::Result<Response<pb::Baseline>, Status> {
         Ok(Response::new(self.store.save_baseline(&req.into_inner())?))
     }

@@ -81,6 +81,31 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Cancels a run that is not over: every cell not done fails as cancelled. Returns the cells
+    /// that were in flight, with their agents, so they can be stopped there.
+    pub fn cancel_run(&self, run_id: &str, reason: &str) -> Result<Vec<(String, String)>> {
+        let state = self.run_info(run_id)?.state;
+        if TERMINAL_RUN_STATES.contains(&state.as_str()) {
+            return Err(CoordError::FailedPrecondition(format!("run {run_id} is already {state}")));
+        }
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let in_flight: Vec<(String, String)> = {
+            let mut stmt = tx.prepare("SELECT id, agent_id FROM cells WHERE run_id = ?1 AND state IN ('assigned', 'running')")?;
+            stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?
+        };
+        let now = now_ms() as i64;
+        tx.execute(
+            "UPDATE cells SET state = 'failed', error = ?2, updated_ms = ?3 WHERE run_id = ?1 AND state IN ('pending', 'assigned', 'running')",
+            params![run_id, format!("cancelled: {reason}"), now],
+        )?;
+        tx.execute("UPDATE runs SET state = 'cancelled', finished_ms = ?2 WHERE id = ?1", params![run_id, now])?;
+        tx.commit()?;
+        Ok(in_flight)
+    }
+}
+
 const RUN_SELECT: &str = "SELECT r.id, r.name, r.state, r.created_ms, r.finished_ms, r.skipped,
         (SELECT COUNT(*) FROM cells c WHERE c.run_id = r.id),
         (SELECT COUNT(*) FROM cells c WHERE c.run_id = r.id AND c.state = 'done'),
