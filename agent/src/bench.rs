@@ -20,10 +20,7 @@ pub enum Format {
     Csv,
 }
 
-/// A spec refused before anything ran: exit status 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidSpec(pub String);
+pub use anefleet_proto::spec::InvalidSpec;
 
 /// A cell of the local matrix.
 struct LocalCell {
@@ -150,7 +147,6 @@ fn expand(spec: &Spec, file: &str, base: &Path, units: &[String]) -> anyhow::Res
             let model_path = local_path(reference, &format!("models.{}.{backend}", b.model), file, base)?;
             for &ctx in &b.context_lengths {
                 for &batch in &b.batch_sizes {
-                    let m = &spec.measure;
                     cells.push(LocalCell {
                         spec: pb::CellSpec {
                             model: b.model.clone(),
@@ -161,13 +157,7 @@ fn expand(spec: &Spec, file: &str, base: &Path, units: &[String]) -> anyhow::Res
                             batch_size: batch,
                             max_new_tokens: b.max_new_tokens,
                             dataset_name: b.dataset.clone(),
-                            measure: Some(pb::Measure {
-                                warmup: m.warmup,
-                                min_iterations: m.min_iterations,
-                                min_duration_s: m.min_duration_s,
-                                repetitions: m.repetitions,
-                                cooldown_s: m.cooldown_s,
-                            }),
+                            measure: Some(spec.measure.to_pb()),
                             ..Default::default()
                         },
                         model_path: model_path.clone(),

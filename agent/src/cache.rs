@@ -149,10 +149,8 @@ where
 }
 
 fn hex_of(digest: &str) -> Result<&str, CacheError> {
-    match digest.strip_prefix("sha256:") {
-        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => Ok(h),
-        _ => Err(CacheError::Invalid { digest: digest.to_string(), message: "not a sha256:<64 hex> digest".into() }),
-    }
+    archive::digest_hex(digest)
+        .ok_or_else(|| CacheError::Invalid { digest: digest.to_string(), message: "not a sha256:<64 hex> digest".into() })
 }
 
 /// A safe file name for a cached file artifact: the last component of what the peer sent.

@@ -6,7 +6,6 @@ use agent::{backend, bench, probe, session};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 #[global_allocator]
@@ -85,7 +84,7 @@ fn main() -> ExitCode {
 async fn run(command: Command, cool_below_c: Option<f64>) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { coordinator, token_file, cache_dir, name, tags } => {
-            let token = read_token(token_file.as_deref())?;
+            let token = anefleet_proto::auth::client_token(token_file.as_deref()).map_err(anyhow::Error::msg)?;
             let cfg = session::AgentConfig { coordinator, token, cache_dir, name, tags, cool_below_c };
             tokio::select! {
                 r = session::run_forever(cfg) => r?,
@@ -115,18 +114,6 @@ fn parse_celsius(s: &str) -> Result<f64, String> {
         Ok(c) if (1.0..=150.0).contains(&c) => Ok(c),
         _ => Err(format!("`{s}` is not a temperature in degrees Celsius between 1 and 150")),
     }
-}
-
-fn read_token(file: Option<&std::path::Path>) -> anyhow::Result<String> {
-    let token = match file {
-        Some(f) => std::fs::read_to_string(f).with_context(|| format!("reading token file {}", f.display()))?,
-        None => std::env::var(anefleet_proto::auth::TOKEN_ENV).unwrap_or_default(),
-    };
-    let token = token.trim().to_string();
-    if token.is_empty() {
-        bail!("no token: pass --token-file FILE or set {}", anefleet_proto::auth::TOKEN_ENV);
-    }
-    Ok(token)
 }
 
 fn init_tracing() {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 
@@ -134,13 +134,8 @@ fn load_or_create_token(args: &ServeArgs) -> anyhow::Result<String> {
     Ok(token)
 }
 
-pub fn read_token(path: &Path) -> anyhow::Result<String> {
-    let t = std::fs::read_to_string(path).with_context(|| format!("reading token file {}", path.display()))?;
-    let t = t.trim().to_string();
-    if t.is_empty() {
-        bail!("token file {} is empty", path.display());
-    }
-    Ok(t)
+fn read_token(path: &Path) -> anyhow::Result<String> {
+    anefleet_proto::auth::read_token_file(path).map_err(anyhow::Error::msg)
 }
 
 fn write_private(path: &Path, content: &str) -> std::io::Result<()> {

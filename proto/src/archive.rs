@@ -24,6 +24,11 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ArchiveError + '_ {
     move |source| ArchiveError::Io { path: path.display().to_string(), source }
 }
 
+/// The hex part of a `sha256:<64 hex>` digest; `None` for anything else (it becomes a file name).
+pub fn digest_hex(digest: &str) -> Option<&str> {
+    digest.strip_prefix("sha256:").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// `sha256:<hex>` of a reader's bytes.
 pub fn digest_reader(mut r: impl Read) -> io::Result<String> {
     let mut h = Sha256::new();

@@ -11,6 +11,27 @@ use tonic::{Request, Status};
 /// Environment variable that may hold the token itself.
 pub const TOKEN_ENV: &str = "ANEFLEET_TOKEN";
 
+/// The token in `path`, trimmed; an empty or unreadable file is an error naming it.
+pub fn read_token_file(path: &std::path::Path) -> Result<String, String> {
+    let t = std::fs::read_to_string(path).map_err(|e| format!("reading token file {}: {e}", path.display()))?;
+    let t = t.trim().to_string();
+    if t.is_empty() {
+        return Err(format!("token file {} is empty", path.display()));
+    }
+    Ok(t)
+}
+
+/// A client's token: from `--token-file` when given, else from [`TOKEN_ENV`].
+pub fn client_token(file: Option<&std::path::Path>) -> Result<String, String> {
+    if let Some(f) = file {
+        return read_token_file(f);
+    }
+    match std::env::var(TOKEN_ENV) {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+        _ => Err(format!("no token: pass --token-file FILE or set {TOKEN_ENV}")),
+    }
+}
+
 /// Attaches the bearer token to every outgoing request.
 #[derive(Clone)]
 pub struct BearerToken {

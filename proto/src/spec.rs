@@ -38,6 +38,19 @@ impl fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {}
 
+/// A spec refused before any run exists, for whatever reason (a [`SpecError`], a missing file, the
+/// coordinator's refusal): command-line tools exit with status 2 on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidSpec(pub String);
+
+impl fmt::Display for InvalidSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidSpec {}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
@@ -110,6 +123,19 @@ pub struct Measure {
     pub repetitions: u32,
     #[serde(default = "default_cooldown_s")]
     pub cooldown_s: f64,
+}
+
+impl Measure {
+    /// The measurement settings as they travel with each cell.
+    pub fn to_pb(&self) -> crate::pb::Measure {
+        crate::pb::Measure {
+            warmup: self.warmup,
+            min_iterations: self.min_iterations,
+            min_duration_s: self.min_duration_s,
+            repetitions: self.repetitions,
+            cooldown_s: self.cooldown_s,
+        }
+    }
 }
 
 impl Default for Measure {

@@ -15,10 +15,8 @@ pub struct BlobStore {
 
 /// The hex part of a `sha256:<hex>` digest, refusing anything else (it becomes a file name).
 pub fn digest_hex(digest: &str) -> Result<&str> {
-    match digest.strip_prefix("sha256:") {
-        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => Ok(hex),
-        _ => Err(CoordError::InvalidArgument(format!("`{digest}` is not a sha256:<64 hex> digest"))),
-    }
+    anefleet_proto::archive::digest_hex(digest)
+        .ok_or_else(|| CoordError::InvalidArgument(format!("`{digest}` is not a sha256:<64 hex> digest")))
 }
 
 impl BlobStore {

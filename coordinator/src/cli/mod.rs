@@ -8,11 +8,11 @@ pub mod submit;
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-use anefleet_proto::auth::{BearerToken, TOKEN_ENV};
+use anefleet_proto::auth::{BearerToken, client_token};
 use anefleet_proto::{MAX_MESSAGE_BYTES, pb};
 
 /// Where the coordinator is and how to prove who we are.
@@ -35,13 +35,7 @@ pub struct Clients {
 
 impl ClientArgs {
     pub fn token(&self) -> anyhow::Result<String> {
-        if let Some(f) = &self.token_file {
-            return crate::serve::read_token(f);
-        }
-        match std::env::var(TOKEN_ENV) {
-            Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
-            _ => bail!("no token: pass --token-file FILE or set {TOKEN_ENV}"),
-        }
+        client_token(self.token_file.as_deref()).map_err(anyhow::Error::msg)
     }
 
     pub async fn connect(&self) -> anyhow::Result<Clients> {
@@ -69,7 +63,4 @@ pub enum Format {
     Csv,
 }
 
-/// A spec the client or the coordinator refused: exit status 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidSpec(pub String);
+pub use anefleet_proto::spec::InvalidSpec;

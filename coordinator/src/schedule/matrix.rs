@@ -63,7 +63,7 @@ pub fn expand(
                                 artifact: artifact.clone(),
                                 dataset: dataset.clone(),
                                 dataset_name: dataset_name(&b.dataset),
-                                measure: Some(measure(spec)),
+                                measure: Some(spec.measure.to_pb()),
                             },
                             baseline_unit: b.baseline_unit().to_string(),
                             benchmark_index: bi as u32,
@@ -106,17 +106,6 @@ fn no_agent_reason(spec: &Spec, unit: &str) -> String {
 
 fn dataset_name(d: &str) -> String {
     std::path::Path::new(d).file_name().map_or_else(|| d.to_string(), |n| n.to_string_lossy().into_owned())
-}
-
-fn measure(spec: &Spec) -> pb::Measure {
-    let m = &spec.measure;
-    pb::Measure {
-        warmup: m.warmup,
-        min_iterations: m.min_iterations,
-        min_duration_s: m.min_duration_s,
-        repetitions: m.repetitions,
-        cooldown_s: m.cooldown_s,
-    }
 }
 
 /// Whether a cell's target admits this agent (the unit is checked apart).
