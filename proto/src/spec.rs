@@ -9,7 +9,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Backends and their compute units as spec files name them.
-pub const BACKENDS: &[(&str, &[&str])] = &[("candle", &["cpu", "gpu"]), ("coreml", &["cpu", "gpu", "ane", "all"])];
+pub const BACKENDS: &[(&str, &[&str])] =
+    &[("candle", &["cpu", "gpu"]), ("llamacpp", &["cpu", "gpu"]), ("coreml", &["cpu", "gpu", "ane", "all"])];
 /// Workloads a benchmark can run.
 pub const WORKLOADS: &[&str] = &["generate", "prefill", "decode", "encode"];
 /// The built-in typo-correction data set.
@@ -69,6 +70,8 @@ pub struct Spec {
 #[serde(deny_unknown_fields)]
 pub struct ModelArtifacts {
     pub candle: Option<String>,
+    /// A GGUF file for llama.cpp (often the same file as `candle`).
+    pub llamacpp: Option<String>,
     pub coreml: Option<String>,
 }
 
@@ -76,6 +79,7 @@ impl ModelArtifacts {
     pub fn get(&self, backend: &str) -> Option<&str> {
         match backend {
             "candle" => self.candle.as_deref(),
+            "llamacpp" => self.llamacpp.as_deref(),
             "coreml" => self.coreml.as_deref(),
             _ => None,
         }
@@ -83,7 +87,9 @@ impl ModelArtifacts {
 
     /// (backend, reference) for every artifact given.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        [("candle", self.candle.as_deref()), ("coreml", self.coreml.as_deref())].into_iter().filter_map(|(b, r)| r.map(|r| (b, r)))
+        [("candle", self.candle.as_deref()), ("llamacpp", self.llamacpp.as_deref()), ("coreml", self.coreml.as_deref())]
+            .into_iter()
+            .filter_map(|(b, r)| r.map(|r| (b, r)))
     }
 }
 
@@ -266,7 +272,7 @@ impl Spec {
         }
         for (name, m) in &self.models {
             if m.iter().next().is_none() {
-                return Err(err(format!("models.{name}"), String::new(), "names no artifact (keys: candle, coreml)".into()));
+                return Err(err(format!("models.{name}"), String::new(), "names no artifact (keys: candle, llamacpp, coreml)".into()));
             }
             for (backend, r) in m.iter() {
                 ArtifactSource::parse(r).map_err(|m| err(format!("models.{name}.{backend}"), quote(r), m))?;

@@ -6,6 +6,8 @@
 //! before returning from [`load`] is load time.
 
 pub mod candle;
+#[cfg(feature = "llamacpp")]
+pub mod llamacpp;
 
 use std::path::Path;
 
@@ -81,6 +83,8 @@ pub struct Loaded {
 pub fn probe_units() -> Vec<ComputeUnit> {
     let mut units = Vec::new();
     units.extend(candle::probe_units());
+    #[cfg(feature = "llamacpp")]
+    units.extend(llamacpp::probe_units());
     units
 }
 
@@ -88,7 +92,45 @@ pub fn probe_units() -> Vec<ComputeUnit> {
 pub fn load(backend: &str, unit: &str, path: &Path) -> Result<Loaded> {
     match backend {
         "candle" => candle::load(unit, path),
+        #[cfg(feature = "llamacpp")]
+        "llamacpp" => llamacpp::load(unit, path),
         other => Err(BackendError::UnknownBackend(other.to_string())),
+    }
+}
+
+/// The KV cache's bytes per token for a model of this shape, cached in elements of `elem_bytes`.
+pub fn kv_bytes_per_token(layers: usize, kv_heads: usize, head_dim: usize, elem_bytes: usize) -> Option<u64> {
+    let n = 2 * layers * kv_heads * head_dim * elem_bytes;
+    (n > 0).then_some(n as u64)
+}
+
+/// Where the KV cache of a decoder stands; checks that `forward` continues the sequence it holds.
+#[derive(Debug, Default)]
+pub(crate) struct CachePosition {
+    len: usize,
+}
+
+impl CachePosition {
+    /// Validates a `forward(tokens, pos)` call. Returns true when the cache must be cleared first
+    /// (`pos == 0` on a non-empty cache). Updates the length on success.
+    pub(crate) fn advance(&mut self, pos: usize, n: usize, max_context: usize) -> Result<bool> {
+        if n == 0 {
+            return Err(BackendError::Inference("forward called with no tokens".into()));
+        }
+        if pos != 0 && pos != self.len {
+            return Err(BackendError::Inference(format!("forward at position {pos}, but the KV cache holds {} tokens", self.len)));
+        }
+        if pos + n > max_context {
+            return Err(BackendError::Inference(format!("{} tokens exceed the model's context of {max_context}", pos + n)));
+        }
+        let clear = pos == 0 && self.len != 0;
+        self.len = pos + n;
+        Ok(clear)
+    }
+
+    /// The cache was emptied.
+    pub(crate) fn reset(&mut self) {
+        self.len = 0;
     }
 }
 
@@ -101,4 +143,20 @@ pub fn argmax(logits: &[f32]) -> u32 {
         }
     }
     best as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_position_checks_continuity() {
+        let mut c = CachePosition::default();
+        assert!(!c.advance(0, 4, 16).unwrap());
+        assert!(!c.advance(4, 1, 16).unwrap());
+        assert!(c.advance(3, 1, 16).is_err());
+        assert!(c.advance(5, 12, 16).is_err());
+        assert!(c.advance(0, 2, 16).unwrap());
+        assert!(c.advance(2, 0, 16).is_err());
+    }
 }

@@ -48,6 +48,14 @@ impl ChatTemplate {
     }
 }
 
+/// `template` applied to one user message; an error when the model has no chat template.
+pub fn render_user(template: Option<&ChatTemplate>, user_message: &str) -> Result<String> {
+    match template {
+        Some(t) => t.render_user(user_message),
+        None => Err(BackendError::ChatTemplate("the model has no chat template".into())),
+    }
+}
+
 /// The error and its causes on one line (minijinja puts the template line in the chain).
 fn describe(e: &Error) -> String {
     let mut msg = e.to_string();

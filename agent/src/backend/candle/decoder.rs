@@ -2,35 +2,17 @@
 //! cache bookkeeping around a model's `forward(input, pos)`.
 
 use candle_core::{Device, Tensor};
-use candle_transformers::models::{quantized_llama, quantized_qwen3, qwen3};
+use candle_transformers::models::qwen3;
 
-use super::chat_template::ChatTemplate;
-use super::{CachePosition, logits_to_vec};
-use crate::backend::{BackendError, Decoder, Result};
+use super::chat_template::{self, ChatTemplate};
+use super::logits_to_vec;
+use crate::backend::{CachePosition, Decoder, Result};
 
 /// What a candle causal LM offers: logits of the last position, and a KV cache to clear.
 pub trait CausalLm: Send {
     fn forward(&mut self, input: &Tensor, pos: usize) -> candle_core::Result<Tensor>;
     /// Empties the cache kept inside the layers (microseconds; no weights are touched).
     fn clear_kv_cache(&mut self);
-}
-
-impl CausalLm for quantized_llama::ModelWeights {
-    fn forward(&mut self, input: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
-        quantized_llama::ModelWeights::forward(self, input, pos)
-    }
-    fn clear_kv_cache(&mut self) {
-        quantized_llama::ModelWeights::clear_kv_cache(self)
-    }
-}
-
-impl CausalLm for quantized_qwen3::ModelWeights {
-    fn forward(&mut self, input: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
-        quantized_qwen3::ModelWeights::forward(self, input, pos)
-    }
-    fn clear_kv_cache(&mut self) {
-        quantized_qwen3::ModelWeights::clear_kv_cache(self)
-    }
 }
 
 impl CausalLm for qwen3::ModelForCausalLM {
@@ -53,12 +35,6 @@ pub struct Parts {
     /// Keys and values of every layer for one token: 2 × layers × KV heads × head dim × 4 bytes
     /// (candle keeps the cache in f32 on the CPU).
     pub kv_bytes_per_token: Option<u64>,
-}
-
-/// The KV cache's bytes per token for a model of this shape, cached in f32.
-pub fn kv_bytes_per_token(layers: usize, kv_heads: usize, head_dim: usize) -> Option<u64> {
-    let n = 2 * layers * kv_heads * head_dim * std::mem::size_of::<f32>();
-    (n > 0).then_some(n as u64)
 }
 
 impl Parts {
@@ -89,10 +65,7 @@ impl<M: CausalLm> Decoder for CandleDecoder<M> {
     }
 
     fn render_chat(&self, user_message: &str) -> Result<String> {
-        match &self.parts.template {
-            Some(t) => t.render_user(user_message),
-            None => Err(BackendError::ChatTemplate("the model has no chat template".into())),
-        }
+        chat_template::render_user(self.parts.template.as_ref(), user_message)
     }
 
     fn clear_cache(&mut self) {

@@ -1,10 +1,8 @@
-//! Quantized decoders from GGUF files: `general.architecture` "llama" (candle's
-//! `quantized_llama`) and "qwen3" (`quantized_qwen3`).
+//! Quantized decoders from GGUF files: `general.architecture` "llama" and "qwen3", run by
+//! [`GgufLlama`] (quantized kernels for decode, dequantized gemm for prompts).
 //!
-//! KV cache: both models keep it inside their layers. `quantized_llama` restarts it by itself
-//! when `index_pos == 0`; `quantized_qwen3` appends whatever the position, so it must be cleared.
-//! The decoder (`super::decoder`) clears both explicitly (`clear_kv_cache`: drops the cached tensors / resets
-//! the cache lengths, microseconds, no reload) on `clear_cache` and when `forward` starts again at
+//! The KV cache lives in the model's layers; the decoder (`super::decoder`) clears it (drops the
+//! cached tensors, microseconds, no reload) on `clear_cache` and when `forward` starts again at
 //! position 0.
 
 use std::collections::HashMap;
@@ -16,43 +14,83 @@ use anefleet_proto::pb::ModelFacts;
 use candle_core::Device;
 use candle_core::quantized::GgmlDType;
 use candle_core::quantized::gguf_file::Content;
-use candle_transformers::models::{quantized_llama, quantized_qwen3};
 
 use super::chat_template::ChatTemplate;
-use super::decoder::{Parts, kv_bytes_per_token};
+use super::decoder::Parts;
+use super::gguf_llama::GgufLlama;
 use super::gguf_tokenizer::{self, md_str, md_u32};
 use super::{artifact, artifact_error};
+use crate::backend::kv_bytes_per_token;
 use crate::backend::{BackendError, Loaded, LoadedModel, Result};
 
 /// Loads the GGUF file at `path` on `device`.
 pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
-    let file = File::open(path).map_err(|e| artifact_error(path, e.to_string()))?;
-    let mut reader = BufReader::new(file);
-    let content = Content::read(&mut reader).map_err(|e| artifact_error(path, format!("invalid GGUF: {e}")))?;
-    let arch =
-        md_str(&content, "general.architecture").ok_or_else(|| artifact_error(path, "GGUF has no `general.architecture`"))?.to_string();
-    if !SUPPORTED.contains(&arch.as_str()) {
-        return Err(unsupported(path, &arch));
+    let (header, mut reader) = Header::read(path)?;
+    if !SUPPORTED.contains(&header.arch.as_str()) {
+        return Err(unsupported(path, &header.arch));
     }
-    let max_context = max_context(&content, &arch, path)?;
-    let tokenizer = gguf_tokenizer::load(&content, path)?;
-    let special = gguf_tokenizer::special_tokens(&content, &tokenizer);
-    let template = md_str(&content, "tokenizer.chat_template").map(|src| ChatTemplate::new(src, &special.bos, &special.eos)).transpose()?;
-    let facts = facts(&content, &arch, path, max_context);
-    let kv = kv_shape(&content, &arch).and_then(|(l, h, d)| kv_bytes_per_token(l, h, d));
-    let parts = Parts { tokenizer, template, eos_ids: special.eos_ids, max_context, device: device.clone(), kv_bytes_per_token: kv };
-    let model = match arch.as_str() {
-        "llama" => parts.with(
-            quantized_llama::ModelWeights::from_gguf(content, &mut reader, device)
-                .map_err(|e| artifact_error(path, format!("llama weights: {e}")))?,
-        ),
-        "qwen3" => parts.with(
-            quantized_qwen3::ModelWeights::from_gguf(content, &mut reader, device)
-                .map_err(|e| artifact_error(path, format!("qwen3 weights: {e}")))?,
-        ),
-        other => return Err(unsupported(path, other)),
-    };
+    let max_context = header.context_length;
+    let facts = header.facts(path, max_context);
+    let kv = header.kv_shape.and_then(|(l, h, d)| kv_bytes_per_token(l, h, d, std::mem::size_of::<f32>()));
+    let weights = GgufLlama::from_gguf(&header.content, &header.arch, &mut reader, device, max_context)
+        .map_err(|e| artifact_error(path, format!("{} weights: {e}", header.arch)))?;
+    let Header { tokenizer, template, eos_ids, .. } = header;
+    let model = Parts { tokenizer, template, eos_ids, max_context, device: device.clone(), kv_bytes_per_token: kv }.with(weights);
     Ok(Loaded { model: LoadedModel::Decoder(model), facts })
+}
+
+/// What a GGUF header says, read the same way for both GGUF backends (candle here, llama.cpp in
+/// `crate::backend::llamacpp`), so both feed a model the same token ids and chat prompt.
+pub struct Header {
+    pub content: Content,
+    /// `general.architecture`
+    pub arch: String,
+    pub tokenizer: tokenizers::Tokenizer,
+    /// `None` when the file has no `tokenizer.chat_template`.
+    pub template: Option<ChatTemplate>,
+    pub eos_ids: Vec<u32>,
+    /// `<arch>.context_length`: what the model was trained for.
+    pub context_length: usize,
+    /// (layers, KV heads, head dim)
+    pub kv_shape: Option<(usize, usize, usize)>,
+}
+
+impl Header {
+    /// Reads the header of the GGUF file at `path`; the reader is left at the tensor data.
+    pub fn read(path: &Path) -> Result<(Header, BufReader<File>)> {
+        let file = File::open(path).map_err(|e| artifact_error(path, e.to_string()))?;
+        let mut reader = BufReader::new(file);
+        let content = Content::read(&mut reader).map_err(|e| artifact_error(path, format!("invalid GGUF: {e}")))?;
+        let arch =
+            md_str(&content, "general.architecture").ok_or_else(|| artifact_error(path, "GGUF has no `general.architecture`"))?.to_string();
+        let key = format!("{arch}.context_length");
+        let context_length = md_u32(&content, &key).ok_or_else(|| artifact_error(path, format!("GGUF has no `{key}`")))? as usize;
+        let tokenizer = gguf_tokenizer::load(&content, path)?;
+        let special = gguf_tokenizer::special_tokens(&content, &tokenizer);
+        let template =
+            md_str(&content, "tokenizer.chat_template").map(|src| ChatTemplate::new(src, &special.bos, &special.eos)).transpose()?;
+        let kv_shape = kv_shape(&content, &arch);
+        Ok((Header { content, arch, tokenizer, template, eos_ids: special.eos_ids, context_length, kv_shape }, reader))
+    }
+
+    /// Facts from the header: parameters from the tensor shapes, quantization = the ggml type
+    /// holding the most elements; `max_context` is what the loading backend can run.
+    pub fn facts(&self, path: &Path, max_context: usize) -> ModelFacts {
+        let mut by_type: HashMap<String, u64> = HashMap::new();
+        for info in self.content.tensor_infos.values() {
+            *by_type.entry(ggml_type_name(info.ggml_dtype).to_string()).or_default() += info.shape.elem_count() as u64;
+        }
+        let mut files = vec![path.to_path_buf()];
+        files.extend(path.parent().map(|d| d.join("tokenizer.json")).filter(|p| p.is_file()));
+        ModelFacts {
+            architecture: self.arch.clone(),
+            format: "gguf".into(),
+            parameters: by_type.values().sum(),
+            bytes_on_disk: artifact::bytes_on_disk(&files),
+            quantization: artifact::dominant(by_type),
+            max_context: max_context as u32,
+        }
+    }
 }
 
 /// The `general.architecture` values this backend runs.
@@ -62,8 +100,6 @@ fn unsupported(path: &Path, arch: &str) -> BackendError {
     artifact_error(path, format!("GGUF architecture `{arch}` is not supported ({})", SUPPORTED.join(", ")))
 }
 
-/// `<arch>.context_length`, capped for Llama at candle's `quantized_llama::MAX_SEQ_LEN` (4096):
-/// its rotary tables stop there, so longer contexts cannot run on this backend.
 /// (layers, KV heads, head dim) from `<arch>.*` metadata; the head dim is `key_length` when
 /// given, else the embedding length over the heads.
 fn kv_shape(content: &Content, arch: &str) -> Option<(usize, usize, usize)> {
@@ -72,31 +108,6 @@ fn kv_shape(content: &Content, arch: &str) -> Option<(usize, usize, usize)> {
     let kv_heads = get("attention.head_count_kv").unwrap_or(heads);
     let head_dim = get("attention.key_length").or_else(|| Some(get("embedding_length")? / heads.max(1)))?;
     Some((layers, kv_heads, head_dim))
-}
-
-fn max_context(content: &Content, arch: &str, path: &Path) -> Result<usize> {
-    let key = format!("{arch}.context_length");
-    let ctx = md_u32(content, &key).ok_or_else(|| artifact_error(path, format!("GGUF has no `{key}`")))? as usize;
-    Ok(if arch == "llama" { ctx.min(quantized_llama::MAX_SEQ_LEN) } else { ctx })
-}
-
-/// Facts from the GGUF header: parameters from the tensor shapes, quantization = the ggml type
-/// holding the most elements.
-fn facts(content: &Content, arch: &str, path: &Path, max_context: usize) -> ModelFacts {
-    let mut by_type: HashMap<String, u64> = HashMap::new();
-    for info in content.tensor_infos.values() {
-        *by_type.entry(ggml_type_name(info.ggml_dtype).to_string()).or_default() += info.shape.elem_count() as u64;
-    }
-    let mut files = vec![path.to_path_buf()];
-    files.extend(path.parent().map(|d| d.join("tokenizer.json")).filter(|p| p.is_file()));
-    ModelFacts {
-        architecture: arch.to_string(),
-        format: "gguf".into(),
-        parameters: by_type.values().sum(),
-        bytes_on_disk: artifact::bytes_on_disk(&files),
-        quantization: artifact::dominant(by_type),
-        max_context: max_context as u32,
-    }
 }
 
 /// llama.cpp's lowercase name of a ggml type ("q4_1", "q4_k").
@@ -140,11 +151,10 @@ mod tests {
         assert_eq!(facts.architecture, "llama");
         assert_eq!(facts.format, "gguf");
         assert_eq!(facts.quantization, "q4_1");
-        // 8192 in the GGUF, capped at candle's quantized_llama::MAX_SEQ_LEN.
-        assert_eq!(facts.max_context, 4096);
+        assert_eq!(facts.max_context, 8192);
         assert!((130_000_000..140_000_000).contains(&facts.parameters), "{facts:?}");
         assert!(facts.bytes_on_disk > 50_000_000, "{facts:?}");
-        assert_eq!(d.max_context(), 4096);
+        assert_eq!(d.max_context(), 8192);
         assert_eq!(d.eos_token_ids(), [2, 0]);
         // 30 layers × 3 KV heads × 64 dims, keys and values, f32.
         assert_eq!(d.kv_bytes_per_token(), Some(2 * 30 * 3 * 64 * 4));

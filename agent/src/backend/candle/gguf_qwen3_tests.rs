@@ -1,4 +1,4 @@
-//! The Qwen3 GGUF path (`quantized_qwen3`), checked against the safetensors tiny-qwen3 it is
+//! The Qwen3 GGUF path (`super::gguf_llama`), checked against the safetensors tiny-qwen3 it is
 //! converted from here: same facts, chat template, EOS ids, tokenizer and greedy tokens.
 //!
 //! tiny-qwen3's RMS-norm weights are all ones, so the reference is a copy of it whose norms are
@@ -6,8 +6,8 @@
 //!
 //! The conversion follows llama.cpp's `convert_hf_to_gguf.py` for `Qwen3ForCausalLM`: f32 tensors
 //! renamed (`model.layers.N.self_attn.q_proj` → `blk.N.attn_q`), q/k NOT permuted (only the
-//! "llama" architecture is; candle's `quantized_qwen3` applies the same non-interleaved `rope` as
-//! `qwen3`), tied embeddings without `output.weight`, and the `qwen3.*` hyper-parameters.
+//! "llama" architecture is; the GGUF decoder applies the same non-interleaved `rope` to Qwen3 as
+//! candle's `qwen3`), tied embeddings without `output.weight`, and the `qwen3.*` hyper-parameters.
 
 use std::path::{Path, PathBuf};
 

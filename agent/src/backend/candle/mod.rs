@@ -15,6 +15,7 @@ pub mod bert;
 pub mod chat_template;
 mod decoder;
 pub mod gguf;
+mod gguf_llama;
 #[cfg(test)]
 mod gguf_qwen3_tests;
 pub mod gguf_tokenizer;
@@ -88,36 +89,6 @@ pub(crate) fn logits_to_vec(logits: Tensor) -> Result<Vec<f32>> {
     Ok(logits.to_vec1::<f32>()?)
 }
 
-/// Where the KV cache of a decoder stands; checks that `forward` continues the sequence it holds.
-#[derive(Debug, Default)]
-pub(crate) struct CachePosition {
-    len: usize,
-}
-
-impl CachePosition {
-    /// Validates a `forward(tokens, pos)` call. Returns true when the cache must be cleared first
-    /// (`pos == 0` on a non-empty cache). Updates the length on success.
-    pub(crate) fn advance(&mut self, pos: usize, n: usize, max_context: usize) -> Result<bool> {
-        if n == 0 {
-            return Err(BackendError::Inference("forward called with no tokens".into()));
-        }
-        if pos != 0 && pos != self.len {
-            return Err(BackendError::Inference(format!("forward at position {pos}, but the KV cache holds {} tokens", self.len)));
-        }
-        if pos + n > max_context {
-            return Err(BackendError::Inference(format!("{} tokens exceed the model's context of {max_context}", pos + n)));
-        }
-        let clear = pos == 0 && self.len != 0;
-        self.len = pos + n;
-        Ok(clear)
-    }
-
-    /// The cache was emptied.
-    pub(crate) fn reset(&mut self) {
-        self.len = 0;
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod test_models {
     //! Where the real test models live; tests fail (never skip) when they are missing.
@@ -174,16 +145,5 @@ mod tests {
     fn unknown_unit_is_an_error() {
         let err = device_for("npu").unwrap_err();
         assert!(matches!(err, BackendError::UnknownUnit { .. }), "{err}");
-    }
-
-    #[test]
-    fn cache_position_checks_continuity() {
-        let mut c = CachePosition::default();
-        assert!(!c.advance(0, 4, 16).unwrap());
-        assert!(!c.advance(4, 1, 16).unwrap());
-        assert!(c.advance(3, 1, 16).is_err());
-        assert!(c.advance(5, 12, 16).is_err());
-        assert!(c.advance(0, 2, 16).unwrap());
-        assert!(c.advance(2, 0, 16).is_err());
     }
 }

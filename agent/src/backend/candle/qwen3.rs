@@ -16,8 +16,9 @@ use super::artifact::{self, read_json};
 use super::artifact_error;
 use super::bert::var_builder;
 use super::chat_template::ChatTemplate;
-use super::decoder::{Parts, kv_bytes_per_token};
+use super::decoder::Parts;
 use super::gguf_tokenizer::dedup_keep_order;
+use crate::backend::kv_bytes_per_token;
 use crate::backend::{Loaded, LoadedModel, Result};
 
 /// End-of-turn tokens that also stop generation when the vocabulary has them.
@@ -50,7 +51,8 @@ pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
         quantization,
         max_context: config.max_position_embeddings as u32,
     };
-    let kv_bytes_per_token = kv_bytes_per_token(config.num_hidden_layers, config.num_key_value_heads, config.head_dim);
+    let kv_bytes_per_token =
+        kv_bytes_per_token(config.num_hidden_layers, config.num_key_value_heads, config.head_dim, std::mem::size_of::<f32>());
     let parts = Parts {
         tokenizer,
         template: Some(template),
