@@ -186,6 +186,26 @@ mod tests {
         assert!(!text.trim().is_empty(), "{first:?}");
     }
 
+    /// A prompt in one block goes through the dequantized f32 weights, token by token through the
+    /// quantized kernels: both must describe the same model.
+    #[test]
+    fn prompt_block_and_token_by_token_agree() {
+        let (mut d, _) = smollm2();
+        let prompt = d.render_chat("Fix the typos: teh quick brwon fox").unwrap();
+        let ids = d.tokenizer().encode(prompt.as_str(), false).unwrap().get_ids().to_vec();
+        assert!(ids.len() >= super::super::gguf_llama::DENSE_FROM_ROWS * 4, "{}", ids.len());
+        let block = d.forward(&ids, 0).unwrap();
+        d.clear_cache();
+        let mut stepwise = Vec::new();
+        for (pos, id) in ids.iter().enumerate() {
+            stepwise = d.forward(&[*id], pos).unwrap();
+        }
+        assert_eq!(crate::backend::argmax(&block), crate::backend::argmax(&stepwise));
+        let scale = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let worst = block.iter().zip(&stepwise).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst < 0.05 * scale, "logits differ by {worst} (largest logit {scale})");
+    }
+
     #[test]
     fn forward_rejects_a_gap_in_positions() {
         let (mut d, _) = smollm2();

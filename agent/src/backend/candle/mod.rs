@@ -15,7 +15,7 @@ pub mod bert;
 pub mod chat_template;
 mod decoder;
 pub mod gguf;
-mod gguf_llama;
+pub(crate) mod gguf_llama;
 #[cfg(test)]
 mod gguf_qwen3_tests;
 pub mod gguf_tokenizer;
