@@ -8,6 +8,7 @@ mod serve;
 mod service;
 mod store;
 mod upload;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,6 +89,17 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// One self-contained HTML file with every panel of a run (inline SVG and CSS, no network).
+    Report {
+        run: String,
+        /// Also compare the run with this saved baseline (or another run), regressions highlighted.
+        #[arg(long)]
+        baseline: Option<String>,
+        #[arg(long, default_value = "report.html")]
+        out: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Everything on this machine: a coordinator, two agents and a run on small real models.
     Quickstart(cli::quickstart::QuickstartArgs),
 }
@@ -132,6 +144,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             return cli::compare::compare(&client, &a, &b, format, fail_on_regression).await;
         }
         Command::Baseline { command, client } => cli::baseline::baseline(&client, command).await?,
+        Command::Report { run, baseline, out, client } => cli::report::report(&client, &run, baseline.as_deref(), &out).await?,
         Command::Quickstart(args) => return cli::quickstart::quickstart(args).await,
     }
     Ok(ExitCode::SUCCESS)

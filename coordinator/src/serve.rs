@@ -1,5 +1,5 @@
-//! `coordinator serve`: the gRPC API (agents, artifacts, runs, reflection) on one address,
-//! state in `DATA_DIR` (SQLite database, artifacts, token).
+//! `coordinator serve`: the gRPC API (agents, artifacts, runs, reflection) and the web dashboard
+//! with `/metrics` on one address, state in `DATA_DIR` (SQLite database, artifacts, token).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -54,7 +54,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     spawn_reaper(scheduler.clone());
 
     let check = TokenCheck::new(&token);
-    let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let served: crate::web::metrics::Served = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let open = args.listen.ip().is_loopback();
+    let web = crate::web::Web::new(store.clone(), scheduler.clone(), check.clone(), open, served.clone());
     let agents = pb::agent_service_server::AgentServiceServer::new(AgentService { scheduler: scheduler.clone() })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -76,14 +78,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
     std::fs::write(args.data_dir.join("address"), addr.to_string()).context("writing DATA_DIR/address")?;
-    tracing::info!(%addr, data_dir = %args.data_dir.display(), "coordinator listening");
-    Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(10)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), dashboard = %format!("http://{addr}/"), token_needed = !open, "coordinator listening");
+    // The dashboard's routes with the gRPC services beside them: one port for both.
+    let routes = tonic::service::Routes::from(crate::web::router(web))
         .add_service(InterceptedService::new(agents, check.clone()))
         .add_service(InterceptedService::new(artifacts, check.clone()))
         .add_service(InterceptedService::new(runs, check.clone()))
-        .add_service(InterceptedService::new(reflection, check))
+        .add_service(InterceptedService::new(reflection, check));
+    Server::builder()
+        .accept_http1(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .add_routes(routes)
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown_signal())
         .await
         .context("serving")?;

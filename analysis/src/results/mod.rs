@@ -81,6 +81,18 @@ pub struct ThermalDoc {
     pub state: String,
 }
 
+/// One interval histogram (about a second of a running cell), summarised.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntervalDoc {
+    pub repetition: u32,
+    pub start_unix_ms: u64,
+    pub end_unix_ms: u64,
+    pub count: u64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub max_ns: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RunDoc {
     pub id: String,
@@ -143,6 +155,8 @@ pub struct CellDoc {
     pub energy_j_per_inference: Option<f64>,
     pub energy_source: Option<String>,
     pub thermal: Vec<ThermalDoc>,
+    /// The interval histograms of the attempt that ran last, in time order: latency over time.
+    pub timeline: Vec<IntervalDoc>,
     pub model_params: Option<u64>,
     pub model_bytes: Option<u64>,
     pub quantization: Option<String>,
@@ -265,6 +279,7 @@ pub(crate) fn cell_doc(c: &pb::CellRecord) -> Result<CellDoc, CodecError> {
         energy_j_per_inference: res.and_then(|r| r.energy_j.filter(|_| r.iterations > 0).map(|e| e / r.iterations as f64)),
         energy_source: res.map(|r| r.energy_source.clone()).filter(|s| !s.is_empty()),
         thermal: res.map(|r| r.thermal.iter().map(thermal_doc).collect()).unwrap_or_default(),
+        timeline: timeline(c)?,
         model_params: res.and_then(|r| r.model.as_ref()).map(|m| m.parameters),
         model_bytes: res.and_then(|r| r.model.as_ref()).map(|m| m.bytes_on_disk),
         quantization: res.and_then(|r| r.model.as_ref()).map(|m| m.quantization.clone()),
@@ -307,6 +322,25 @@ fn repetition_doc(r: &pb::Repetition) -> Result<RepetitionDoc, CodecError> {
         p50_ns: s.as_ref().map(|s| s.p50_ns),
         mean_ns: s.as_ref().map(|s| s.mean_ns),
     })
+}
+
+/// A cell's interval histograms as a latency-over-time series (empty when it streamed none).
+pub fn timeline(c: &pb::CellRecord) -> Result<Vec<IntervalDoc>, CodecError> {
+    let mut out = Vec::with_capacity(c.interval_histograms.len());
+    for iv in &c.interval_histograms {
+        let Some(s) = Summary::from_encoded(&iv.latency)? else { continue };
+        out.push(IntervalDoc {
+            repetition: iv.repetition,
+            start_unix_ms: iv.start_unix_ms,
+            end_unix_ms: iv.end_unix_ms,
+            count: s.count,
+            p50_ns: s.p50_ns,
+            p99_ns: s.p99_ns,
+            max_ns: s.max_ns,
+        });
+    }
+    out.sort_by_key(|i| i.start_unix_ms);
+    Ok(out)
 }
 
 fn output_doc(o: &pb::Output) -> OutputDoc {

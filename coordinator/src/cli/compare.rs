@@ -5,20 +5,15 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 
-use anefleet_analysis::compare::{self, Comparison};
+use anefleet_analysis::compare::Comparison;
 use anefleet_analysis::results::verdict_word;
 use anefleet_proto::pb;
 
 use super::{ClientArgs, Clients, Format};
 
-/// A or B: a run, or a baseline's run and reference figures.
-struct Side {
-    label: String,
-    run: Option<pb::RunResults>,
-    figures: Vec<pb::ReferenceFigure>,
-}
+pub(crate) use crate::web::compare::Side;
 
-async fn resolve(c: &mut Clients, name: &str) -> anyhow::Result<Side> {
+pub(crate) async fn resolve(c: &mut Clients, name: &str) -> anyhow::Result<Side> {
     let (run_id, figures, label) = match c.runs.get_baseline(pb::GetBaselineRequest { name: name.into() }).await {
         Ok(b) => {
             let b = b.into_inner();
@@ -39,12 +34,10 @@ async fn resolve(c: &mut Clients, name: &str) -> anyhow::Result<Side> {
 pub async fn compare(client: &ClientArgs, a: &str, b: &str, format: Format, fail_on_regression: bool) -> anyhow::Result<ExitCode> {
     let mut c = client.connect().await?;
     let (sa, sb) = (resolve(&mut c, a).await?, resolve(&mut c, b).await?);
-    let Some(run_b) = &sb.run else { bail!("{b}: the second side must be a run (or a baseline that has one)") };
-    let mut cmp = match &sa.run {
-        Some(run_a) => compare::runs(&sa.label, run_a, &sb.label, run_b)?,
-        None => Comparison { a: sa.label.clone(), b: sb.label.clone(), ..Default::default() },
-    };
-    cmp.figures = compare::figures(&sa.figures, run_b)?;
+    if sb.run.is_none() {
+        bail!("{b}: the second side must be a run (or a baseline that has one)");
+    }
+    let cmp = crate::web::compare::comparison(&sa, &sb)?;
     if cmp.rows.is_empty() && cmp.figures.is_empty() {
         eprintln!(
             "nothing matched: no cell of {} has the model, workload, unit, context, batch and device of one in {}",

@@ -3,6 +3,7 @@
 pub mod baseline;
 pub mod compare;
 pub mod quickstart;
+pub mod report;
 pub mod show;
 pub mod submit;
 

@@ -7,6 +7,7 @@ mod artifacts;
 mod baselines;
 mod cells;
 pub mod runs;
+mod views;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};

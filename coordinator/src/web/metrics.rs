@@ -1,0 +1,206 @@
+//! `/metrics` in the Prometheus text format. Named by the conventions: `anefleet_` prefix, base
+//! units in the names, `_total` only on counters. Labels are bounded by the fleet and the specs
+//! (agent, model, unit, workload, context length), never by run or cell ids, except the one
+//! `anefleet_last_run_info` series.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounter, Opts, Registry, TextEncoder};
+
+use anefleet_analysis::results::{CellDoc, ResultsDoc};
+
+use super::{Web, WebError, WebState, blocking};
+
+/// Bytes of artifacts served to agents (kept by the artifact service).
+pub type Served = Arc<AtomicU64>;
+
+const CELL: [&str; 5] = ["agent", "model", "unit", "workload", "context_length"];
+const CELL_STATES: [&str; 5] = ["pending", "assigned", "running", "done", "failed"];
+const AGENT_STATES: [&str; 3] = ["idle", "busy", "offline"];
+const PERCENTILES: [(&str, fn(&anefleet_proto::histogram::Summary) -> u64); 4] =
+    [("50", |s| s.p50_ns), ("90", |s| s.p90_ns), ("99", |s| s.p99_ns), ("99.9", |s| s.p999_ns)];
+
+pub struct Metrics {
+    registry: Registry,
+    served: Served,
+    served_total: IntCounter,
+    agents: GaugeVec,
+    cells: GaugeVec,
+    runs: GaugeVec,
+    latency: HistogramVec,
+    last_run: GaugeVec,
+    last_latency: GaugeVec,
+    last_speedup: GaugeVec,
+    last_memory: GaugeVec,
+    last_energy: GaugeVec,
+    last_tokens: GaugeVec,
+    last_valid: GaugeVec,
+    temperature: GaugeVec,
+    /// Done cells already in the latency histogram, and the newest change seen.
+    observed: Mutex<(HashSet<String>, u64)>,
+}
+
+fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric name and labels");
+    reg.register(Box::new(g.clone())).expect("registered once");
+    g
+}
+
+impl Metrics {
+    pub fn new(served: Served) -> Metrics {
+        let registry = Registry::new_custom(Some("anefleet".into()), None).expect("valid prefix");
+        let served_total = IntCounter::new("artifact_served_bytes_total", "Bytes of artifacts sent to agents.").expect("valid counter");
+        registry.register(Box::new(served_total.clone())).expect("registered once");
+        let buckets = prometheus::exponential_buckets(50e-6, 2.0, 22).expect("valid buckets");
+        let latency = HistogramVec::new(
+            HistogramOpts::new("cell_latency_seconds", "Latency of every measured iteration of finished cells.").buckets(buckets),
+            &CELL,
+        )
+        .expect("valid histogram");
+        registry.register(Box::new(latency.clone())).expect("registered once");
+        let r = &registry;
+        let with = |extra: &[&'static str]| CELL.iter().copied().chain(extra.iter().copied()).collect::<Vec<_>>();
+        Metrics {
+            agents: gauge(r, "agents", "Agents the coordinator knows, by state.", &["state"]),
+            cells: gauge(r, "cells", "Cells of every run, by state.", &["state"]),
+            runs: gauge(r, "runs", "Runs, by state.", &["state"]),
+            last_run: gauge(r, "last_run_info", "The most recent run with results (value 1).", &["run", "name", "state"]),
+            last_latency: gauge(r, "last_run_latency_seconds", "Latency percentiles of the last run's cells.", &with(&["percentile"])),
+            last_speedup: gauge(r, "last_run_speedup_ratio", "Median of the baseline unit over the cell's median, last run.", &CELL),
+            last_memory: gauge(r, "last_run_peak_memory_bytes", "Peak resident memory while the cell ran, last run.", &CELL),
+            last_energy: gauge(r, "last_run_energy_joules_per_inference", "Energy per inference where measured, last run.", &CELL),
+            last_tokens: gauge(r, "last_run_decode_tokens_per_second", "Generated tokens per second of decode, last run.", &CELL),
+            last_valid: gauge(r, "last_run_cell_valid", "1 when the cell passed the validity gate, last run.", &CELL),
+            temperature: gauge(
+                r,
+                "agent_temperature_celsius",
+                "Latest reading of each thermal sensor of each agent.",
+                &["agent", "sensor"],
+            ),
+            registry,
+            served,
+            served_total,
+            latency,
+            observed: Mutex::new((HashSet::new(), 0)),
+        }
+    }
+}
+
+pub async fn handler(State(web): State<WebState>) -> Result<impl IntoResponse, WebError> {
+    let text = blocking(move || {
+        refresh(&web)?;
+        TextEncoder::new()
+            .encode_to_string(&web.metrics.registry.gather())
+            .map_err(|e| WebError::Internal(format!("encoding metrics: {e}")))
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text))
+}
+
+fn refresh(web: &Web) -> Result<(), WebError> {
+    let m = &web.metrics;
+    let served = m.served.load(Ordering::Relaxed);
+    m.served_total.inc_by(served.saturating_sub(m.served_total.get()));
+    let agents = web.scheduler.agents()?;
+    for s in AGENT_STATES {
+        m.agents.with_label_values(&[s]).set(agents.iter().filter(|a| a.state == s).count() as f64);
+    }
+    let counts = web.store.cell_counts()?;
+    for s in CELL_STATES {
+        m.cells.with_label_values(&[s]).set(counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n) as f64);
+    }
+    m.runs.reset();
+    for r in web.store.list_runs(0)? {
+        m.runs.with_label_values(&[r.state.as_str()]).add(1.0);
+    }
+    observe_new_cells(web)?;
+    temperatures(web, &agents)?;
+    last_run(web)
+}
+
+/// Every iteration of every newly finished cell goes into the latency histogram once.
+fn observe_new_cells(web: &Web) -> Result<(), WebError> {
+    let mut seen = web.metrics.observed.lock().map_err(|_| WebError::Internal("metrics lock poisoned".into()))?;
+    // A little overlap: cells that finished in the same millisecond as the last one seen.
+    for c in web.store.done_cells_since(seen.1.saturating_sub(1000))? {
+        if !seen.0.insert(c.id.clone()) {
+            continue;
+        }
+        seen.1 = seen.1.max(c.updated_ms);
+        let h = anefleet_proto::histogram::decode(&c.result.latency)?;
+        let unit = format!("{}:{}", c.spec.backend, c.spec.unit);
+        let ctx = c.spec.context_length.to_string();
+        let hist = web.metrics.latency.with_label_values(&[c.agent_name.as_str(), &c.spec.model, &unit, &c.spec.workload, &ctx]);
+        for v in h.iter_recorded() {
+            for _ in 0..v.count_since_last_iteration() {
+                hist.observe(v.value_iterated_to() as f64 / 1e9);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn temperatures(web: &Web, agents: &[anefleet_proto::pb::AgentInfo]) -> Result<(), WebError> {
+    let t = &web.metrics.temperature;
+    t.reset();
+    for a in agents {
+        let Some(r) = web.store.last_result_of_agent(&a.id)? else { continue };
+        let Some(last) = r.thermal.iter().map(|s| s.unix_ms).max() else { continue };
+        for s in r.thermal.iter().filter(|s| s.unix_ms == last) {
+            if let Some(c) = s.celsius {
+                t.with_label_values(&[a.name.as_str(), &s.sensor]).set(c);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn labels(c: &CellDoc) -> [String; 5] {
+    [c.agent.clone(), c.model.clone(), format!("{}:{}", c.backend, c.unit), c.workload.clone(), c.context_length.to_string()]
+}
+
+/// The last run's figures, from its results document (the same analysis as every view).
+fn last_run(web: &Web) -> Result<(), WebError> {
+    let m = &web.metrics;
+    for g in [&m.last_run, &m.last_latency, &m.last_speedup, &m.last_memory, &m.last_energy, &m.last_tokens, &m.last_valid] {
+        g.reset();
+    }
+    let Some(run) = web.store.last_run_with_results()? else { return Ok(()) };
+    let (_, doc) = web.results(&run)?;
+    set_last_run(m, &doc);
+    Ok(())
+}
+
+fn set_last_run(m: &Metrics, doc: &ResultsDoc) {
+    m.last_run.with_label_values(&[doc.run.id.as_str(), &doc.run.name, &doc.run.state]).set(1.0);
+    for c in doc.cells.iter().filter(|c| c.state == "done") {
+        let l = labels(c);
+        let l: Vec<&str> = l.iter().map(String::as_str).collect();
+        if let Some(s) = &c.latency {
+            for (p, pick) in PERCENTILES {
+                let mut with = l.clone();
+                with.push(p);
+                m.last_latency.with_label_values(&with).set(pick(s) as f64 / 1e9);
+            }
+        }
+        let unit = format!("{}:{}", c.backend, c.unit);
+        let speedup = if unit == c.baseline { Some(1.0) } else { c.speedup_vs_baseline };
+        let pairs: [(&GaugeVec, Option<f64>); 5] = [
+            (&m.last_speedup, speedup),
+            (&m.last_memory, c.peak_memory_bytes.map(|b| b as f64)),
+            (&m.last_energy, c.energy_j_per_inference),
+            (&m.last_tokens, c.tokens_per_s),
+            (&m.last_valid, Some(if c.valid { 1.0 } else { 0.0 })),
+        ];
+        for (g, v) in pairs {
+            if let Some(v) = v {
+                g.with_label_values(&l).set(v);
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The coordinator's web dashboard on the API's own address: gRPC and HTTP share the port
+//! (tonic routes `/anefleet.v1.*` to the services, everything else comes here). Read-only pages
+//! (`/` fleet, `/runs`, `/runs/<id>`, `/compare`) and `/metrics`; open on a loopback address,
+//! token-protected on any other.
+
+pub mod auth;
+pub mod charts;
+pub mod compare;
+mod error;
+pub mod html;
+mod live;
+pub mod metrics;
+mod pages;
+pub mod run;
+mod run_page;
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::routing::get;
+
+use anefleet_analysis::results::ResultsDoc;
+use anefleet_proto::auth::TokenCheck;
+use anefleet_proto::pb;
+
+use crate::schedule::Scheduler;
+use crate::store::Store;
+pub use error::{WebError, blocking};
+
+/// What every handler reads from.
+pub struct Web {
+    pub store: Arc<Store>,
+    pub scheduler: Arc<Scheduler>,
+    pub token: TokenCheck,
+    /// Listening on loopback: no token asked.
+    pub open: bool,
+    pub metrics: metrics::Metrics,
+    docs: Mutex<Vec<(DocKey, Arc<ResultsDoc>)>>,
+}
+
+pub type WebState = Arc<Web>;
+
+/// What a cached results document depends on: the analysis changes only when a cell ends.
+#[derive(Clone, PartialEq, Eq)]
+struct DocKey {
+    run: String,
+    state: String,
+    done: u32,
+    failed: u32,
+}
+
+const CACHED_DOCS: usize = 8;
+
+impl Web {
+    pub fn new(store: Arc<Store>, scheduler: Arc<Scheduler>, token: TokenCheck, open: bool, served: metrics::Served) -> WebState {
+        Arc::new(Web { metrics: metrics::Metrics::new(served), store, scheduler, token, open, docs: Mutex::new(vec![]) })
+    }
+
+    /// A run's results document: the analysis is computed once per finished cell, the live parts
+    /// (states, progress, interval histograms) are fresh on every call.
+    pub fn results(&self, run_id: &str) -> Result<(pb::RunResults, Arc<ResultsDoc>), WebError> {
+        let run = self.store.run_info(run_id)?;
+        let mut cells = self.store.cells_of(run_id, true)?;
+        for c in &mut cells {
+            c.iterations_so_far = self.scheduler.progress(&c.id);
+        }
+        let results = pb::RunResults { run: Some(run.clone()), cells };
+        let key = DocKey { run: run.id.clone(), state: run.state.clone(), done: run.cells_done, failed: run.cells_failed };
+        let cached = self.docs.lock().ok().and_then(|d| d.iter().find(|(k, _)| *k == key).map(|(_, doc)| doc.clone()));
+        let doc = match cached {
+            Some(doc) => Arc::new(refresh(&doc, &results)?),
+            None => {
+                let doc = Arc::new(ResultsDoc::from_pb(&results)?);
+                if let Ok(mut d) = self.docs.lock() {
+                    d.retain(|(k, _)| k.run != key.run);
+                    d.insert(0, (key, doc.clone()));
+                    d.truncate(CACHED_DOCS);
+                }
+                doc
+            }
+        };
+        Ok((results, doc))
+    }
+}
+
+/// A cached document with the cells' live parts brought up to date.
+fn refresh(doc: &ResultsDoc, results: &pb::RunResults) -> Result<ResultsDoc, WebError> {
+    let mut doc = doc.clone();
+    for (c, r) in doc.cells.iter_mut().zip(&results.cells) {
+        if c.id == r.id {
+            c.state = r.state.clone();
+            c.intervals = r.intervals;
+            c.timeline = anefleet_analysis::results::timeline(r)?;
+            if c.iterations == 0 {
+                c.iterations = r.iterations_so_far;
+            }
+        }
+    }
+    if let Some(run) = &results.run {
+        doc.run.cells_total = run.cells_total;
+    }
+    Ok(doc)
+}
+
+/// The dashboard's routes; tonic adds the gRPC services beside them.
+pub fn router(web: WebState) -> Router {
+    let pages = Router::new()
+        .route("/", get(pages::fleet))
+        .route("/runs", get(pages::runs))
+        .route("/runs/{id}", get(run_page::page))
+        .route("/runs/{id}/panels", get(run_page::panels))
+        .route("/runs/{id}/events", get(live::events))
+        .route("/compare", get(compare::page))
+        .route("/metrics", get(metrics::handler))
+        .route_layer(axum::middleware::from_fn_with_state(web.clone(), auth::require));
+    Router::new().route("/login", get(auth::login_form).post(auth::login)).merge(pages).fallback(error::fallback).with_state(web)
+}

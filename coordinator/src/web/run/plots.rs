@@ -1,0 +1,295 @@
+//! The chart panels of a run: speedup heat maps, percentile curves, context scaling, generation
+//! phases, memory and energy, model size against latency.
+
+use std::collections::BTreeMap;
+
+use anefleet_analysis::results::{CellDoc, ResultsDoc};
+use anefleet_proto::histogram::Summary;
+
+use super::{Units, label, unit};
+use crate::web::charts::{self, Axis, Bar, BarChart, HeatCell, HeatMap, LineChart, Point, Series, ms, nothing};
+use crate::web::html::panel;
+
+fn done(doc: &ResultsDoc) -> impl Iterator<Item = &CellDoc> {
+    doc.cells.iter().filter(|c| c.state == "done" && c.latency.is_some())
+}
+
+/// A drawn chart, or the reason it could not be drawn (never a broken page).
+fn draw(r: Result<String, charts::ChartError>) -> String {
+    r.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "chart");
+        nothing("chart", &e.to_string())
+    })
+}
+
+fn grid(charts: Vec<String>) -> String {
+    format!("<div class=\"charts\">{}</div>", charts.concat())
+}
+
+/// Per device: speedup of every unit over the benchmark's baseline unit, units × context lengths.
+pub fn speedup_heatmaps(doc: &ResultsDoc) -> String {
+    let mut by_agent: BTreeMap<&str, Vec<&CellDoc>> = BTreeMap::new();
+    for c in done(doc) {
+        by_agent.entry(c.agent.as_str()).or_default().push(c);
+    }
+    let mut out = vec![];
+    for (agent, cells) in by_agent {
+        let ratio = |c: &CellDoc| if unit(c) == c.baseline { Some(1.0) } else { c.speedup_vs_baseline };
+        let row = |c: &CellDoc| format!("{} {} {}", c.model, c.workload, unit(c));
+        let mut xs: Vec<u32> = cells.iter().map(|c| c.context_length).collect();
+        let mut ys: Vec<String> = cells.iter().map(|c| row(c)).collect();
+        (xs.sort(), xs.dedup(), ys.sort(), ys.dedup());
+        let heat = cells
+            .iter()
+            .filter_map(|c| {
+                let v = ratio(c)?;
+                let x = xs.iter().position(|&x| x == c.context_length)?;
+                let y = ys.iter().position(|y| *y == row(c))?;
+                let ci = c.comparisons.iter().find(|k| k.against == "baseline");
+                let hover = match ci {
+                    Some(k) => format!("{}: {v:.2}x vs {} [95% CI {:.2}–{:.2}], {:?}", label(c), k.unit, k.ci95[0], k.ci95[1], k.verdict),
+                    None => format!("{}: the baseline unit ({})", label(c), c.baseline),
+                };
+                Some(HeatCell { x, y, value: v, hover })
+            })
+            .collect();
+        let device = cells.first().map(|c| super::device(c)).unwrap_or_default();
+        out.push(draw(charts::heatmap(&HeatMap {
+            title: format!("Speedup vs baseline on {agent} — {device}"),
+            x_label: "context length (tokens)".into(),
+            y_label: "model, workload, unit".into(),
+            xs: xs.iter().map(|x| x.to_string()).collect(),
+            ys,
+            cells: heat,
+        })));
+    }
+    if out.is_empty() {
+        out.push(nothing("Speedup vs baseline", "no finished cell yet"));
+    }
+    panel("speedup", "Speedup vs baseline (median of the baseline unit / median of the cell; per device)", &grid(out))
+}
+
+const PERCENTILES: [f64; 11] = [0.0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99999];
+
+/// The HdrHistogram percentile curve of a recorded histogram: (1/(1-p), latency in ms).
+fn curve(s: &Summary) -> Vec<Point> {
+    use base64::Engine;
+    let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(&s.histogram) else { return vec![] };
+    let Ok(h) = anefleet_proto::histogram::decode(&bytes) else { return vec![] };
+    let mut pts: Vec<Point> = vec![];
+    for q in PERCENTILES {
+        let v = h.value_at_quantile(q) as f64 / 1e6;
+        pts.push(Point { x: 1.0 / (1.0 - q), y: v, hover: format!("p{} = {v:.3} ms", 100.0 * q) });
+        if h.len() as f64 * (1.0 - q) < 1.0 {
+            break; // beyond the last recorded value
+        }
+    }
+    pts
+}
+
+/// One chart per (model, workload, context length, batch): a line per unit and agent.
+pub fn percentile_curves(doc: &ResultsDoc) -> String {
+    let mut groups: BTreeMap<(String, String, u32, u32), Vec<&CellDoc>> = BTreeMap::new();
+    for c in done(doc) {
+        groups.entry((c.model.clone(), c.workload.clone(), c.context_length, c.batch_size)).or_default().push(c);
+    }
+    let out: Vec<String> = groups
+        .into_iter()
+        .map(|((model, workload, ctx, batch), cells)| {
+            // A colour per line: the same unit on two agents must stay apart.
+            let series = cells
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    Some(Series { name: format!("{} on {}", unit(c), c.agent), points: curve(c.latency.as_ref()?), color: i })
+                })
+                .collect();
+            draw(charts::line_chart(&LineChart {
+                title: format!(
+                    "Latency percentiles: {model} {workload} ctx {ctx}{}",
+                    if batch > 1 { format!(" batch {batch}") } else { String::new() }
+                ),
+                x_label: "percentile (1/(1-p), log scale)".into(),
+                y_label: "latency (ms)".into(),
+                x_axis: Axis::Percentile,
+                y_axis: Axis::Linear,
+                series,
+                lines: true,
+            }))
+        })
+        .collect();
+    let body = if out.is_empty() { nothing("Latency percentiles", "no finished cell yet") } else { grid(out) };
+    panel("percentiles", "Latency percentile distribution", &body)
+}
+
+/// Median latency against context length per (agent, model, workload): a line per unit.
+pub fn scaling(doc: &ResultsDoc, units: &Units) -> String {
+    let mut groups: BTreeMap<(String, String, String), BTreeMap<String, Vec<Point>>> = BTreeMap::new();
+    for c in done(doc) {
+        let Some(l) = &c.latency else { continue };
+        let fit = doc.scaling.iter().find(|s| s.agent == c.agent && s.model == c.model && s.workload == c.workload && s.unit == unit(c));
+        let slope = fit.map_or(String::new(), |f| format!(" (fit: {:.2} ms per 100 tokens, r² {:.2})", f.slope_ms_per_100_tokens, f.r2));
+        let p = Point {
+            x: c.context_length as f64,
+            y: l.p50_ns as f64 / 1e6,
+            hover: format!("ctx {}: p50 {}{slope}", c.context_length, ms(l.p50_ns as f64)),
+        };
+        groups.entry((c.agent.clone(), c.model.clone(), c.workload.clone())).or_default().entry(unit(c)).or_default().push(p);
+    }
+    let out: Vec<String> = groups
+        .into_iter()
+        .map(|((agent, model, workload), by_unit)| {
+            let series = by_unit
+                .into_iter()
+                .map(|(u, mut points)| {
+                    points.sort_by(|a, b| a.x.total_cmp(&b.x));
+                    Series { color: units.color(&u), name: u, points }
+                })
+                .collect();
+            draw(charts::line_chart(&LineChart {
+                title: format!("Context scaling: {model} {workload} on {agent}"),
+                x_label: "context length (tokens)".into(),
+                y_label: "median latency (ms)".into(),
+                x_axis: Axis::Linear,
+                y_axis: Axis::Linear,
+                series,
+                lines: true,
+            }))
+        })
+        .collect();
+    let crossovers: String = doc
+        .crossovers
+        .iter()
+        .map(|x| {
+            format!(
+                "<li>{} {} on {}: {} overtakes {} from about {:.0} tokens</li>",
+                x.model, x.workload, x.agent, x.overtaken_by, x.unit, x.context_length
+            )
+        })
+        .collect();
+    let body = if out.is_empty() { nothing("Context scaling", "no finished cell yet") } else { grid(out) };
+    let extra = if crossovers.is_empty() { String::new() } else { format!("<ul id=\"crossovers\">{crossovers}</ul>") };
+    panel("scaling", "Context-length scaling", &(body + &extra))
+}
+
+fn bars_of(
+    doc: &ResultsDoc,
+    units: &Units,
+    value: impl Fn(&CellDoc) -> Option<(f64, String, Option<(f64, f64)>)>,
+) -> (Vec<Bar>, Vec<(String, usize)>) {
+    let mut bars = vec![];
+    let mut legend: Vec<(String, usize)> = vec![];
+    for c in done(doc) {
+        let Some((v, hover, range)) = value(c) else { continue };
+        let u = unit(c);
+        if !legend.iter().any(|(n, _)| *n == u) {
+            legend.push((u.clone(), units.color(&u)));
+        }
+        bars.push(Bar {
+            label: format!("{} {} {}", c.agent, c.model, c.context_length),
+            value: v,
+            series: units.color(&u),
+            hover: format!("{}: {hover}", label(c)),
+            highlight: false,
+            range,
+        });
+    }
+    (bars, legend)
+}
+
+/// Time to first token and per-token decode latency of `generate` cells.
+pub fn generation(doc: &ResultsDoc, units: &Units) -> String {
+    let phase = |title: &str, pick: fn(&CellDoc) -> Option<&Summary>| {
+        let (bars, legend) = bars_of(doc, units, |c| {
+            let s = pick(c)?;
+            Some((
+                s.p50_ns as f64 / 1e6,
+                format!("p50 {}, p90 {}, p99 {}", ms(s.p50_ns as f64), ms(s.p90_ns as f64), ms(s.p99_ns as f64)),
+                Some((s.p50_ns as f64 / 1e6, s.p90_ns as f64 / 1e6)),
+            ))
+        });
+        if bars.is_empty() {
+            return nothing(title, "no finished generate cell");
+        }
+        draw(charts::bar_chart(&BarChart {
+            title: title.into(),
+            y_label: "median (ms), whisker to p90".into(),
+            x_label: "agent, model, context".into(),
+            legend,
+            bars,
+            reference: None,
+        }))
+    };
+    let body = grid(vec![
+        phase("Time to first token (prefill)", |c| c.ttft.as_ref()),
+        phase("Decode latency per token", |c| c.decode_token.as_ref()),
+    ]);
+    panel("generation", "Time to first token and per-token decode", &body)
+}
+
+/// Peak memory and energy per inference; energy only where the platform measures it.
+pub fn memory_energy(doc: &ResultsDoc, units: &Units) -> String {
+    let (mem, legend) = bars_of(doc, units, |c| {
+        let peak = c.peak_memory_bytes?;
+        let load = c.load_memory_bytes.map_or("unknown".into(), crate::web::html::bytes);
+        Some((peak as f64 / 1e6, format!("peak {} (model load added {load})", crate::web::html::bytes(peak)), None))
+    });
+    let memory = if mem.is_empty() {
+        nothing("Peak memory", "no cell reported its memory")
+    } else {
+        draw(charts::bar_chart(&BarChart {
+            title: "Peak resident memory".into(),
+            y_label: "peak memory (MB)".into(),
+            x_label: "agent, model, context".into(),
+            legend,
+            bars: mem,
+            reference: None,
+        }))
+    };
+    let (en, legend) = bars_of(doc, units, |c| {
+        let j = c.energy_j_per_inference?;
+        Some((j, format!("{j:.4} J per inference ({})", c.energy_source.clone().unwrap_or_default()), None))
+    });
+    let energy = if en.is_empty() {
+        nothing(
+            "Energy per inference",
+            "not measured: no agent of this run can read an energy counter (RAPL on Linux, powermetrics on macOS)",
+        )
+    } else {
+        draw(charts::bar_chart(&BarChart {
+            title: "Energy per inference".into(),
+            y_label: "energy (J)".into(),
+            x_label: "agent, model, context".into(),
+            legend,
+            bars: en,
+            reference: None,
+        }))
+    };
+    panel("memory-energy", "Memory and energy", &grid(vec![memory, energy]))
+}
+
+/// Model size on disk against median latency: one point per cell.
+pub fn size_vs_latency(doc: &ResultsDoc, units: &Units) -> String {
+    let mut by_unit: BTreeMap<String, Vec<Point>> = BTreeMap::new();
+    for c in done(doc) {
+        let (Some(bytes), Some(l)) = (c.model_bytes, &c.latency) else { continue };
+        let q = c.quantization.clone().unwrap_or_default();
+        let hover = format!("{} ({} {q}): p50 {}", label(c), crate::web::html::bytes(bytes), ms(l.p50_ns as f64));
+        by_unit.entry(unit(c)).or_default().push(Point { x: bytes as f64 / 1e6, y: l.p50_ns as f64 / 1e6, hover });
+    }
+    let body = if by_unit.is_empty() {
+        nothing("Model size vs latency", "no finished cell reported its model's size")
+    } else {
+        let series = by_unit.into_iter().map(|(u, points)| Series { color: units.color(&u), name: u, points }).collect();
+        draw(charts::line_chart(&LineChart {
+            title: "Model size vs median latency".into(),
+            x_label: "model size on disk (MB, log scale)".into(),
+            y_label: "median latency (ms, log scale)".into(),
+            x_axis: Axis::Log,
+            y_axis: Axis::Log,
+            series,
+            lines: false,
+        }))
+    };
+    panel("size-latency", "Model size vs latency", &body)
+}
