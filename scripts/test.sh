@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/install-build-deps.sh
 models/scripts/fetch-test-models.sh >/dev/null
+models/scripts/make-coreml-fixtures.sh >/dev/null
 cargo build --release --workspace --locked
 cargo test --release --workspace --locked
