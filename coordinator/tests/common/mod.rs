@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -76,13 +78,21 @@ pub struct Fleet {
     pub coordinator: Option<Proc>,
     pub agents: Vec<(String, Proc)>,
     pub grace_s: u64,
+    /// The address the coordinator listens on (loopback unless a test asks otherwise).
+    pub listen_host: String,
 }
 
 impl Fleet {
     /// A coordinator on a free loopback port with its own data dir.
     pub fn start(grace_s: u64) -> Fleet {
+        Fleet::start_on("127.0.0.1", grace_s)
+    }
+
+    /// A coordinator listening on `host` (e.g. "0.0.0.0": not loopback, so the dashboard asks
+    /// for the token); clients still reach it on 127.0.0.1.
+    pub fn start_on(host: &str, grace_s: u64) -> Fleet {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut f = Fleet { dir, port: free_port(), coordinator: None, agents: Vec::new(), grace_s };
+        let mut f = Fleet { dir, port: free_port(), coordinator: None, agents: Vec::new(), grace_s, listen_host: host.to_string() };
         f.start_coordinator();
         f
     }
@@ -107,7 +117,7 @@ impl Fleet {
                 .args([
                     "serve",
                     "--listen",
-                    &format!("127.0.0.1:{}", self.port),
+                    &format!("{}:{}", self.listen_host, self.port),
                     "--agent-grace-s",
                     &self.grace_s.to_string(),
                     "--data-dir",
