@@ -6,6 +6,7 @@ use agent::{backend, bench, probe, session};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[global_allocator]
@@ -27,7 +28,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Connect to a coordinator and run the cells it assigns, reconnecting forever.
+    /// Connect to a coordinator and run the cells it assigns, reconnecting until stopped: the first
+    /// SIGTERM (or ctrl-c) finishes and reports the running cell, then exits; a second cancels it.
     Run {
         #[arg(long, env = "ANEFLEET_COORDINATOR", default_value = "http://127.0.0.1:7070")]
         coordinator: String,
@@ -86,10 +88,8 @@ async fn run(command: Command, cool_below_c: Option<f64>) -> anyhow::Result<Exit
         Command::Run { coordinator, token_file, cache_dir, name, tags } => {
             let token = anefleet_proto::auth::client_token(token_file.as_deref()).map_err(anyhow::Error::msg)?;
             let cfg = session::AgentConfig { coordinator, token, cache_dir, name, tags, cool_below_c };
-            tokio::select! {
-                r = session::run_forever(cfg) => r?,
-                _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; exiting"),
-            }
+            let stop = session::stop::on_signals().context("listening for SIGTERM and SIGINT")?;
+            session::run_forever(cfg, stop).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { spec, format } => bench::bench(&spec, format, cool_below_c).await,

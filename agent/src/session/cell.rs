@@ -1,8 +1,8 @@
 //! Running assigned cells: fetch artifacts, run the executor on a thread of its own, stream its
 //! events to the coordinator, report the outcome. One cell at a time.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -16,12 +16,19 @@ use crate::executor::{self, CellJob, Event, ExecError};
 
 type ArtifactsClient = pb::artifacts_client::ArtifactsClient<Authed>;
 
-/// How long a cell may take to stop when its session ended.
+/// How long a cell may take to stop when its session ended or the agent is stopping.
 const ABANDON_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// What a cancelled cell's error starts with.
+const CANCELLED: &str = "cancelled";
+/// Why a cell is cancelled when the agent is asked twice to stop.
+const STOP_REASON: &str = "the agent was stopped";
 
 struct Running {
     cell_id: String,
+    attempt: u32,
     cancel: Arc<AtomicBool>,
+    /// Why it was cancelled: the report says so.
+    why: Arc<OnceLock<String>>,
     task: JoinHandle<()>,
 }
 
@@ -56,24 +63,25 @@ impl Runner {
         }
         tracing::info!(cell = %a.cell_id, attempt = a.attempt, "cell assigned");
         let cancel = Arc::new(AtomicBool::new(false));
+        let why = Arc::new(OnceLock::new());
         let cooldown = self.cooldown(&a);
         let last_end = self.last_end.clone();
         let (cache, artifacts, tx, cool) = (self.cache.clone(), self.artifacts.clone(), self.tx.clone(), self.cool_below_c);
         let task = tokio::spawn({
-            let cancel = cancel.clone();
+            let (cancel, why) = (cancel.clone(), why.clone());
             let a = a.clone();
             async move {
                 if !cooldown.is_zero() {
                     tracing::info!(cell = %a.cell_id, wait_ms = cooldown.as_millis() as u64, "cooling down after the previous cell");
                     tokio::time::sleep(cooldown).await;
                 }
-                run(cache, artifacts, tx, a, cancel, cool).await;
+                run(cache, artifacts, tx, a, cancel, &why, cool).await;
                 if let Ok(mut t) = last_end.lock() {
                     *t = Some(std::time::Instant::now());
                 }
             }
         });
-        self.running = Some(Running { cell_id: a.cell_id, cancel, task });
+        self.running = Some(Running { cell_id: a.cell_id, attempt: a.attempt, cancel, why, task });
     }
 
     /// What is left of the cell's `cooldown_s` since the previous cell ended.
@@ -88,7 +96,28 @@ impl Runner {
             && r.cell_id == cell_id
         {
             tracing::warn!(cell = %cell_id, %reason, "cancelling cell");
-            r.cancel.store(true, Ordering::Relaxed);
+            r.ask_to_stop(reason);
+        }
+    }
+
+    /// Returns when no cell is in flight any more (at once when none is).
+    pub async fn finished(&mut self) {
+        if let Some(r) = &mut self.running {
+            let _ = (&mut r.task).await;
+        }
+        self.running = None;
+    }
+
+    /// Cancels the cell in flight because the agent is stopping, and makes sure the coordinator
+    /// hears that it was cancelled: from the cell itself, or from here when it does not stop in time.
+    pub async fn cancel_for_stop(&mut self) {
+        let Some(mut r) = self.running.take() else { return };
+        tracing::warn!(cell = %r.cell_id, "cancelling the running cell: the agent is stopping");
+        r.ask_to_stop(STOP_REASON);
+        if tokio::time::timeout(ABANDON_WAIT, &mut r.task).await.is_err() {
+            tracing::warn!(cell = %r.cell_id, "cell did not stop in time; reporting it cancelled");
+            r.task.abort();
+            let _ = self.tx.send(finished(&r.cell_id, r.attempt, Err(format!("cancelled: {STOP_REASON}")))).await;
         }
     }
 
@@ -96,7 +125,7 @@ impl Runner {
     /// stops at once; a model still loading finishes on its thread and is discarded).
     pub async fn abandon(&mut self) {
         if let Some(mut r) = self.running.take() {
-            r.cancel.store(true, Ordering::Relaxed);
+            r.ask_to_stop("the session ended");
             if tokio::time::timeout(ABANDON_WAIT, &mut r.task).await.is_err() {
                 tracing::warn!(cell = %r.cell_id, "cell did not stop in time; dropping it");
                 r.task.abort();
@@ -105,8 +134,15 @@ impl Runner {
     }
 }
 
+impl Running {
+    fn ask_to_stop(&self, why: &str) {
+        let _ = self.why.set(why.to_string());
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
 fn finished(cell_id: &str, attempt: u32, outcome: Result<pb::CellResult, String>) -> pb::AgentMessage {
-    let cancelled = matches!(&outcome, Err(e) if e == "cancelled");
+    let cancelled = matches!(&outcome, Err(e) if e.starts_with(CANCELLED));
     let outcome = Some(match outcome {
         Ok(r) => Outcome::Result(r),
         Err(e) => Outcome::Error(e),
@@ -120,9 +156,13 @@ async fn run(
     tx: mpsc::Sender<pb::AgentMessage>,
     a: pb::Assign,
     cancel: Arc<AtomicBool>,
+    why: &OnceLock<String>,
     cool_below_c: Option<f64>,
 ) {
-    let outcome = execute(&cache, &mut artifacts, &tx, &a, cancel, cool_below_c).await;
+    let outcome = match execute(&cache, &mut artifacts, &tx, &a, cancel, cool_below_c).await {
+        Err(e) if e == CANCELLED => Err(why.get().map_or(e, |why| format!("{CANCELLED}: {why}"))),
+        other => other,
+    };
     if let Err(e) = &outcome {
         tracing::warn!(cell = %a.cell_id, error = %e, "cell failed");
     } else {
@@ -168,7 +208,7 @@ async fn execute(
     }
     match worker.await {
         Ok(Ok(r)) => Ok(r),
-        Ok(Err(ExecError::Cancelled)) => Err("cancelled".into()),
+        Ok(Err(ExecError::Cancelled)) => Err(CANCELLED.into()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(format!("the cell's thread failed: {e}")),
     }
