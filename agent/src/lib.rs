@@ -6,6 +6,7 @@ pub mod backend;
 pub mod bench;
 pub mod cache;
 pub mod executor;
+pub mod install;
 pub mod probe;
 pub mod session;
 pub mod workload;

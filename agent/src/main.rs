@@ -1,7 +1,7 @@
 //! `agent`: runs benchmark cells on this machine's compute units, for a coordinator (`run`) or
 //! alone (`bench`).
 
-use agent::{backend, bench, probe, session};
+use agent::{backend, bench, install, probe, session};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +54,47 @@ enum Command {
     },
     /// What this machine is and which backends and units it has.
     Info,
+    /// Run the agent as a daemon that starts at boot and restarts when it dies: a launchd daemon
+    /// on macOS (/Library/LaunchDaemons/LABEL.plist), a systemd service on Linux
+    /// (/etc/systemd/system/LABEL.service). Needs root; --threads and --cool-below-c are passed on.
+    Install(InstallArgs),
+    /// Stop the daemon (its running cell finishes first) and remove it; its cache and identity stay.
+    Uninstall {
+        #[arg(long, default_value = install::DEFAULT_LABEL)]
+        label: String,
+        /// Print the commands instead of running them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct InstallArgs {
+    #[arg(long, env = "ANEFLEET_COORDINATOR")]
+    coordinator: String,
+    /// File holding the bearer token; the daemon reads it at every start (the token itself is
+    /// never written into the service file). Must not be readable by every user.
+    #[arg(long)]
+    token_file: PathBuf,
+    /// Name shown in results and listings (default: the host name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Tags specs target (e.g. m2, studio).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Artifact cache and the agent's identity (default: /Library/Application Support/anefleet
+    /// on macOS, /var/lib/anefleet on Linux).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// The launchd label / systemd unit name.
+    #[arg(long, default_value = install::DEFAULT_LABEL)]
+    label: String,
+    /// Run the daemon as this user instead of root.
+    #[arg(long)]
+    user: Option<String>,
+    /// Print the service file and the commands instead of writing and running them.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn main() -> ExitCode {
@@ -70,7 +111,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli.command, cli.cool_below_c)) {
+    match rt.block_on(run(cli.command, cli.threads, cli.cool_below_c)) {
         Ok(code) => code,
         Err(e) if e.downcast_ref::<bench::InvalidSpec>().is_some() => {
             eprintln!("error: {e}");
@@ -83,7 +124,46 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, cool_below_c: Option<f64>) -> anyhow::Result<ExitCode> {
+fn install_daemon(a: &InstallArgs, threads: Option<usize>, cool_below_c: Option<f64>) -> anyhow::Result<ExitCode> {
+    let steps = install::Manager::here().install_plan(&service(a, threads, cool_below_c)?)?;
+    take(&steps, a.dry_run, &format!("installed and started {}", a.label))
+}
+
+fn uninstall_daemon(label: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let steps = install::Manager::here().uninstall_plan(label)?;
+    take(&steps, dry_run, &format!("stopped and removed {label}"))
+}
+
+fn service(a: &InstallArgs, threads: Option<usize>, cool_below_c: Option<f64>) -> anyhow::Result<install::Service> {
+    let manager = install::Manager::here();
+    let hostname = || Some(probe::device::profile().hostname).filter(|h| !h.is_empty()).unwrap_or_else(|| "agent".into());
+    let service = install::Service {
+        label: a.label.clone(),
+        exe: std::env::current_exe().context("finding the agent binary")?,
+        coordinator: a.coordinator.clone(),
+        token_file: a.token_file.clone(),
+        cache_dir: a.cache_dir.clone().unwrap_or_else(|| manager.default_cache_dir()),
+        name: a.name.clone().unwrap_or_else(hostname),
+        tags: a.tags.clone(),
+        threads,
+        cool_below_c,
+        user: a.user.clone(),
+    };
+    Ok(service.resolve()?)
+}
+
+/// Prints the steps (`--dry-run`) or takes them.
+fn take(steps: &[install::Step], dry_run: bool, done: &str) -> anyhow::Result<ExitCode> {
+    if dry_run {
+        print!("{}", install::describe(steps));
+    } else {
+        install::apply(steps)?;
+        eprintln!("{done}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(command: Command, threads: Option<usize>, cool_below_c: Option<f64>) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { coordinator, token_file, cache_dir, name, tags } => {
             let token = anefleet_proto::auth::client_token(token_file.as_deref()).map_err(anyhow::Error::msg)?;
@@ -93,6 +173,8 @@ async fn run(command: Command, cool_below_c: Option<f64>) -> anyhow::Result<Exit
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { spec, format } => bench::bench(&spec, format, cool_below_c).await,
+        Command::Install(a) => install_daemon(&a, threads, cool_below_c),
+        Command::Uninstall { label, dry_run } => uninstall_daemon(&label, dry_run),
         Command::Info => {
             let p = probe::device::profile();
             let units: Vec<String> = backend::probe_units().iter().map(|u| format!("{}:{}", u.backend, u.unit)).collect();

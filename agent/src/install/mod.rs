@@ -1,0 +1,196 @@
+//! `agent install` / `agent uninstall`: the agent as a system daemon that starts at boot with
+//! nobody logged in and restarts when it dies — a launchd daemon on macOS, a systemd service on
+//! Linux. What is written and run is computed first, by pure functions, as a list of [`Step`]s;
+//! `--dry-run` prints them instead of taking them. The token never enters a service file: the
+//! daemon reads it from the token file.
+
+pub mod launchd;
+mod steps;
+pub mod systemd;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+pub use steps::{Step, apply, describe};
+
+/// The daemon's label (launchd) and unit name (systemd) unless `--label` says otherwise.
+pub const DEFAULT_LABEL: &str = "dev.anefleet.agent";
+/// How long the service manager waits after SIGTERM before it kills the agent: long enough for
+/// the running cell to finish and be reported (a second SIGTERM cancels it sooner).
+pub const STOP_TIMEOUT_S: u32 = 900;
+/// The least time between two starts of a daemon that keeps dying.
+pub const RESTART_DELAY_S: u32 = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("token file {} does not exist", .0.display())]
+    TokenFileMissing(PathBuf),
+    #[error("token file {} is readable by every user (mode {mode:o}); `chmod 600 {}` it first", .path.display(), .path.display())]
+    TokenFileWorldReadable { path: PathBuf, mode: u32 },
+    #[error("label `{0}` must be 1 to 100 letters, digits, '.', '-' or '_', not starting with '.'")]
+    BadLabel(String),
+    #[error("user `{0}` must be letters, digits, '.', '-' or '_'")]
+    BadUser(String),
+    #[error("{what} `{value}` holds a control character or is not valid UTF-8")]
+    BadValue { what: &'static str, value: String },
+    #[error("{what} {}: {source}{}", .path.display(), root_hint(.source))]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    CommandFailed { command: String, status: String, stderr: String },
+    #[error("`{command}` could not start: {source}")]
+    CommandMissing { command: String, source: std::io::Error },
+    #[error("encoding the launchd plist: {0}")]
+    Plist(#[from] plist::Error),
+}
+
+fn root_hint(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::PermissionDenied { " (run it as root, e.g. with sudo)" } else { "" }
+}
+
+/// The daemon: what it runs and as whom.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub label: String,
+    /// The agent binary (absolute): the one running `install`.
+    pub exe: PathBuf,
+    pub coordinator: String,
+    pub token_file: PathBuf,
+    pub cache_dir: PathBuf,
+    pub name: String,
+    pub tags: Vec<String>,
+    pub threads: Option<usize>,
+    pub cool_below_c: Option<f64>,
+    /// Run as this user instead of root.
+    pub user: Option<String>,
+}
+
+impl Service {
+    /// Refuses what cannot go into a service file and makes every path absolute (a daemon does
+    /// not start where `install` ran). The token file must exist and not be world-readable.
+    pub fn resolve(mut self) -> Result<Service, InstallError> {
+        check_label(&self.label)?;
+        if let Some(u) = &self.user
+            && (u.is_empty() || !u.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
+        {
+            return Err(InstallError::BadUser(u.clone()));
+        }
+        self.token_file = absolute(&check_token_file(&self.token_file)?, "token file")?;
+        self.cache_dir = absolute(&self.cache_dir, "cache dir")?;
+        self.exe = absolute(&self.exe, "agent binary")?;
+        for (what, value) in [("coordinator URL", &self.coordinator), ("name", &self.name)] {
+            text(what, value)?;
+        }
+        for t in &self.tags {
+            text("tag", t)?;
+        }
+        Ok(self)
+    }
+
+    /// `agent run …` as the daemon starts it, without the binary (the token as its file only).
+    pub fn run_args(&self) -> Vec<String> {
+        let mut args = vec!["run".to_string()];
+        let mut flag = |f: &str, v: String| args.extend([format!("--{f}"), v]);
+        flag("coordinator", self.coordinator.clone());
+        flag("token-file", utf8(&self.token_file).to_string());
+        flag("cache-dir", utf8(&self.cache_dir).to_string());
+        flag("name", self.name.clone());
+        for t in &self.tags {
+            flag("tag", t.clone());
+        }
+        if let Some(n) = self.threads {
+            flag("threads", n.to_string());
+        }
+        if let Some(c) = self.cool_below_c {
+            flag("cool-below-c", c.to_string());
+        }
+        args
+    }
+
+    /// The whole command line: the binary, then [`Service::run_args`].
+    pub fn argv(&self) -> Vec<String> {
+        std::iter::once(utf8(&self.exe).to_string()).chain(self.run_args()).collect()
+    }
+}
+
+/// A path checked by [`Service::resolve`] as UTF-8.
+fn utf8(p: &Path) -> &str {
+    p.to_str().unwrap_or_default()
+}
+
+/// Which service manager this machine has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Manager {
+    Launchd,
+    Systemd,
+}
+
+impl Manager {
+    pub fn here() -> Manager {
+        if cfg!(target_os = "macos") { Manager::Launchd } else { Manager::Systemd }
+    }
+
+    /// Where the daemon keeps its artifact cache and identity unless `--cache-dir` says.
+    pub fn default_cache_dir(self) -> PathBuf {
+        match self {
+            Manager::Launchd => PathBuf::from("/Library/Application Support/anefleet"),
+            Manager::Systemd => PathBuf::from("/var/lib/anefleet"),
+        }
+    }
+
+    pub fn install_plan(self, s: &Service) -> Result<Vec<Step>, InstallError> {
+        match self {
+            Manager::Launchd => launchd::install_plan(s),
+            Manager::Systemd => Ok(systemd::install_plan(s)),
+        }
+    }
+
+    pub fn uninstall_plan(self, label: &str) -> Result<Vec<Step>, InstallError> {
+        check_label(label)?;
+        Ok(match self {
+            Manager::Launchd => launchd::uninstall_plan(label),
+            Manager::Systemd => systemd::uninstall_plan(label),
+        })
+    }
+}
+
+/// A label names a file: no separators, no `..`, nothing a shell or a unit name would mangle.
+pub fn check_label(label: &str) -> Result<(), InstallError> {
+    let ok = (1..=100).contains(&label.len())
+        && !label.starts_with('.')
+        && label.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok { Ok(()) } else { Err(InstallError::BadLabel(label.to_string())) }
+}
+
+/// The token file must exist and must not be readable by every user (it would leak the token).
+pub fn check_token_file(path: &Path) -> Result<PathBuf, InstallError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => m,
+        Ok(_) => return Err(InstallError::TokenFileMissing(path.to_path_buf())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(InstallError::TokenFileMissing(path.to_path_buf())),
+        Err(source) => return Err(InstallError::Io { what: "reading token file", path: path.to_path_buf(), source }),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o004 != 0 {
+            return Err(InstallError::TokenFileWorldReadable { path: path.to_path_buf(), mode });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    Ok(path.to_path_buf())
+}
+
+fn absolute(p: &Path, what: &'static str) -> Result<PathBuf, InstallError> {
+    let abs = std::path::absolute(p).map_err(|source| InstallError::Io { what, path: p.to_path_buf(), source })?;
+    text(what, abs.to_str().ok_or_else(|| InstallError::BadValue { what, value: abs.display().to_string() })?)?;
+    Ok(abs)
+}
+
+/// Service files are line based: a value with a newline or another control character would
+/// break out of its line.
+fn text(what: &'static str, value: &str) -> Result<(), InstallError> {
+    if value.chars().any(char::is_control) { Err(InstallError::BadValue { what, value: value.escape_debug().to_string() }) } else { Ok(()) }
+}

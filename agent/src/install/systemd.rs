@@ -1,0 +1,91 @@
+//! Linux: a systemd service in `/etc/systemd/system`, enabled for `multi-user.target` and
+//! started once the network is up; its logs are in the journal (`journalctl -u <label>`).
+
+use std::path::PathBuf;
+
+use super::{RESTART_DELAY_S, STOP_TIMEOUT_S, Service, Step};
+
+pub fn unit_path(label: &str) -> PathBuf {
+    PathBuf::from(format!("/etc/systemd/system/{label}.service"))
+}
+
+/// The unit file.
+pub fn unit(s: &Service) -> String {
+    let exec = s.argv().iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ");
+    let mut service = vec![
+        "Type=simple".to_string(),
+        format!("ExecStart={exec}"),
+        format!("WorkingDirectory={}", specifiers(&s.cache_dir.to_string_lossy())),
+    ];
+    if let Some(u) = &s.user {
+        service.push(format!("User={u}"));
+    }
+    service.extend([
+        "Restart=always".to_string(),
+        format!("RestartSec={RESTART_DELAY_S}"),
+        // The first SIGTERM lets the running cell finish; `systemctl kill -s TERM` again cancels it.
+        "KillSignal=SIGTERM".to_string(),
+        format!("TimeoutStopSec={STOP_TIMEOUT_S}"),
+    ]);
+    format!(
+        "# Written by `agent install`; `agent uninstall --label {label}` removes it.\n\
+         [Unit]\nDescription=anefleet agent {name}\nWants=network-online.target\nAfter=network-online.target\n\n\
+         [Service]\n{service}\n\n[Install]\nWantedBy=multi-user.target\n",
+        label = s.label,
+        name = specifiers(&s.name),
+        service = service.join("\n"),
+    )
+}
+
+/// One word of a command line as systemd splits it: plain when it can be, otherwise in double
+/// quotes with C escapes. `%` (specifiers) and `$` (environment variables) are expanded even
+/// inside quotes, so they are doubled.
+pub fn quote(word: &str) -> String {
+    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:=,@".contains(c)) {
+        return word.to_string();
+    }
+    let mut out = String::with_capacity(word.len() + 2);
+    out.push('"');
+    for c in word.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '%' => out.push_str("%%"),
+            '$' => out.push_str("$$"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A value systemd takes whole but still expands `%` in.
+fn specifiers(value: &str) -> String {
+    value.replace('%', "%%")
+}
+
+/// Writes the unit, enables it at boot and (re)starts it, so a reinstall runs the new arguments.
+pub fn install_plan(s: &Service) -> Vec<Step> {
+    let unit_name = format!("{}.service", s.label);
+    let mut steps = vec![Step::CreateDir(s.cache_dir.clone())];
+    if let Some(u) = &s.user {
+        steps.push(Step::run(&["chown", "-R", u, &s.cache_dir.to_string_lossy()]));
+    }
+    steps.extend([
+        Step::Write { path: unit_path(&s.label), contents: unit(s).into_bytes() },
+        Step::run(&["systemctl", "daemon-reload"]),
+        Step::run(&["systemctl", "enable", &unit_name]),
+        Step::run(&["systemctl", "restart", &unit_name]),
+    ]);
+    steps
+}
+
+/// Stops the service (SIGTERM: the running cell finishes first), disables and removes it; the
+/// cache and the agent's identity stay.
+pub fn uninstall_plan(label: &str) -> Vec<Step> {
+    vec![
+        Step::try_run(&["systemctl", "disable", "--now", &format!("{label}.service")]),
+        Step::Remove(unit_path(label)),
+        Step::run(&["systemctl", "daemon-reload"]),
+    ]
+}
