@@ -32,8 +32,8 @@ context_lengths = [32, 128]
 units = ["candle:cpu"]
 [measure]
 warmup = 1
-min_iterations = 5
-min_duration_s = 1
+min_iterations = 3
+min_duration_s = 0.5
 repetitions = 2
 cooldown_s = 0
 "#;
@@ -50,8 +50,8 @@ context_lengths = [32, 128]
 units = ["candle:cpu"]
 [measure]
 warmup = 1
-min_iterations = 5
-min_duration_s = 1
+min_iterations = 3
+min_duration_s = 0.5
 repetitions = 2
 cooldown_s = 0
 "#;
@@ -118,6 +118,7 @@ async fn fleet_run_and_compare_pages_and_the_report_show_a_real_run() {
     f.start_agent("studio", &["m2"]);
     f.start_agent("mini", &["m1"]);
     blocking(|| f.wait_for_agents(2));
+    let started = Instant::now();
     let chrome = Chromium::start().await;
 
     // The run page while the run is under way: it follows the run without a reload.
@@ -159,6 +160,7 @@ async fn fleet_run_and_compare_pages_and_the_report_show_a_real_run() {
     }
     assert!(tab.errors().is_empty(), "console errors on the run page: {:?}", tab.errors());
     let run_png = tab.screenshot("run.png").await;
+    eprintln!("run page checked after {:.1}s", started.elapsed().as_secs_f64());
 
     // The fleet page: both agents, idle, with their units.
     let fleet = chrome.tab().await;
@@ -194,6 +196,7 @@ async fn fleet_run_and_compare_pages_and_the_report_show_a_real_run() {
     assert!(compare.text("#comparison").await.contains("only in A"), "the generate cells are only in the baseline");
     assert!(compare.errors().is_empty(), "console errors on the compare page: {:?}", compare.errors());
     let compare_png = compare.screenshot("compare.png").await;
+    eprintln!("compare page checked after {:.1}s", started.elapsed().as_secs_f64());
 
     // The report: one file that opens offline with every panel and the comparison.
     let out = output_dir().join("report.html");

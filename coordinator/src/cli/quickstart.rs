@@ -67,13 +67,14 @@ pub async fn quickstart(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         let _ = c.start_kill();
     }
     eprintln!(
-        "\nquickstart took {:.0}s. Data kept in {}:\n  coordinator state (SQLite, artifacts, token): {}\n  agent caches and logs: {}/agent-N, {}/*.log\n  spec: {}\nServe it again with: coordinator serve --data-dir {}",
+        "\nquickstart took {:.0}s. Data kept in {}:\n  coordinator state (SQLite, artifacts, token): {}\n  agent caches and logs: {}/agent-N, {}/*.log\n  spec: {}\nServe it again with: coordinator serve --data-dir {}\n  then open http://127.0.0.1:7070/ (the dashboard), or write a report: coordinator report RUN_ID --token-file {}/token --out report.html",
         started.elapsed().as_secs_f64(),
         data.display(),
         coord_dir.display(),
         data.display(),
         data.display(),
         spec_path.display(),
+        coord_dir.display(),
         coord_dir.display()
     );
     Ok(match outcome? {

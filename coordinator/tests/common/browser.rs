@@ -13,6 +13,7 @@ use chromiumoxide::cdp::browser_protocol::log::{EnableParams as LogEnable, Event
 use chromiumoxide::cdp::browser_protocol::network::EventRequestWillBeSent;
 use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
 use chromiumoxide::cdp::js_protocol::runtime::{EventConsoleApiCalled, EventExceptionThrown};
+use chromiumoxide::handler::viewport::Viewport;
 use chromiumoxide::page::{Page, ScreenshotParams};
 use futures::StreamExt;
 
@@ -59,6 +60,7 @@ impl Chromium {
             ])
             .user_data_dir(profile.path())
             .window_size(1400, 1000)
+            .viewport(Viewport { width: 1400, height: 1000, ..Default::default() })
             .launch_timeout(Duration::from_secs(60))
             .request_timeout(Duration::from_secs(60))
             .build()
