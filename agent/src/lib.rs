@@ -6,6 +6,7 @@ pub mod backend;
 pub mod bench;
 pub mod cache;
 pub mod executor;
+pub mod inspect;
 pub mod install;
 pub mod probe;
 pub mod session;

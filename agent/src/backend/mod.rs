@@ -6,6 +6,7 @@
 //! before returning from [`load`] is load time.
 
 pub mod candle;
+pub mod coreml;
 #[cfg(feature = "llamacpp")]
 pub mod llamacpp;
 

@@ -1,0 +1,3 @@
+//! The `coreml` backend: Core ML models on the Neural Engine, the GPU and the CPU (macOS).
+
+pub mod anemll;
