@@ -181,11 +181,16 @@ fn local_path(reference: &str, field: &str, file: &str, base: &Path) -> anyhow::
             }
             Ok(path)
         }
+        #[cfg(feature = "hub")]
         Ok(ArtifactSource::Hub { repo, revision }) => {
             eprintln!("{field}: fetching hf:{repo} from the hub");
             let root = anefleet_models::hub::default_dir().map_err(anyhow::Error::msg)?;
             tokio::task::block_in_place(|| anefleet_models::hub::fetch(&repo, revision.as_deref(), &root))
                 .map_err(|e| anyhow::anyhow!("{file}: {field} = {reference:?}: {e}"))
+        }
+        #[cfg(not(feature = "hub"))]
+        Ok(ArtifactSource::Hub { .. }) => {
+            Err(InvalidSpec(format!("{file}: {field} = {reference:?}: this agent was built without the `hub` feature")).into())
         }
         _ => Err(InvalidSpec(format!(
             "{file}: {field} = {reference:?}: agent bench runs local files, folders and hf: models, not stored digests"

@@ -49,6 +49,30 @@ pub fn digest_file(path: &Path) -> Result<String, ArchiveError> {
     digest_reader(io::BufReader::new(f)).map_err(io_err(path))
 }
 
+/// `sha256:<hex>` of a file, or of a folder's canonical archive: the digest the artifact store
+/// gives it (a folder is uploaded as that archive).
+pub fn digest_path(path: &Path) -> Result<String, ArchiveError> {
+    if !path.is_dir() {
+        return digest_file(path);
+    }
+    let mut hasher = HashWriter(Sha256::new());
+    pack_dir(path, &mut hasher)?;
+    Ok(format!("sha256:{}", hex::encode(hasher.0.finalize())))
+}
+
+/// Hashes what is written through it.
+struct HashWriter(Sha256);
+
+impl Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Writes the canonical archive of folder `dir` to `out`.
 pub fn pack_dir(dir: &Path, out: impl Write) -> Result<(), ArchiveError> {
     let mut b = tar::Builder::new(out);
@@ -167,6 +191,7 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(5));
         fs::write(d.path().join("config.json"), b"{}").unwrap(); // new mtime, same content
         pack_dir(d.path(), &mut b).unwrap();
+        assert_eq!(digest_path(d.path()).unwrap(), digest_reader(&a[..]).unwrap(), "a folder's digest is its archive's");
         assert_eq!(digest_reader(&a[..]).unwrap(), digest_reader(&b[..]).unwrap());
         let out = tempfile::tempdir().unwrap();
         let dest = out.path().join("x");

@@ -12,7 +12,7 @@ pub mod llamacpp;
 
 use std::path::Path;
 
-use anefleet_proto::pb::{ComputeUnit, ModelFacts};
+use anefleet_proto::pb::{self, ComputeUnit, ModelFacts};
 
 /// Failure of a backend, carrying what the user needs to act on it.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +67,44 @@ pub trait Decoder: Send {
     fn kv_bytes_per_token(&self) -> Option<u64> {
         None
     }
+    /// A split model's per-stage timings ([`StageClock`]), where it has stages.
+    fn stage_clock(&mut self) -> Option<&mut StageClock> {
+        None
+    }
+}
+
+/// Per-stage latency histograms of a split model (anemll: embeddings, each chunk's prefill and
+/// infer, lm_head), recorded on every call so the bottleneck stage is visible.
+pub struct StageClock {
+    stages: Vec<(String, hdrhistogram::Histogram<u64>)>,
+}
+
+impl StageClock {
+    /// One histogram per stage name, in the order given.
+    pub fn new(names: impl IntoIterator<Item = String>) -> Self {
+        StageClock { stages: names.into_iter().map(|n| (n, anefleet_proto::histogram::new_latency())).collect() }
+    }
+
+    /// Runs `f` as stage `i` and records how long it took.
+    pub fn time<T>(&mut self, i: usize, f: impl FnOnce() -> T) -> T {
+        let t = std::time::Instant::now();
+        let out = f();
+        if let Some((_, h)) = self.stages.get_mut(i) {
+            anefleet_proto::histogram::record(h, t.elapsed().as_nanos() as u64);
+        }
+        out
+    }
+
+    /// Forgets what was recorded (the warm-up's calls).
+    pub fn reset(&mut self) {
+        self.stages.iter_mut().for_each(|(_, h)| h.reset());
+    }
+
+    /// The stages that ran, encoded for the wire.
+    pub fn to_pb(&self) -> std::result::Result<Vec<pb::StageLatency>, anefleet_proto::histogram::CodecError> {
+        let stages = self.stages.iter().filter(|(_, h)| !h.is_empty());
+        stages.map(|(name, h)| Ok(pb::StageLatency { name: name.clone(), latency: anefleet_proto::histogram::encode(h)? })).collect()
+    }
 }
 
 pub enum LoadedModel {
@@ -78,6 +116,17 @@ pub enum LoadedModel {
 pub struct Loaded {
     pub model: LoadedModel,
     pub facts: ModelFacts,
+    /// Milliseconds of the load spent compiling the model for this device (CoreML's first load).
+    pub compile_ms: f64,
+    /// Where the model's operations run, where the backend can tell.
+    pub placement: Option<pb::Placement>,
+}
+
+impl Loaded {
+    /// A model that needed no compilation and has no placement to report.
+    pub fn new(model: LoadedModel, facts: ModelFacts) -> Self {
+        Loaded { model, facts, compile_ms: 0.0, placement: None }
+    }
 }
 
 /// The backends and units this agent really has, probed at start-up.
@@ -86,6 +135,7 @@ pub fn probe_units() -> Vec<ComputeUnit> {
     units.extend(candle::probe_units());
     #[cfg(feature = "llamacpp")]
     units.extend(llamacpp::probe_units());
+    units.extend(coreml::probe_units());
     units
 }
 
@@ -95,6 +145,7 @@ pub fn load(backend: &str, unit: &str, path: &Path) -> Result<Loaded> {
         "candle" => candle::load(unit, path),
         #[cfg(feature = "llamacpp")]
         "llamacpp" => llamacpp::load(unit, path),
+        "coreml" => coreml::load(unit, path),
         other => Err(BackendError::UnknownBackend(other.to_string())),
     }
 }
@@ -149,6 +200,19 @@ pub fn argmax(logits: &[f32]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stage_clock_keeps_stages_apart_and_forgets_the_warmup() {
+        let mut clock = StageClock::new(["embeddings".to_string(), "lm_head".to_string()]);
+        assert_eq!(clock.time(0, || 7), 7);
+        clock.reset();
+        clock.time(1, || ());
+        clock.time(1, || ());
+        let stages = clock.to_pb().unwrap();
+        assert_eq!(stages.len(), 1, "a stage that did not run since the reset is left out");
+        assert_eq!(stages[0].name, "lm_head");
+        assert_eq!(anefleet_proto::histogram::decode(&stages[0].latency).unwrap().len(), 2);
+    }
 
     #[test]
     fn cache_position_checks_continuity() {

@@ -93,6 +93,9 @@ pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, probes: Probes, events: 
         phases.clear();
         i += 1;
     }
+    if let Some(stages) = w.stage_clock() {
+        stages.reset();
+    }
     let mut out = Measured {
         latency: histogram::new_latency(),
         ttft: histogram::new_latency(),

@@ -57,6 +57,12 @@ pub struct CellJob<'a> {
 
 /// Runs a cell to the end; blocking (call it from a thread of its own).
 pub fn run_cell(job: &CellJob<'_>, events: &mut dyn FnMut(Event)) -> Result<pb::CellResult, ExecError> {
+    // A Mac stays awake for the cell, and this thread stays on the performance cores.
+    #[cfg(target_os = "macos")]
+    let _awake = {
+        crate::probe::macos::user_initiated_qos();
+        crate::probe::macos::KeepAwake::new("anefleet: measuring a benchmark cell")
+    };
     // Where the peak cannot be reset, VmHWM is the whole process's: report it unknown.
     let peak_known = memory::reset_peak();
     let rss_before = memory::current_rss_bytes();
@@ -83,6 +89,12 @@ pub fn run_cell(job: &CellJob<'_>, events: &mut dyn FnMut(Event)) -> Result<pb::
     result.outputs = w.outputs();
     result.model = Some(loaded.facts);
     result.kv_cache_bytes = kv_bytes;
+    result.compile_ms = loaded.compile_ms;
+    result.placement = loaded.placement;
+    result.stages = match w.stage_clock() {
+        Some(clock) => clock.to_pb()?,
+        None => Vec::new(),
+    };
     result.threads = candle_core::utils::get_num_threads() as u32;
     result.peak_rss_bytes = if peak_known { memory::peak_bytes() } else { 0 };
     Ok(result)

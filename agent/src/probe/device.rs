@@ -1,9 +1,14 @@
 //! The device profile an agent announces in its hello.
+// The /proc readers below serve every platform but macOS, which asks sysctl instead.
+#![cfg_attr(target_os = "macos", allow(dead_code))]
 
 use anefleet_proto::pb::DeviceProfile;
 
 /// Reads what the platform tells without privileges; unknown fields stay empty.
 pub fn profile() -> DeviceProfile {
+    #[cfg(target_os = "macos")]
+    return mac_profile();
+    #[cfg(not(target_os = "macos"))]
     DeviceProfile {
         hostname: hostname(),
         os: std::env::consts::OS.to_string(),
@@ -13,6 +18,29 @@ pub fn profile() -> DeviceProfile {
         cpu_cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
         memory_bytes: memory_bytes(),
         ..Default::default()
+    }
+}
+
+/// A Mac: the chip ("Apple M2 Pro"), performance and efficiency cores, GPU cores, the Neural
+/// Engine (CoreML lists it), memory and the macOS version.
+#[cfg(target_os = "macos")]
+fn mac_profile() -> DeviceProfile {
+    use crate::probe::macos::{gpu_cores, sysctl_string, sysctl_u64};
+    let chip = sysctl_string("machdep.cpu.brand_string").unwrap_or_default();
+    let count = |k: &str| sysctl_u64(k).map_or(0, |v| v as u32);
+    DeviceProfile {
+        hostname: sysctl_string("kern.hostname").unwrap_or_default(),
+        os: "macos".into(),
+        os_version: sysctl_string("kern.osproductversion").map(|v| format!("macOS {v}")).unwrap_or_default(),
+        arch: std::env::consts::ARCH.to_string(),
+        cpu_model: chip.clone(),
+        cpu_cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        memory_bytes: sysctl_u64("hw.memsize").unwrap_or(0),
+        has_ane: crate::backend::coreml::probe_units().iter().any(|u| u.unit == "ane"),
+        performance_cores: count("hw.perflevel0.physicalcpu"),
+        efficiency_cores: count("hw.perflevel1.physicalcpu"),
+        gpu_cores: gpu_cores(),
+        chip,
     }
 }
 

@@ -3,8 +3,9 @@
 //! Linux: RAPL through powercap, `/sys/class/powercap/intel-rapl:N` (`name`, `energy_uj`,
 //! `max_energy_range_uj` for the wrap-around); the package domains are summed. Recent kernels
 //! expose AMD's RAPL under the same names. Since Linux 5.10 `energy_uj` is readable by root
-//! only: then there is no meter and results carry no energy (absent, never 0). Elsewhere there
-//! is no meter yet (macOS's slots into [`Meter::open`] behind `cfg(target_os = "macos")`).
+//! only: then there is no meter and results carry no energy (absent, never 0). macOS: IOReport's
+//! "Energy Model" channels, CPU, GPU and ANE summed (`crate::probe::macos::ioreport`), readable
+//! without root. Elsewhere there is no meter.
 
 use std::path::{Path, PathBuf};
 
@@ -19,9 +20,17 @@ struct Domain {
 }
 
 /// A set of energy counters whose sum is the energy the machine used.
-#[derive(Debug, Clone)]
 pub struct Meter {
     domains: Vec<Domain>,
+    /// macOS: the IOReport subscription the counters come from (`domains` then names its units).
+    #[cfg(target_os = "macos")]
+    ioreport: Option<crate::probe::macos::ioreport::Channels>,
+}
+
+impl std::fmt::Debug for Meter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meter").field("source", &self.source()).finish()
+    }
 }
 
 /// The counters at one moment (µJ, one per domain).
@@ -33,8 +42,10 @@ impl Meter {
     pub fn open() -> Option<Meter> {
         #[cfg(target_os = "linux")]
         let opened = Meter::from_powercap(Path::new(LINUX_POWERCAP));
-        #[cfg(not(target_os = "linux"))]
-        let opened: Result<Meter, String> = Err("no energy counters on this platform yet".into());
+        #[cfg(target_os = "macos")]
+        let opened = Meter::from_ioreport();
+        #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+        let opened: Result<Meter, String> = Err("no energy counters on this platform".into());
         match opened {
             Ok(m) => Some(m),
             Err(why) => {
@@ -65,20 +76,46 @@ impl Meter {
             return Err(format!("no RAPL package domain under {}", root.display()));
         }
         found.sort_by_key(|(n, _)| *n);
-        let meter = Meter { domains: found.into_iter().map(|(_, d)| d).collect() };
+        let meter = Meter {
+            domains: found.into_iter().map(|(_, d)| d).collect(),
+            #[cfg(target_os = "macos")]
+            ioreport: None,
+        };
         for d in &meter.domains {
             read_uj(&d.energy_uj).map_err(|e| format!("{}: {e}", d.energy_uj.display()))?;
         }
         Ok(meter)
     }
 
-    /// What the energy is, for results: `rapl:package-0+package-1`.
+    /// IOReport's CPU, GPU and ANE energy counters.
+    #[cfg(target_os = "macos")]
+    pub fn from_ioreport() -> Result<Meter, String> {
+        use crate::probe::macos::ioreport::{Channels, UNITS};
+        let channels = Channels::open()?;
+        channels.read().ok_or("IOReport gave no energy sample")?;
+        let domains = UNITS.iter().map(|u| Domain { name: u.to_string(), energy_uj: PathBuf::new(), max_range_uj: None }).collect();
+        Ok(Meter { domains, ioreport: Some(channels) })
+    }
+
+    /// What the energy is, for results: `rapl:package-0+package-1`, `ioreport:cpu+gpu+ane`.
     pub fn source(&self) -> String {
-        format!("rapl:{}", self.domains.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join("+"))
+        let kind = if self.is_ioreport() { "ioreport" } else { "rapl" };
+        format!("{kind}:{}", self.domains.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join("+"))
+    }
+
+    fn is_ioreport(&self) -> bool {
+        #[cfg(target_os = "macos")]
+        return self.ioreport.is_some();
+        #[cfg(not(target_os = "macos"))]
+        false
     }
 
     /// Every counter now; `None` if any fails to read.
     pub fn read(&self) -> Option<Reading> {
+        #[cfg(target_os = "macos")]
+        if let Some(channels) = &self.ioreport {
+            return channels.read().map(Reading);
+        }
         self.domains.iter().map(|d| read_uj(&d.energy_uj).ok()).collect::<Option<Vec<u64>>>().map(Reading)
     }
 
@@ -98,6 +135,31 @@ impl Meter {
 
 fn read_trimmed(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Which kind of unit an IOReport energy channel measures (index into `cpu`, `gpu`, `ane`):
+/// "CPU Energy" (and "ECPU"/"PCPU" variants ending so), "GPU Energy", "ANE…"; others (DRAM,
+/// per-core duplicates) are left out so nothing is counted twice.
+pub fn ioreport_unit(channel: &str) -> Option<usize> {
+    if channel == "CPU Energy" {
+        Some(0)
+    } else if channel == "GPU Energy" {
+        Some(1)
+    } else if channel.starts_with("ANE") {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+/// Microjoules in one of an IOReport channel's units.
+pub fn microjoules_per(unit: &str) -> Option<f64> {
+    match unit.trim() {
+        "mJ" => Some(1e3),
+        "uJ" | "µJ" => Some(1.0),
+        "nJ" => Some(1e-3),
+        _ => None,
+    }
 }
 
 fn read_uj(path: &Path) -> Result<u64, String> {

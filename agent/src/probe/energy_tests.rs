@@ -112,3 +112,17 @@ fn this_host_opens_or_declines_without_failing() {
         }
     }
 }
+
+#[test]
+fn ioreport_channels_are_counted_once_per_kind_of_unit() {
+    assert_eq!(ioreport_unit("CPU Energy"), Some(0));
+    assert_eq!(ioreport_unit("GPU Energy"), Some(1));
+    assert_eq!(ioreport_unit("ANE0"), Some(2));
+    // Per-cluster and per-core channels repeat what "CPU Energy" already sums.
+    assert_eq!(ioreport_unit("ECPU0"), None);
+    assert_eq!(ioreport_unit("PCPU3"), None);
+    assert_eq!(ioreport_unit("DRAM"), None);
+    assert_eq!(microjoules_per("mJ"), Some(1e3));
+    assert_eq!(microjoules_per("nJ"), Some(1e-3));
+    assert_eq!(microjoules_per("W"), None);
+}

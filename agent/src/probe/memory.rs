@@ -2,8 +2,9 @@
 //!
 //! Linux: the kernel's high-water mark (`VmHWM`), reset at the start of each cell through
 //! `/proc/self/clear_refs`, so each cell reports its own peak; the current resident set
-//! (`VmRSS`) before and after the model load gives what the load added. Elsewhere: not measured
-//! (0 / `None`); a macOS version slots in behind `cfg(target_os = "macos")`.
+//! (`VmRSS`) before and after the model load gives what the load added. macOS: the process's
+//! `phys_footprint` (what Activity Monitor shows) before and after the load; its peak cannot be
+//! reset per cell, so no peak is reported there. Elsewhere: not measured (0 / `None`).
 
 /// Starts a new peak-memory window. Returns false where the platform cannot reset it.
 pub fn reset_peak() -> bool {
@@ -35,7 +36,11 @@ pub fn current_rss_bytes() -> Option<u64> {
     {
         status_kb("VmRSS:").and_then(|kb| kb.checked_mul(1024))
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(target_os = "macos")]
+    {
+        crate::probe::macos::phys_footprint_bytes()
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
     {
         None
     }

@@ -2,8 +2,9 @@
 //! while a cell is measured.
 //!
 //! Linux: the thermal zones under `/sys/class/thermal` (`thermal_zone*/type`, `temp` in
-//! millidegrees Celsius). Elsewhere there are no sensors yet: the list is empty and nothing is
-//! sampled (macOS's thermal state slots into [`Sensors::open`] behind `cfg(target_os = "macos")`).
+//! millidegrees Celsius). macOS: `NSProcessInfo.thermalState` (nominal, fair, serious, critical),
+//! sampled as sensor `thermalState` with no temperature — Macs give no Celsius without root.
+//! Elsewhere there are no sensors: the list is empty and nothing is sampled.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +33,8 @@ struct Zone {
 #[derive(Debug, Clone, Default)]
 pub struct Sensors {
     zones: Vec<Zone>,
+    /// macOS: sample `NSProcessInfo.thermalState`.
+    thermal_state: bool,
 }
 
 impl Sensors {
@@ -41,7 +44,11 @@ impl Sensors {
         {
             Sensors::from_root(Path::new(LINUX_ROOT))
         }
-        #[cfg(not(target_os = "linux"))]
+        #[cfg(target_os = "macos")]
+        {
+            Sensors { zones: Vec::new(), thermal_state: true }
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "macos")))]
         {
             Sensors::default()
         }
@@ -77,19 +84,27 @@ impl Sensors {
                 Zone { sensor, temp: temp.clone() }
             })
             .collect();
-        Sensors { zones }
+        Sensors { zones, thermal_state: false }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.zones.is_empty()
+        self.zones.is_empty() && !self.thermal_state
     }
 
     /// One sample of every sensor, stamped `unix_ms`; a sensor that fails to read has no celsius.
     pub fn read(&self, unix_ms: u64) -> Vec<pb::ThermalSample> {
-        self.zones
+        #[cfg_attr(not(target_os = "macos"), allow(unused_mut))]
+        let mut samples: Vec<pb::ThermalSample> = self
+            .zones
             .iter()
             .map(|z| pb::ThermalSample { unix_ms, sensor: z.sensor.clone(), celsius: read_celsius(&z.temp), state: String::new() })
-            .collect()
+            .collect();
+        #[cfg(target_os = "macos")]
+        if self.thermal_state {
+            let state = crate::probe::macos::thermal_state().to_string();
+            samples.push(pb::ThermalSample { unix_ms, sensor: "thermalState".into(), celsius: None, state });
+        }
+        samples
     }
 
     /// The hottest reading now; `None` where no sensor reads.

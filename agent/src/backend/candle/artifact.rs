@@ -85,6 +85,14 @@ pub fn bytes_on_disk(files: &[PathBuf]) -> u64 {
     files.iter().filter_map(|f| fs::metadata(f).ok()).map(|m| m.len()).sum()
 }
 
+/// Bytes of a file, or of every file under a folder (a model package).
+pub fn tree_bytes(path: &Path) -> u64 {
+    match fs::read_dir(path) {
+        Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| tree_bytes(&e.path())).sum(),
+        Err(_) => fs::symlink_metadata(path).map_or(0, |m| if m.is_file() { m.len() } else { 0 }),
+    }
+}
+
 /// The safetensors weight files of a folder: `model.safetensors`, else the shards named by
 /// `model.safetensors.index.json`.
 pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {

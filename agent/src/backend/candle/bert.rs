@@ -55,7 +55,7 @@ pub fn load(dir: &Path, model_type: &str, device: &Device) -> Result<Loaded> {
         max_context: max_context as u32,
     };
     let encoder = BertEncoder { model, tokenizer, max_context, device: device.clone() };
-    Ok(Loaded { model: LoadedModel::Encoder(Box::new(encoder)), facts })
+    Ok(Loaded::new(LoadedModel::Encoder(Box::new(encoder)), facts))
 }
 
 /// f32 weights, memory-mapped.

@@ -36,7 +36,7 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
         .map_err(|e| artifact_error(path, format!("{} weights: {e}", header.arch)))?;
     let Header { tokenizer, template, eos_ids, .. } = header;
     let model = Parts { tokenizer, template, eos_ids, max_context, device: device.clone(), kv_bytes_per_token: kv }.with(weights);
-    Ok(Loaded { model: LoadedModel::Decoder(model), facts })
+    Ok(Loaded::new(LoadedModel::Decoder(model), facts))
 }
 
 /// What a GGUF header says, read the same way for both GGUF backends (candle here, llama.cpp in

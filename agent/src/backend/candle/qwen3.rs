@@ -29,20 +29,14 @@ pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
     let config_path = dir.join("config.json");
     let config_json = read_json(&config_path)?;
     let config: qwen3::Config =
-        serde_json::from_value(config_json.clone()).map_err(|e| artifact_error(&config_path, format!("not a Qwen3 config: {e}")))?;
+        serde_json::from_value(config_json).map_err(|e| artifact_error(&config_path, format!("not a Qwen3 config: {e}")))?;
     let weights = artifact::safetensors_files(dir)?;
     let (parameters, quantization) = artifact::safetensors_facts(&weights)?;
     let model = qwen3::ModelForCausalLM::new(&config, var_builder(&weights, device)?)
         .map_err(|e| artifact_error(dir, format!("weights do not match config.json: {e}")))?;
-    let tokenizer_path = dir.join("tokenizer.json");
-    let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path)
-        .map_err(|e| artifact_error(&tokenizer_path, format!("cannot load tokenizer: {e}")))?;
-    let tok_config_path = dir.join("tokenizer_config.json");
-    let tok_config = read_json(&tok_config_path)?;
-    let template = chat_template(dir, &tok_config)?;
-    let eos_ids = eos_ids(dir, &config_json, &tok_config, &tokenizer)?;
+    let HfChat { tokenizer, template, eos_ids } = hf_chat(dir)?;
     let mut files: Vec<PathBuf> = weights;
-    files.extend([config_path, tokenizer_path, tok_config_path]);
+    files.extend([config_path, dir.join("tokenizer.json"), dir.join("tokenizer_config.json")]);
     let facts = ModelFacts {
         architecture: "qwen3".into(),
         format: "safetensors".into(),
@@ -61,7 +55,28 @@ pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
         device: device.clone(),
         kv_bytes_per_token,
     };
-    Ok(Loaded { model: LoadedModel::Decoder(parts.with(model)), facts })
+    Ok(Loaded::new(LoadedModel::Decoder(parts.with(model)), facts))
+}
+
+/// What a Hugging Face folder says about talking to its model: tokenizer.json, the chat template
+/// and the EOS ids (tokenizer_config.json, and config.json / generation_config.json when present).
+/// Also read by the CoreML backend for anemll folders.
+pub(crate) struct HfChat {
+    pub tokenizer: tokenizers::Tokenizer,
+    pub template: ChatTemplate,
+    pub eos_ids: Vec<u32>,
+}
+
+pub(crate) fn hf_chat(dir: &Path) -> Result<HfChat> {
+    let tokenizer_path = dir.join("tokenizer.json");
+    let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path)
+        .map_err(|e| artifact_error(&tokenizer_path, format!("cannot load tokenizer: {e}")))?;
+    let tok_config = read_json(&dir.join("tokenizer_config.json"))?;
+    let config_path = dir.join("config.json");
+    let config = if config_path.is_file() { read_json(&config_path)? } else { serde_json::Value::Null };
+    let template = chat_template(dir, &tok_config)?;
+    let eos_ids = eos_ids(dir, &config, &tok_config, &tokenizer)?;
+    Ok(HfChat { tokenizer, template, eos_ids })
 }
 
 /// A special token of tokenizer_config.json: a string or `{"content": ...}`.

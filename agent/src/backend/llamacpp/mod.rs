@@ -85,7 +85,7 @@ pub fn load(unit: &str, path: &Path) -> Result<Loaded> {
     let model_params = LlamaModelParams::default().with_n_gpu_layers(if gpu { ALL_LAYERS } else { 0 });
     let model = LlamaModel::load_from_file(llama, &file, &model_params).map_err(|e| artifact_error(&file, format!("llama.cpp: {e}")))?;
     let decoder = LlamaDecoder::new(llama, model, header, max_context, gpu).map_err(|e| artifact_error(&file, e.to_string()))?;
-    Ok(Loaded { model: LoadedModel::Decoder(Box::new(decoder)), facts })
+    Ok(Loaded::new(LoadedModel::Decoder(Box::new(decoder)), facts))
 }
 
 /// Threads for llama.cpp: the agent's inference thread count (`--threads`), the same number
