@@ -6,9 +6,9 @@
 //! - a Hugging Face folder with `config.json`: BERT / DistilBERT encoders ([`bert`]) or Qwen3
 //!   decoders in safetensors ([`qwen3`]).
 //!
-//! Compute units: `cpu` only for now. A GPU unit goes into [`device_for`] and [`probe_units`]
-//! (`Device::new_metal(0)` on macOS, `Device::new_cuda(0)` behind a `cuda` feature); every model
-//! file here takes its `Device` from there, so nothing else changes.
+//! Compute units: `cpu`, and `gpu` where the build has a GPU backend: Metal (feature `metal`,
+//! macOS) or CUDA (feature `cuda`). [`probe_units`] reports a unit only after a matmul on it gave
+//! the right answer; every model file here takes its `Device` from [`device_for`].
 
 pub mod artifact;
 pub mod bert;
@@ -34,7 +34,11 @@ use artifact::ArtifactKind;
 /// The backend's name on the wire.
 pub const BACKEND: &str = "candle";
 
-/// The compute units this build can name; probing decides which of them really work.
+/// The compute units this build can name; probing decides which of them really work. `gpu` is
+/// Metal (feature `metal`, macOS) or CUDA (feature `cuda`).
+#[cfg(any(feature = "metal", feature = "cuda"))]
+const UNITS: &[&str] = &["cpu", "gpu"];
+#[cfg(not(any(feature = "metal", feature = "cuda")))]
 const UNITS: &[&str] = &["cpu"];
 
 /// The units that work on this machine: each one runs a small matmul before it is reported.
@@ -65,9 +69,17 @@ pub fn load(unit: &str, path: &Path) -> Result<Loaded> {
 pub fn device_for(unit: &str) -> Result<Device> {
     match unit {
         "cpu" => Ok(Device::Cpu),
-        // "gpu" => Metal on macOS / CUDA with the `cuda` feature, when those builds exist.
+        #[cfg(feature = "metal")]
+        "gpu" => Device::new_metal(0).map_err(|e| gpu_error(e.to_string())),
+        #[cfg(all(feature = "cuda", not(feature = "metal")))]
+        "gpu" => Device::new_cuda(0).map_err(|e| gpu_error(e.to_string())),
         other => Err(BackendError::UnknownUnit { backend: BACKEND.to_string(), unit: other.to_string() }),
     }
+}
+
+#[cfg(any(feature = "metal", feature = "cuda"))]
+fn gpu_error(message: String) -> BackendError {
+    BackendError::Inference(format!("candle gpu: {message}"))
 }
 
 /// A 2x2 matmul whose result is known: proves the device computes, not only that it exists.

@@ -19,6 +19,7 @@ use anefleet_proto::pb::ModelFacts;
 /// Loads the encoder at `path` on `unit`.
 pub fn load(unit: &str, path: &Path) -> Result<Loaded> {
     let (model_path, tokenizer_path) = locate(path)?;
+    super::refuse_unsupported(&model_path)?;
     let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path).map_err(|e| artifact(&tokenizer_path, e.to_string()))?;
     let compiled = compiled(&model_path)?;
     let config = configuration(unit, None)?;

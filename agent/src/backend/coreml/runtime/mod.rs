@@ -22,6 +22,7 @@ use objc2_core_ml::{
 use objc2_foundation::{NSError, NSString, NSURL};
 
 use super::super::{BackendError, Loaded, Result};
+use crate::inspect::compat::{OsVersion, check_os_support};
 
 /// The units CoreML reports devices for on this Mac: `cpu` always, `gpu` and `ane` when such a
 /// device is listed, `all` with them.
@@ -45,8 +46,23 @@ fn is<T: objc2::ClassType + objc2::DowncastTarget>(device: &ProtocolObject<dyn M
 }
 
 /// Loads the artifact at `path` on `unit`: an anemll folder (`meta.yaml`) or a model package.
+/// A model this macOS cannot load is refused first, with the version it needs.
 pub fn load(unit: &str, path: &Path) -> Result<Loaded> {
-    if path.join("meta.yaml").is_file() { anemll::load(unit, path) } else { encoder::load(unit, path) }
+    if path.join("meta.yaml").is_file() {
+        refuse_unsupported(path)?;
+        anemll::load(unit, path)
+    } else {
+        encoder::load(unit, path)
+    }
+}
+
+/// The model's minimum macOS (from its files) against the one running here.
+fn refuse_unsupported(path: &Path) -> Result<()> {
+    let Some(running) = crate::probe::macos::sysctl_string("kern.osproductversion").and_then(|v| v.parse::<OsVersion>().ok()) else {
+        return Ok(());
+    };
+    let info = crate::inspect::inspect(path).map_err(|e| artifact(path, e.to_string()))?;
+    check_os_support(&info, running).map_err(|why| artifact(path, why))
 }
 
 /// `MLComputeUnits` behind a unit name.
