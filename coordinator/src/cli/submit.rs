@@ -79,6 +79,7 @@ async fn local_artifacts(spec: &Spec, file: &str, base: &Path) -> anyhow::Result
                 if field.ends_with(".dataset") {
                     check_dataset(&path).map_err(|e| InvalidSpec(format!("{file}: {field} = {reference:?}: {e}")))?;
                 }
+                check_fixed_context(spec, file, &field, &path)?;
                 out.push((reference, path));
             }
             Ok(ArtifactSource::Hub { repo, revision }) => {
@@ -93,6 +94,41 @@ async fn local_artifacts(spec: &Spec, file: &str, base: &Path) -> anyhow::Result
         }
     }
     Ok(out)
+}
+
+/// An anemll split model's context length is fixed when it is converted (`meta.yaml`,
+/// `model_info.parameters.context_length`; the last position is kept free): a CoreML cell asking
+/// for more cannot run, so the spec is refused before any run exists.
+fn check_fixed_context(spec: &Spec, file: &str, field: &str, path: &Path) -> anyhow::Result<()> {
+    let Some(model) = field.strip_prefix("models.").and_then(|f| f.strip_suffix(".coreml")) else { return Ok(()) };
+    let meta = path.join("meta.yaml");
+    if !meta.is_file() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&meta).with_context(|| format!("reading {}", meta.display()))?;
+    let root: serde_norway::Value = serde_norway::from_str(&text).map_err(|e| InvalidSpec(format!("{}: {e}", meta.display())))?;
+    let Some(context) = root.get("model_info").and_then(|i| i.get("parameters")).and_then(|p| p.get("context_length")).and_then(|c| c.as_u64())
+    else {
+        return Err(InvalidSpec(format!("{}: model_info.parameters.context_length: missing (a whole number is expected)", meta.display())).into());
+    };
+    for (i, b) in spec.benchmarks.iter().enumerate() {
+        if b.model != model || !b.units.iter().any(|u| u.starts_with("coreml:")) {
+            continue;
+        }
+        let generated = if b.workload == "prefill" { 0 } else { u64::from(b.max_new_tokens) };
+        if let Some(&ctx) = b.context_lengths.iter().find(|&&c| u64::from(c) + generated > context.saturating_sub(1)) {
+            let plus = if generated > 0 { format!(" + max_new_tokens {generated}") } else { String::new() };
+            return Err(InvalidSpec(format!(
+                "{file}: benchmarks[{i}].context_lengths: {ctx}{plus} does not fit model `{model}`: its CoreML conversion \
+                 ({}) holds {context} tokens, one kept free, so at most {} are left for the prompt{}",
+                meta.display(),
+                context.saturating_sub(1).saturating_sub(generated),
+                if generated > 0 { " with these new tokens" } else { "" }
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// A data set must parse before any run is created.

@@ -22,8 +22,9 @@ pub type Served = Arc<AtomicU64>;
 const CELL: [&str; 5] = ["agent", "model", "unit", "workload", "context_length"];
 const CELL_STATES: [&str; 5] = ["pending", "assigned", "running", "done", "failed"];
 const AGENT_STATES: [&str; 3] = ["idle", "busy", "offline"];
-const PERCENTILES: [(&str, fn(&anefleet_proto::histogram::Summary) -> u64); 4] =
-    [("50", |s| s.p50_ns), ("90", |s| s.p90_ns), ("99", |s| s.p99_ns), ("99.9", |s| s.p999_ns)];
+/// A percentile of a summary, in nanoseconds.
+type Percentile = fn(&anefleet_proto::histogram::Summary) -> u64;
+const PERCENTILES: [(&str, Percentile); 4] = [("50", |s| s.p50_ns), ("90", |s| s.p90_ns), ("99", |s| s.p99_ns), ("99.9", |s| s.p999_ns)];
 
 pub struct Metrics {
     registry: Registry,

@@ -3,7 +3,7 @@
 //! with `<title>` elements over the data gives each value on hover.
 
 mod bars;
-mod heatmap;
+pub mod heatmap;
 mod lines;
 
 pub use bars::{Bar, BarChart, bar_chart};
@@ -94,3 +94,6 @@ pub fn ms(ns: f64) -> String {
         format!("{v:.3} ms")
     }
 }
+
+#[cfg(test)]
+mod tests;

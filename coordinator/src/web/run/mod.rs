@@ -1,6 +1,7 @@
 //! A run's panels, built from its results document alone: the run page of the dashboard and
 //! `coordinator report` render the same thing.
 
+mod bars;
 mod plots;
 mod tables;
 mod time;
@@ -17,8 +18,8 @@ pub fn panels(doc: &ResultsDoc) -> String {
     s.push_str(&plots::speedup_heatmaps(doc));
     s.push_str(&plots::percentile_curves(doc));
     s.push_str(&plots::scaling(doc, &units));
-    s.push_str(&plots::generation(doc, &units));
-    s.push_str(&plots::memory_energy(doc, &units));
+    s.push_str(&bars::generation(doc, &units));
+    s.push_str(&bars::memory_energy(doc, &units));
     s.push_str(&time::over_time(doc));
     s.push_str(&plots::size_vs_latency(doc, &units));
     s.push_str(&tables::validity(doc));
