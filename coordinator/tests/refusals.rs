@@ -58,6 +58,17 @@ context_lengths = [32]
 units = ["candle:cpu"]
 "#;
 
+const ANEMLL: &str = r#"name = "anemll"
+[models.qwen]
+coreml = "./qwen-anemll"
+[[benchmarks]]
+model = "qwen"
+workload = "generate"
+context_lengths = [128, 512]
+max_new_tokens = 16
+units = ["coreml:ane"]
+"#;
+
 #[test]
 fn malformed_specs_are_refused_with_the_field_named_and_create_no_run() {
     let mut f = Fleet::start(60);
@@ -80,7 +91,16 @@ fn malformed_specs_are_refused_with_the_field_named_and_create_no_run() {
         (format!("{GOOD}batch_sizes = [0]\n"), "benchmarks[0].batch_sizes[0]"),
         (String::new(), "name"),
         (format!("{GOOD}dataset = \"broken.jsonl\"\n"), "broken.jsonl:2: field `reference` is missing"),
+        (ANEMLL.to_string(), "benchmarks[0].context_lengths: 512 + max_new_tokens 16 does not fit model `qwen`"),
     ];
+    // An anemll split model converted for 256 tokens: 512 cannot run on it.
+    let anemll = f.dir.path().join("qwen-anemll");
+    std::fs::create_dir_all(&anemll).unwrap();
+    std::fs::write(
+        anemll.join("meta.yaml"),
+        "model_info:\n  name: anemll-qwen\n  parameters:\n    context_length: 256\n    batch_size: 64\n    num_chunks: 1\n",
+    )
+    .unwrap();
     std::fs::write(f.dir.path().join("broken.jsonl"), "{\"input\": \"teh cat\", \"reference\": \"the cat\"}\n{\"input\": \"a dgo\"}\n")
         .unwrap();
     for (i, (text, field)) in cases.iter().enumerate() {

@@ -107,9 +107,12 @@ fn check_fixed_context(spec: &Spec, file: &str, field: &str, path: &Path) -> any
     }
     let text = std::fs::read_to_string(&meta).with_context(|| format!("reading {}", meta.display()))?;
     let root: serde_norway::Value = serde_norway::from_str(&text).map_err(|e| InvalidSpec(format!("{}: {e}", meta.display())))?;
-    let Some(context) = root.get("model_info").and_then(|i| i.get("parameters")).and_then(|p| p.get("context_length")).and_then(|c| c.as_u64())
+    let Some(context) =
+        root.get("model_info").and_then(|i| i.get("parameters")).and_then(|p| p.get("context_length")).and_then(|c| c.as_u64())
     else {
-        return Err(InvalidSpec(format!("{}: model_info.parameters.context_length: missing (a whole number is expected)", meta.display())).into());
+        return Err(
+            InvalidSpec(format!("{}: model_info.parameters.context_length: missing (a whole number is expected)", meta.display())).into()
+        );
     };
     for (i, b) in spec.benchmarks.iter().enumerate() {
         if b.model != model || !b.units.iter().any(|u| u.starts_with("coreml:")) {
