@@ -164,6 +164,10 @@ impl super::Workload for DecoderWorkload {
         }
     }
 
+    fn stage_clock(&mut self) -> Option<&mut crate::backend::StageClock> {
+        self.model.stage_clock()
+    }
+
     fn outputs(&self) -> Vec<pb::Output> {
         self.outputs.iter().flatten().cloned().collect()
     }

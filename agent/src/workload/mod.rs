@@ -58,6 +58,10 @@ pub trait Workload: Send {
     fn after(&mut self, i: usize);
     /// The output each input gave the first time it ran.
     fn outputs(&self) -> Vec<pb::Output>;
+    /// The model's per-stage timings (split models), where it keeps them.
+    fn stage_clock(&mut self) -> Option<&mut crate::backend::StageClock> {
+        None
+    }
 }
 
 /// Builds the cell's workload around a loaded model.
