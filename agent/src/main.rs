@@ -1,7 +1,7 @@
 //! `agent`: runs benchmark cells on this machine's compute units, for a coordinator (`run`) or
 //! alone (`bench`).
 
-use agent::{backend, bench, install, probe, session};
+use agent::{backend, bench, inspect, install, probe, session};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +57,16 @@ enum Command {
     },
     /// What this machine is and which backends and units it has.
     Info,
+    /// What a model artifact is and what it needs, from its files alone: .mlpackage, .mlmodelc,
+    /// anemll folders (meta.yaml), GGUF files, Hugging Face folders.
+    Inspect {
+        path: PathBuf,
+        #[arg(long, value_enum, default_value = "json")]
+        format: InspectFormat,
+        /// Exit 1 with the reason when a Mac running this macOS version cannot load the model.
+        #[arg(long, value_name = "VERSION", value_parser = parse_macos)]
+        macos: Option<inspect::OsVersion>,
+    },
     /// Run the agent as a daemon that starts at boot and restarts when it dies: a launchd daemon
     /// on macOS (/Library/LaunchDaemons/LABEL.plist), a systemd service on Linux
     /// (/etc/systemd/system/LABEL.service). Needs root; --threads and --cool-below-c are passed on.
@@ -178,6 +188,7 @@ async fn run(command: Command, threads: Option<usize>, cool_below_c: Option<f64>
         Command::Bench { spec, format } => bench::bench(&spec, format, cool_below_c).await,
         Command::Install(a) => install_daemon(&a, threads, cool_below_c),
         Command::Uninstall { label, dry_run } => uninstall_daemon(&label, dry_run),
+        Command::Inspect { path, format, macos } => inspect_command(&path, format, macos),
         Command::Info => {
             let p = probe::device::profile();
             let units: Vec<String> = backend::probe_units().iter().map(|u| format!("{}:{}", u.backend, u.unit)).collect();
@@ -192,6 +203,31 @@ async fn run(command: Command, threads: Option<usize>, cool_below_c: Option<f64>
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum InspectFormat {
+    Json,
+    Md,
+}
+
+fn inspect_command(path: &std::path::Path, format: InspectFormat, macos: Option<inspect::OsVersion>) -> anyhow::Result<ExitCode> {
+    let info = inspect::inspect(path).with_context(|| format!("inspecting {}", path.display()))?;
+    match format {
+        InspectFormat::Json => println!("{}", serde_json::to_string_pretty(&info)?),
+        InspectFormat::Md => print!("{}", inspect::to_markdown(&info)),
+    }
+    if let Some(v) = macos
+        && let Err(reason) = inspect::check_os_support(&info, v)
+    {
+        eprintln!("error: {reason}");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_macos(s: &str) -> Result<inspect::OsVersion, String> {
+    s.parse()
 }
 
 fn parse_celsius(s: &str) -> Result<f64, String> {

@@ -197,3 +197,29 @@ fn something_else_is_refused() {
     assert!(e.contains("folder has no config.json and no .gguf file"), "{e}");
     assert!(inspect(&tmp.path().join("missing.mlpackage")).is_err());
 }
+
+#[test]
+fn a_bare_specification_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("plain.mlmodel");
+    std::fs::copy(fixtures::path("plain.mlpackage/Data/com.apple.CoreML/model.mlmodel"), &file).unwrap();
+    let info = inspect(&file).unwrap();
+    assert_eq!((info.format, info.specification_version), (Format::Mlmodel, Some(7)));
+    assert_eq!(names(&info.inputs), ["x"]);
+}
+
+#[test]
+fn a_compiled_model_without_functions_in_its_metadata_takes_them_from_model_mil() {
+    let (_tmp, dir) = copy("compiled/qwen_FFN_PF_chunk_01of02.mlmodelc");
+    let path = dir.join("metadata.json");
+    let mut meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for key in ["functions", "stateSchema", "defaultFunctionName"] {
+        meta[0].as_object_mut().unwrap().remove(key);
+    }
+    std::fs::write(&path, meta.to_string()).unwrap();
+    let info = inspect(&dir).unwrap();
+    let fns: Vec<&str> = info.functions.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(fns, ["prefill", "infer"]);
+    assert_eq!(shape_of(&info.functions[0].inputs, "causal_mask"), (&[1, 1, 8, 32][..], "float16"));
+    assert_eq!(shape_of(&info.states, "model_model_kv_cache_0"), (&[4, 32, 16][..], "float16"));
+}
