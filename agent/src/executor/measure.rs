@@ -33,7 +33,9 @@ pub struct Measured {
     generated_tokens: u64,
     decode_total_ns: u64,
     thermal: Vec<pb::ThermalSample>,
-    energy_j: Option<f64>,
+    /// Joules per energy counter over the measured repetitions; `None` once any reading failed.
+    energy: Option<Vec<f64>>,
+    energy_counters: Vec<String>,
     energy_source: String,
 }
 
@@ -69,8 +71,14 @@ impl Measured {
             measured_s: self.measured.as_secs_f64(),
             repetitions: self.repetitions,
             generated_tokens: self.generated_tokens,
-            energy_source: if self.energy_j.is_some() { self.energy_source } else { String::new() },
-            energy_j: self.energy_j,
+            energy_source: if self.energy.is_some() { self.energy_source } else { String::new() },
+            energy_j: self.energy.as_ref().map(|e| e.iter().sum()),
+            energy_channels: match &self.energy {
+                Some(e) => {
+                    self.energy_counters.iter().zip(e).map(|(name, &joules)| pb::EnergyChannel { name: name.clone(), joules }).collect()
+                }
+                None => Vec::new(),
+            },
             thermal: self.thermal,
             ..Default::default()
         })
@@ -106,7 +114,8 @@ pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, probes: Probes, events: 
         generated_tokens: 0,
         decode_total_ns: 0,
         thermal: Vec::new(),
-        energy_j: probes.meter.as_ref().map(|_| 0.0),
+        energy: probes.meter.as_ref().map(|m| vec![0.0; m.counter_names().len()]),
+        energy_counters: probes.meter.as_ref().map(Meter::counter_names).unwrap_or_default(),
         energy_source: probes.meter.as_ref().map(Meter::source).unwrap_or_default(),
     };
     let meter = probes.meter.as_ref();
@@ -144,7 +153,7 @@ pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, probes: Probes, events: 
         }
         let elapsed = start.elapsed();
         let energy_after = meter.and_then(Meter::read);
-        out.energy_j = add_energy(out.energy_j, meter, energy_before, energy_after);
+        out.energy = add_energy(out.energy.take(), meter, energy_before, energy_after);
         if !interval.is_empty() {
             events(Event::Interval(interval_message(job, rep, interval_ms, &interval, out.iterations + count)?));
         }
@@ -162,9 +171,10 @@ pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, probes: Probes, events: 
     Ok(out)
 }
 
-/// The running energy total plus one repetition's; unknown once any part is unknown.
-fn add_energy(total: Option<f64>, meter: Option<&Meter>, before: Option<Reading>, after: Option<Reading>) -> Option<f64> {
-    Some(total? + meter?.joules(&before?, &after?)?)
+/// The running energy totals (per counter) plus one repetition's; unknown once any part is unknown.
+fn add_energy(total: Option<Vec<f64>>, meter: Option<&Meter>, before: Option<Reading>, after: Option<Reading>) -> Option<Vec<f64>> {
+    let rep = meter?.joules_by_counter(&before?, &after?)?;
+    Some(total?.iter().zip(rep).map(|(t, r)| t + r).collect())
 }
 
 fn record_phases(out: &mut Measured, p: &Phases) {

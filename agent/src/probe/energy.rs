@@ -122,14 +122,24 @@ impl Meter {
     /// Joules between two readings, counting one wrap-around per counter; `None` where a counter
     /// wrapped without a known range or the readings do not match this meter.
     pub fn joules(&self, before: &Reading, after: &Reading) -> Option<f64> {
+        Some(self.joules_by_counter(before, after)?.iter().sum())
+    }
+
+    /// [`Meter::joules`] per counter, in the order of [`Meter::counter_names`].
+    pub fn joules_by_counter(&self, before: &Reading, after: &Reading) -> Option<Vec<f64>> {
         if before.0.len() != self.domains.len() || after.0.len() != self.domains.len() {
             return None;
         }
-        let mut uj = 0u128;
-        for ((d, &b), &a) in self.domains.iter().zip(&before.0).zip(&after.0) {
-            uj += u128::from(if a >= b { a - b } else { d.max_range_uj?.checked_sub(b)?.checked_add(a)? });
-        }
-        Some(uj as f64 / 1e6)
+        let one = |(d, (&b, &a)): (&Domain, (&u64, &u64))| {
+            let uj = if a >= b { a - b } else { d.max_range_uj?.checked_sub(b)?.checked_add(a)? };
+            Some(uj as f64 / 1e6)
+        };
+        self.domains.iter().zip(before.0.iter().zip(&after.0)).map(one).collect()
+    }
+
+    /// The counters' names: `package-0`…, or `cpu`, `gpu`, `ane`.
+    pub fn counter_names(&self) -> Vec<String> {
+        self.domains.iter().map(|d| d.name.clone()).collect()
     }
 }
 

@@ -153,7 +153,15 @@ pub struct CellDoc {
     pub kv_cache_bytes: Option<u64>,
     /// Energy over the measured iterations divided by their count; null where no counter exists.
     pub energy_j_per_inference: Option<f64>,
+    /// The same energy by counter (`cpu`, `gpu`, `ane` on a Mac; RAPL packages on Linux).
+    pub energy_j_per_inference_by_channel: std::collections::BTreeMap<String, f64>,
     pub energy_source: Option<String>,
+    /// The part of `load_ms` spent compiling the model for the device (CoreML's first load).
+    pub compile_ms: Option<f64>,
+    /// Split models: each stage's latency over the measured iterations.
+    pub stages: Vec<breakdown::StageDoc>,
+    /// Where CoreML runs the model's operations.
+    pub placement: Option<breakdown::PlacementDoc>,
     pub thermal: Vec<ThermalDoc>,
     /// The interval histograms of the attempt that ran last, in time order: latency over time.
     pub timeline: Vec<IntervalDoc>,
@@ -277,7 +285,11 @@ pub(crate) fn cell_doc(c: &pb::CellRecord) -> Result<CellDoc, CodecError> {
         load_memory_bytes: res.filter(|r| r.load_memory_bytes > 0).map(|r| r.load_memory_bytes),
         kv_cache_bytes: res.filter(|r| r.kv_cache_bytes > 0).map(|r| r.kv_cache_bytes),
         energy_j_per_inference: res.and_then(|r| r.energy_j.filter(|_| r.iterations > 0).map(|e| e / r.iterations as f64)),
+        energy_j_per_inference_by_channel: res.map(breakdown::energy_by_channel).unwrap_or_default(),
         energy_source: res.map(|r| r.energy_source.clone()).filter(|s| !s.is_empty()),
+        compile_ms: res.filter(|r| r.compile_ms > 0.0).map(|r| r.compile_ms),
+        stages: res.map(breakdown::stages).transpose()?.unwrap_or_default(),
+        placement: res.and_then(|r| r.placement.as_ref()).map(breakdown::placement),
         thermal: res.map(|r| r.thermal.iter().map(thermal_doc).collect()).unwrap_or_default(),
         timeline: timeline(c)?,
         model_params: res.and_then(|r| r.model.as_ref()).map(|m| m.parameters),
@@ -352,6 +364,7 @@ fn thermal_doc(t: &pb::ThermalSample) -> ThermalDoc {
 }
 
 mod analyse;
+pub mod breakdown;
 pub use analyse::verdict_word;
 mod render;
 pub use render::{render_csv, render_markdown};

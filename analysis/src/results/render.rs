@@ -128,6 +128,7 @@ pub fn render_markdown(doc: &ResultsDoc) -> String {
     }
     recommendations(doc, &mut out);
     scaling(doc, &mut out);
+    super::breakdown::render_markdown(doc, &mut out);
     flags(doc, &mut out);
     samples(doc, &mut out);
     out
