@@ -49,7 +49,9 @@ fn llama() -> Result<&'static LlamaBackend> {
     static LLAMA: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
     LLAMA
         .get_or_init(|| {
-            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            // llama.cpp logs every load at length; it reaches the log only with ANEFLEET_LOG=debug.
+            let verbose = tracing::enabled!(tracing::Level::DEBUG);
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default().with_logs_enabled(verbose));
             LlamaBackend::init().map_err(|e| e.to_string())
         })
         .as_ref()
