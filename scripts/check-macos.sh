@@ -7,11 +7,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [[ ! -x /usr/bin/rustc || ! -d /usr/lib/rustlib/src/rust/library ]]; then
-    sudo=()
-    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-    echo "installing Debian's rustc-web with its std sources (for -Zbuild-std)" >&2
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq rustc-web cargo-web rust-web-src >/dev/null
+    scripts/apt-install.sh "the macOS type-check (Debian's Rust with its std sources, for -Zbuild-std)" rustc-web cargo-web rust-web-src
 fi
 # Its own target folder: a different compiler, so nothing in target/ is reusable.
 RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=target/macos-check /usr/bin/cargo check --locked \

@@ -7,13 +7,4 @@ set -euo pipefail
 missing=()
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 { command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing+=(prometheus)
-[[ ${#missing[@]} -eq 0 ]] && exit 0
-if ! command -v apt-get >/dev/null; then
-    echo "error: the dashboard tests need ${missing[*]} (Debian packages); install them" >&2
-    exit 1
-fi
-sudo=()
-[[ $(id -u) -eq 0 ]] || sudo=(sudo)
-echo "installing ${missing[*]} (needed by the dashboard tests)" >&2
-"${sudo[@]}" apt-get update -qq
-DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+exec "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" "the dashboard tests" ${missing[@]+"${missing[@]}"}
