@@ -56,7 +56,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let check = TokenCheck::new(&token);
     let served: crate::web::metrics::Served = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let open = args.listen.ip().is_loopback();
-    let web = crate::web::Web::new(store.clone(), scheduler.clone(), check.clone(), open, served.clone());
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    let web = crate::web::Web::new(store.clone(), scheduler.clone(), check.clone(), open, served.clone(), closing.clone());
     let agents = pb::agent_service_server::AgentServiceServer::new(AgentService { scheduler: scheduler.clone() })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -85,16 +86,32 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .add_service(InterceptedService::new(artifacts, check.clone()))
         .add_service(InterceptedService::new(runs, check.clone()))
         .add_service(InterceptedService::new(reflection, check));
-    Server::builder()
+    let server = Server::builder()
         .accept_http1(true)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown_signal())
-        .await
-        .context("serving")?;
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async move {
+            shutdown_signal().await;
+            let _ = closing_tx.send(true);
+        });
+    tokio::select! {
+        served = server => served.context("serving")?,
+        () = linger(closing) => tracing::warn!("connections still open {}s after the stop signal (agent sessions); stopping anyway", LINGER.as_secs()),
+    }
     tracing::info!("coordinator stopped");
     Ok(())
+}
+
+/// How long open connections (agents' sessions, dashboards following a run) may take to close
+/// after a stop signal; every state change is already stored, so nothing is lost after it.
+const LINGER: Duration = Duration::from_secs(3);
+
+async fn linger(mut closing: tokio::sync::watch::Receiver<bool>) {
+    if closing.wait_for(|c| *c).await.is_err() {
+        return std::future::pending().await;
+    }
+    tokio::time::sleep(LINGER).await;
 }
 
 fn spawn_reaper(scheduler: Arc<Scheduler>) {

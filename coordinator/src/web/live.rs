@@ -33,9 +33,13 @@ pub async fn events(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(4);
     tokio::spawn(async move {
         let mut changes = web.scheduler.subscribe();
+        let mut closing = web.closing.clone();
         let (mut last, mut over) = first;
         while !over {
-            let _ = tokio::time::timeout(Duration::from_secs(1), changes.changed()).await;
+            tokio::select! {
+                _ = tokio::time::timeout(Duration::from_secs(1), changes.changed()) => {}
+                _ = closing.wait_for(|c| *c) => return, // the coordinator stops: end the stream
+            }
             let (w, i) = (web.clone(), id.clone());
             let Ok((now, ended)) = blocking(move || fingerprint(&w, &i)).await else { break };
             over = ended;

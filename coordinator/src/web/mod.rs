@@ -35,6 +35,8 @@ pub struct Web {
     /// Listening on loopback: no token asked.
     pub open: bool,
     pub metrics: metrics::Metrics,
+    /// Turns true when the coordinator is asked to stop: live pages end their event streams.
+    pub closing: tokio::sync::watch::Receiver<bool>,
     docs: Mutex<Vec<(DocKey, Arc<ResultsDoc>)>>,
 }
 
@@ -52,8 +54,15 @@ struct DocKey {
 const CACHED_DOCS: usize = 8;
 
 impl Web {
-    pub fn new(store: Arc<Store>, scheduler: Arc<Scheduler>, token: TokenCheck, open: bool, served: metrics::Served) -> WebState {
-        Arc::new(Web { metrics: metrics::Metrics::new(served), store, scheduler, token, open, docs: Mutex::new(vec![]) })
+    pub fn new(
+        store: Arc<Store>,
+        scheduler: Arc<Scheduler>,
+        token: TokenCheck,
+        open: bool,
+        served: metrics::Served,
+        closing: tokio::sync::watch::Receiver<bool>,
+    ) -> WebState {
+        Arc::new(Web { metrics: metrics::Metrics::new(served), store, scheduler, token, open, closing, docs: Mutex::new(vec![]) })
     }
 
     /// A run's results document: the analysis is computed once per finished cell, the live parts
