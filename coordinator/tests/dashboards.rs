@@ -91,7 +91,9 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 /// Polls a condition in the page until it holds.
 async fn wait_in_page(tab: &Tab, what: &str, js: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
-    while !tab.eval::<bool>(js).await {
+    // A page that reloads itself has no document for a moment: that counts as "not yet".
+    let holds = || async { tab.page.evaluate(js).await.ok().and_then(|v| v.into_value::<bool>().ok()).unwrap_or(false) };
+    while !holds().await {
         assert!(Instant::now() < deadline, "timed out after {}s waiting for {what}; errors: {:?}", timeout.as_secs(), tab.errors());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -124,6 +126,10 @@ async fn fleet_run_and_compare_pages_and_the_report_show_a_real_run() {
     // The run page while the run is under way: it follows the run without a reload.
     let spec = f.write_spec("dash.toml", SPEC);
     let run = blocking(|| f.submit(&spec));
+    // The fleet page while the run runs: agents busy with a cell of it.
+    let fleet = chrome.tab().await;
+    fleet.open(&format!("{}/", f.url())).await;
+    wait_in_page(&fleet, "an agent busy with a cell of the run", &format!("[...document.querySelectorAll('#agents a')].some(a => a.getAttribute('href') === '/runs/{run}' && a.closest('td').innerText.startsWith('busy with'))"), Duration::from_secs(30)).await;
     let tab = chrome.tab().await;
     tab.open(&format!("{}/runs/{run}", f.url())).await;
     let first = tab.text("#run-state").await;
@@ -163,7 +169,6 @@ async fn fleet_run_and_compare_pages_and_the_report_show_a_real_run() {
     eprintln!("run page checked after {:.1}s", started.elapsed().as_secs_f64());
 
     // The fleet page: both agents, idle, with their units.
-    let fleet = chrome.tab().await;
     fleet.open(&format!("{}/", f.url())).await;
     let agents = fleet.text("#agents").await;
     for want in ["studio", "mini", "m2", "m1", "candle:cpu", "llamacpp:cpu", "idle"] {
@@ -196,6 +201,12 @@ async fn fleet_run_and_compare_pages_and_the_report_show_a_real_run() {
     assert!(compare.text("#comparison").await.contains("only in A"), "the generate cells are only in the baseline");
     assert!(compare.errors().is_empty(), "console errors on the compare page: {:?}", compare.errors());
     let compare_png = compare.screenshot("compare.png").await;
+
+    // An agent that went away is offline since its last message.
+    f.kill_agent("mini");
+    fleet.open(&format!("{}/", f.url())).await;
+    wait_in_page(&fleet, "mini to show offline", "[...document.querySelectorAll('#agents tr.agent-offline')].some(r => r.innerText.includes('mini') && r.innerText.includes('offline since'))", Duration::from_secs(30)).await;
+    assert!(fleet.errors().is_empty(), "console errors on the fleet page: {:?}", fleet.errors());
     eprintln!("compare page checked after {:.1}s", started.elapsed().as_secs_f64());
 
     // The report: one file that opens offline with every panel and the comparison.
