@@ -171,7 +171,8 @@ async fn fleet_run_and_compare_pages_and_the_report_show_a_real_run() {
     // The fleet page: both agents, idle, with their units.
     fleet.open(&format!("{}/", f.url())).await;
     let agents = fleet.text("#agents").await;
-    for want in ["studio", "mini", "m2", "m1", "candle:cpu", "llamacpp:cpu", "idle"] {
+    for want in ["studio", "mini", "m2", "m1", "candle:cpu", "llamacpp:cpu", "idle", "smollm2-135m-instruct.q4_1.gguf", "all-minilm-l6-v2"]
+    {
         assert!(agents.contains(want), "{want} missing from the fleet page: {agents}");
     }
     let rows: usize = fleet.eval("document.querySelectorAll('#agents tbody tr').length").await;

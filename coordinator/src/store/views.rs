@@ -43,6 +43,22 @@ impl Store {
         Ok(row.map(|b| pb::CellResult::decode(&b[..])).transpose()?)
     }
 
+    /// Artifacts (models, data sets) of the cells an agent ran or runs: it fetched them into its
+    /// cache, beside what it reported holding when it connected.
+    pub fn artifacts_of_agent(&self, agent_id: &str) -> Result<Vec<String>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare("SELECT spec FROM cells WHERE agent_id = ?1 AND state IN ('running', 'done')")?;
+        let specs = stmt.query_map([agent_id], |r| r.get::<_, Vec<u8>>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut out = Vec::new();
+        for b in specs {
+            let spec = pb::CellSpec::decode(&b[..])?;
+            out.extend([spec.artifact, spec.dataset].into_iter().flatten().map(|a| a.digest).filter(|d| !d.is_empty()));
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     /// How many cells are in each state, over every run.
     pub fn cell_counts(&self) -> Result<Vec<(String, u64)>> {
         let conn = self.conn()?;

@@ -30,7 +30,7 @@ fn fleet_body(web: &Web) -> Result<String, WebError> {
                 state(web, a)?,
                 format!("{}<br><span class=\"muted\">{}</span>", time(a.last_seen_unix_ms), ago(a.last_seen_unix_ms)),
                 thermal(web, &a.id)?,
-                cached(web, &a.cached_digests)?,
+                cached(web, a)?,
             ],
         );
     }
@@ -89,9 +89,14 @@ fn thermal(web: &Web, agent_id: &str) -> Result<String, WebError> {
     Ok(format!("{}<br><span class=\"muted\">{}</span>", esc(&latest.join(", ")), time(last)))
 }
 
-fn cached(web: &Web, digests: &[String]) -> Result<String, WebError> {
+/// What the agent reported holding when it connected, and what it fetched for its cells since.
+fn cached(web: &Web, a: &pb::AgentInfo) -> Result<String, WebError> {
+    let mut digests = a.cached_digests.clone();
+    digests.extend(web.store.artifacts_of_agent(&a.id)?);
+    digests.sort();
+    digests.dedup();
     let mut items = vec![];
-    for d in digests {
+    for d in &digests {
         let name = match web.store.get_artifact(d)? {
             Some(a) => format!("{} ({})", a.name, bytes(a.size)),
             None => d.chars().take(19).collect(),
