@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use anefleet_analysis::results::{CellDoc, ResultsDoc};
+use anefleet_analysis::results::{CellDoc, ResultsDoc, verdict_word};
 use anefleet_proto::histogram::Summary;
 
 use super::{Units, label, unit};
@@ -50,7 +50,14 @@ pub fn speedup_heatmaps(doc: &ResultsDoc) -> String {
                 let y = ys.iter().position(|y| *y == row(c))?;
                 let ci = c.comparisons.iter().find(|k| k.against == "baseline");
                 let hover = match ci {
-                    Some(k) => format!("{}: {v:.2}x vs {} [95% CI {:.2}–{:.2}], {:?}", label(c), k.unit, k.ci95[0], k.ci95[1], k.verdict),
+                    Some(k) => format!(
+                        "{}: {v:.2}x vs {} [95% CI {:.2}–{:.2}], {}",
+                        label(c),
+                        k.unit,
+                        k.ci95[0],
+                        k.ci95[1],
+                        verdict_word(k.verdict)
+                    ),
                     None => format!("{}: the baseline unit ({})", label(c), c.baseline),
                 };
                 Some(HeatCell { x, y, value: v, hover })
