@@ -27,6 +27,7 @@ fn json_for_every_fixture() {
         ("plain.mlpackage", "mlpackage", 7, "13.0", "16.0"),
         ("stateful.mlpackage", "mlpackage", 9, "15.0", "18.0"),
         ("multifunction.mlpackage", "mlpackage", 9, "15.0", "18.0"),
+        ("ranged.mlpackage", "mlpackage", 8, "14.0", "17.0"),
         ("anemll", "anemll", 9, "15.0", "18.0"),
         ("compiled/qwen_FFN_PF_chunk_01of02.mlmodelc", "mlmodelc", 9, "15.0", "18.0"),
     ];

@@ -7,6 +7,7 @@ Writes into DEST (every file a few KB, deterministic weights):
   plain.mlpackage           ML program, one linear layer, macOS 13 / iOS 16 target (specification 7)
   stateful.mlpackage        ML program with an MLState accumulator, macOS 15 / iOS 18 (specification 9)
   multifunction.mlpackage   functions `prefill` (8 tokens) and `infer` (1 token), default `infer` (specification 9)
+  ranged.mlpackage          an input whose sequence length ranges from 1 to 64 (macOS 14 / iOS 17, specification 8)
   anemll/                   an anemll-shaped split model at a tiny size, laid out as anemll's converter
                             lays it out: meta.yaml, qwen_embeddings, qwen_FFN_PF_chunk_01of02 and
                             _02of02 (functions `prefill` and `infer`, one shared KV-cache state),
@@ -69,6 +70,23 @@ def stateful(dest):
         return mb.identity(x=total, name="total")
 
     convert(prog, ct.target.iOS18).save(str(dest / "stateful.mlpackage"))
+
+
+def ranged(dest):
+    table = weights(16, 4)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, get_new_symbol()), dtype=types.int32)], opset_version=ct.target.iOS17)
+    def prog(ids):
+        return mb.gather(x=table, indices=ids, axis=0, name="embedded")
+
+    model = ct.convert(
+        prog,
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.macOS14,
+        inputs=[ct.TensorType(name="ids", shape=(1, ct.RangeDim(lower_bound=1, upper_bound=64, default=4)), dtype=np.int32)],
+        skip_model_load=True,
+    )
+    model.save(str(dest / "ranged.mlpackage"))
 
 
 def multifunction(dest, work):
@@ -343,6 +361,7 @@ if __name__ == "__main__":
     plain(out)
     stateful(out)
     multifunction(out, work)
+    ranged(out)
     anemll(out / "anemll", work)
     name = f"{PREFIX}_FFN_PF_chunk_01of{CHUNKS:02d}"
     compiled_layout(out / "anemll" / f"{name}.mlpackage", out / "compiled" / f"{name}.mlmodelc")

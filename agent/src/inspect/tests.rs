@@ -53,6 +53,16 @@ fn multifunction_package() {
 }
 
 #[test]
+fn ranged_input() {
+    let info = inspect(&fixtures::path("ranged.mlpackage")).unwrap();
+    assert_eq!((info.specification_version, info.min_macos.as_deref(), info.min_ios.as_deref()), (Some(8), Some("14.0"), Some("17.0")));
+    let ids = &info.inputs[0];
+    assert_eq!((ids.name.as_str(), ids.dtype.as_str(), ids.shape.as_slice()), ("ids", "int32", &[1, 4][..]));
+    assert_eq!(ids.shape_range, [[1, 1], [1, 64]]);
+    assert!(ids.shapes.is_empty());
+}
+
+#[test]
 fn anemll_folder() {
     let info = inspect(&fixtures::path("anemll")).unwrap();
     assert_eq!(info.format, Format::Anemll);

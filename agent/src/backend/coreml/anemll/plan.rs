@@ -180,7 +180,7 @@ pub fn logits(outputs: &[LogitsPart], split: usize) -> Result<Vec<f32>, PlanErro
 
 fn last_row(part: &LogitsPart) -> Result<&[f32], PlanError> {
     let width = part.shape.last().copied().unwrap_or(part.data.len());
-    if width == 0 || part.data.len() % width != 0 {
+    if width == 0 || !part.data.len().is_multiple_of(width) {
         return Err(PlanError::LogitsShape { name: part.name.clone(), len: part.data.len(), width });
     }
     Ok(&part.data[part.data.len() - width..])
