@@ -12,6 +12,9 @@ Writes into DEST (every file a few KB, deterministic weights):
                             lays it out: meta.yaml, qwen_embeddings, qwen_FFN_PF_chunk_01of02 and
                             _02of02 (functions `prefill` and `infer`, one shared KV-cache state),
                             qwen_lm_head (logits1..4), tokenizer.json
+  anemll-chat-loop.json     the inputs anemll's chat loop (tests/chat.py: run_prefill, generate_next_token)
+                            builds for a 13-token prompt and 4 generated tokens on the fixture's shapes,
+                            computed here the way that code computes them, to check the agent's planning
   compiled/qwen_FFN_PF_chunk_01of02.mlmodelc
                             the first chunk in the layout of a compiled model (metadata.json and the
                             function signatures of model.mil, written from the chunk's specification
@@ -297,6 +300,46 @@ def anemll(dest, work):
 
 
 
+# ---- the inputs anemll's chat loop feeds the split model ----
+
+
+def make_causal_mask(length, start):
+    """As anemll's tests/chat.py builds it."""
+    mask = np.full((1, 1, length, length), -np.inf, dtype=np.float16)
+    row_indices = np.arange(length).reshape(length, 1)
+    col_indices = np.arange(length).reshape(1, length)
+    mask[:, :, col_indices <= (row_indices + start)] = 0
+    return mask
+
+
+def chat_loop_inputs(dest):
+    """What run_prefill and generate_next_token pass to the models, step by step; masks as open (0) flags."""
+    prompt = [int(t) for t in RNG.integers(6, VOCAB, size=13)]
+    generated = [int(t) for t in RNG.integers(6, VOCAB, size=4)]
+    mask = make_causal_mask(CONTEXT, 0)
+    open_rows = lambda m: [[bool(v == 0) for v in row] for row in m[0, 0]]  # noqa: E731
+    prefill, batch_pos = [], 0
+    while batch_pos < len(prompt):
+        batch_end = min(batch_pos + BATCH, len(prompt))
+        ids = prompt[batch_pos:batch_end] + [0] * (BATCH - (batch_end - batch_pos))
+        prefill.append({"input_ids": ids, "position_ids": list(range(batch_pos, batch_pos + BATCH)), "current_pos": batch_pos,
+                        "causal_mask_open": open_rows(mask[:, :, batch_pos:batch_pos + BATCH, :])})
+        batch_pos = batch_end
+    infer, input_ids, pos = [], list(prompt), len(prompt)
+    for token in generated:
+        update = [0] * CONTEXT
+        update[pos - 1] = 1
+        infer.append({"input_id": input_ids[pos - 1], "position_ids": [pos - 1], "current_pos": [pos - 1],
+                      "causal_mask_open": open_rows(mask[:, :, pos - 1:pos, :])[0], "update_mask": update})
+        input_ids.append(token)
+        pos += 1
+    # The loop runs while pos < context_length - 1: how many tokens this prompt can generate.
+    most = len(range(len(prompt), CONTEXT - 1))
+    out = {"context_length": CONTEXT, "batch_size": BATCH, "prompt": prompt, "generated": generated,
+           "prefill": prefill, "infer": infer, "max_new_tokens": most}
+    (dest / "anemll-chat-loop.json").write_text(json.dumps(out) + "\n")
+
+
 # ---- the layout of a compiled model (.mlmodelc), as Apple's compiler writes it ----
 
 DTYPES = {65568: ("Float32", "fp32"), 65600: ("Double", "fp64"), 131104: ("Int32", "int32"),
@@ -363,6 +406,7 @@ if __name__ == "__main__":
     multifunction(out, work)
     ranged(out)
     anemll(out / "anemll", work)
+    chat_loop_inputs(out)
     name = f"{PREFIX}_FFN_PF_chunk_01of{CHUNKS:02d}"
     compiled_layout(out / "anemll" / f"{name}.mlpackage", out / "compiled" / f"{name}.mlmodelc")
     shutil.rmtree(work)

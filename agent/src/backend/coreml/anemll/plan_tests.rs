@@ -124,3 +124,47 @@ fn argmax_takes_the_first_maximum_and_skips_nan() {
     assert_eq!(argmax(&[f32::NAN, -1.0, -2.0]), 1);
     assert_eq!(argmax(&[f32::NEG_INFINITY, f32::NEG_INFINITY]), 0);
 }
+
+/// The inputs anemll's chat loop builds, computed by the fixture script the way tests/chat.py
+/// computes them (numpy mask slices, its batching loop, its decode loop), against the planner's.
+#[test]
+fn the_planner_feeds_what_anemlls_chat_loop_feeds() {
+    let text = std::fs::read_to_string(fixtures::path("anemll-chat-loop.json")).unwrap();
+    let want: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let num = |v: &serde_json::Value| v.as_u64().unwrap() as usize;
+    let ints = |v: &serde_json::Value| v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap() as i32).collect::<Vec<_>>();
+    let open = |mask: &Mask| mask.data.iter().map(|v| *v == O).collect::<Vec<_>>();
+    let flags = |v: &serde_json::Value| v.as_array().unwrap().iter().map(|x| x.as_bool().unwrap()).collect::<Vec<_>>();
+    let p = planner(num(&want["context_length"]), num(&want["batch_size"]));
+    let prompt: Vec<u32> = ints(&want["prompt"]).into_iter().map(|t| t as u32).collect();
+
+    let batches = p.prefill(&prompt).unwrap();
+    let expected = want["prefill"].as_array().unwrap();
+    assert_eq!(batches.len(), expected.len());
+    for (b, e) in batches.iter().zip(expected) {
+        assert_eq!(b.input_ids, ints(&e["input_ids"]));
+        assert_eq!(b.position_ids, ints(&e["position_ids"]));
+        assert_eq!(b.current_pos as usize, num(&e["current_pos"]));
+        let rows: Vec<bool> = e["causal_mask_open"].as_array().unwrap().iter().flat_map(flags).collect();
+        assert_eq!(open(&b.causal_mask), rows);
+    }
+
+    let generated = ints(&want["generated"]);
+    let mut fed = prompt.len() - 1;
+    let mut token = prompt[fed];
+    for (i, e) in want["infer"].as_array().unwrap().iter().enumerate() {
+        let s = p.infer(token, fed).unwrap();
+        assert_eq!(s.input_id, e["input_id"].as_i64().unwrap() as i32, "step {i}");
+        assert_eq!(vec![s.position], ints(&e["position_ids"]));
+        assert_eq!(vec![s.position], ints(&e["current_pos"]));
+        assert_eq!(open(&s.causal_mask), flags(&e["causal_mask_open"]));
+        let update: Vec<i32> = s.update_mask.data.iter().map(|v| f32::from(*v) as i32).collect();
+        assert_eq!(update, ints(&e["update_mask"]));
+        token = generated[i] as u32;
+        fed += 1;
+    }
+
+    let most = num(&want["max_new_tokens"]);
+    p.check(prompt.len(), most).unwrap();
+    assert!(matches!(p.check(prompt.len(), most + 1), Err(PlanError::TooLong { .. })));
+}
