@@ -114,28 +114,13 @@ pub fn bytes(b: u64) -> String {
     }
 }
 
-/// A Unix time in milliseconds as UTC.
+/// A Unix time in milliseconds as UTC: `2023-11-14 22:13:20 UTC`.
 pub fn time(unix_ms: u64) -> String {
     if unix_ms == 0 {
         return "–".into();
     }
-    let secs = (unix_ms / 1000) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// Days since 1970-01-01 to a (year, month, day) in the proleptic Gregorian calendar.
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_ms / 1000);
+    humantime::format_rfc3339_seconds(t).to_string().replace('T', " ").replace('Z', " UTC")
 }
 
 #[cfg(test)]
