@@ -9,5 +9,6 @@ scripts/install-build-deps.sh
 scripts/install-test-deps.sh
 models/scripts/fetch-test-models.sh >/dev/null
 models/scripts/make-coreml-fixtures.sh >/dev/null
-cargo build --release --workspace --locked
+# One build: `cargo test` compiles every binary the integration tests start (with the test
+# profile's feature set; a separate `cargo build` first would compile the workspace twice).
 cargo test --release --workspace --locked
