@@ -4,7 +4,7 @@
 //! concatenated `logits1..N`). All chunks share one KV-cache state. Every stage is timed into its
 //! own histogram ([`StageClock`]), so the bottleneck stage shows in the results.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use objc2::rc::Retained;
 use objc2_core_ml::{MLFeatureProvider, MLModel, MLMultiArray, MLState};
@@ -45,27 +45,29 @@ unsafe impl Send for Anemll {}
 pub fn load(unit: &str, dir: &Path) -> Result<Loaded> {
     let meta = Meta::read(&dir.join("meta.yaml")).map_err(|e| artifact(dir, e.to_string()))?;
     let parts = Parts::find(dir, &meta).map_err(|e| artifact(dir, e.to_string()))?;
+    // Each part is digested (and compiled, the first time) once, whatever functions it serves.
     let mut compile_ms = 0.0;
-    let mut open = |path: &Path, function: Option<&str>| -> Result<Retained<MLModel>> {
+    let mut compile = |path: &Path| -> Result<PathBuf> {
         let c = compiled(path)?;
         compile_ms += c.compile_ms;
-        let config = configuration(unit, function)?;
-        load_model(&c.dir, &config)
+        Ok(c.dir)
     };
-    let embeddings = open(&parts.embeddings, None)?;
-    let lm_head = open(&parts.lm_head, None)?;
-    let mut chunks = Vec::with_capacity(parts.chunks.len());
-    for path in &parts.chunks {
-        let infer = open(path, Some("infer"))?;
-        chunks.push(Chunk { prefill: open(path, Some("prefill"))?, infer_takes_update_mask: has_input(&infer, "update_mask"), infer });
+    let open = |dir: &Path, function: Option<&str>| -> Result<Retained<MLModel>> {
+        let config = configuration(unit, function)?;
+        load_model(dir, &config)
+    };
+    let embeddings = open(&compile(&parts.embeddings)?, None)?;
+    let lm_head = open(&compile(&parts.lm_head)?, None)?;
+    let chunk_dirs = parts.chunks.iter().map(|p| compile(p)).collect::<Result<Vec<_>>>()?;
+    let mut chunks = Vec::with_capacity(chunk_dirs.len());
+    for dir in &chunk_dirs {
+        let infer = open(dir, Some("infer"))?;
+        chunks.push(Chunk { prefill: open(dir, Some("prefill"))?, infer_takes_update_mask: has_input(&infer, "update_mask"), infer });
     }
     let first = chunks.first().ok_or_else(|| artifact(dir, "meta.yaml names no FFN chunk"))?;
     // SAFETY: a fresh state of the shared KV cache.
     let state = unsafe { first.prefill.newState() };
-    let placement = match (compiled(&parts.chunks[0]), configuration(unit, Some("infer"))) {
-        (Ok(c), Ok(config)) => plan::placement(&c.dir, &config),
-        _ => None,
-    };
+    let placement = configuration(unit, Some("infer")).ok().and_then(|config| plan::placement(&chunk_dirs[0], &config));
     let chat = hf_chat(&parts.tokenizer_dir)?;
     let facts = facts(&meta, &parts);
     let clock = StageClock::new(stage_names(chunks.len()));

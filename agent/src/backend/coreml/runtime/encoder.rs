@@ -29,12 +29,8 @@ pub fn load(unit: &str, path: &Path) -> Result<Loaded> {
     let io = Io::read(&description, &model_path)?;
     let facts = ModelFacts {
         architecture: "coreml-encoder".into(),
-        format: if compiled.compile_ms > 0.0 || model_path.extension().is_some_and(|e| e == "mlpackage") {
-            "mlpackage"
-        } else {
-            "mlmodelc"
-        }
-        .into(),
+        // `locate` only returns a .mlpackage or a .mlmodelc.
+        format: model_path.extension().map_or_else(String::new, |e| e.to_string_lossy().into_owned()),
         bytes_on_disk: crate::backend::candle::artifact::tree_bytes(&model_path),
         max_context: io.seq_len as u32,
         ..Default::default()
