@@ -84,14 +84,7 @@ pub fn bar_chart(c: &BarChart) -> Result<String, ChartError> {
             chart.draw_series([PathElement::new(vec![(0.0, r), (n as f64, r)], BLACK.mix(0.6).stroke_width(1))]).map_err(&err)?;
         }
         if !c.legend.is_empty() {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(200, 200, 200))
-                .label_font(("sans-serif", 13))
-                .draw()
-                .map_err(&err)?;
+            super::legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(&err)?;
         }
         root.present().map_err(&err)?;
     }

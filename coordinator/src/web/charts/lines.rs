@@ -144,14 +144,7 @@ pub fn line_chart(c: &LineChart) -> Result<String, ChartError> {
             }
         }
         if !c.series.is_empty() {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(200, 200, 200))
-                .label_font(("sans-serif", 13))
-                .draw()
-                .map_err(&err)?;
+            super::legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(&err)?;
         }
         root.present().map_err(&err)?;
     }

@@ -29,6 +29,25 @@ impl ChartError {
 }
 
 /// The colour of the `i`-th series, the same in every chart of a page.
+/// The series legend, drawn alike on every chart.
+pub fn legend<'a, 'b: 'a>(
+    chart: &mut plotters::chart::ChartContext<
+        'a,
+        plotters::backend::SVGBackend<'b>,
+        plotters::coord::cartesian::Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    at: plotters::chart::SeriesLabelPosition,
+) -> Result<(), plotters::drawing::DrawingAreaErrorKind<std::io::Error>> {
+    use plotters::style::Color;
+    chart
+        .configure_series_labels()
+        .position(at)
+        .background_style(plotters::style::WHITE.mix(0.85))
+        .border_style(RGBColor(200, 200, 200))
+        .label_font(("sans-serif", 13))
+        .draw()
+}
+
 pub fn color(i: usize) -> RGBColor {
     let (r, g, b) = Palette99::COLORS[i % Palette99::COLORS.len()];
     RGBColor(r, g, b)
