@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anefleet_analysis::results::{ResultsDoc, render_csv, render_markdown};
-use anefleet_models::dataset;
+use anefleet_models::{dataset, test_models};
 use anefleet_proto::pb;
 use anefleet_proto::spec::{ArtifactSource, BUILTIN_TYPO, Spec};
 
@@ -31,9 +31,11 @@ struct LocalCell {
     benchmark: u32,
 }
 
-pub async fn bench(spec_path: &Path, format: Format, cool_below_c: Option<f64>) -> anyhow::Result<ExitCode> {
+/// `models`: the folder a spec's `{models}` stands for (default: the test models' folder).
+pub async fn bench(spec_path: &Path, models: Option<&Path>, format: Format, cool_below_c: Option<f64>) -> anyhow::Result<ExitCode> {
     let file = spec_path.display().to_string();
-    let text = std::fs::read_to_string(spec_path).map_err(|e| InvalidSpec(format!("{file}: cannot read the spec: {e}")))?;
+    let text = anefleet_proto::spec_file::read(spec_path)?;
+    let text = test_models::expand_spec(text, models).map_err(|e| InvalidSpec(format!("{file}: {e}")))?;
     let spec = Spec::parse(&text, &file).map_err(|e| InvalidSpec(e.to_string()))?;
     let base = spec_path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let units: Vec<String> = crate::backend::probe_units().iter().map(|u| format!("{}:{}", u.backend, u.unit)).collect();
@@ -144,7 +146,10 @@ fn expand(spec: &Spec, file: &str, base: &Path, units: &[String]) -> anyhow::Res
             }
             let (backend, unit_name) = unit.split_once(':').unwrap_or((unit, ""));
             let reference = spec.models[&b.model].get(backend).unwrap_or_default();
-            let model_path = local_path(reference, &format!("models.{}.{backend}", b.model), file, base)?;
+            let field = format!("models.{}.{backend}", b.model);
+            let model_path = local_path(reference, &field, file, base)?;
+            // The same check `coordinator submit` makes: a file no backend can load is refused now.
+            anefleet_models::format::check(backend, &model_path).map_err(|e| InvalidSpec(format!("{file}: {field} = {reference:?}: {e}")))?;
             for &ctx in &b.context_lengths {
                 for &batch in &b.batch_sizes {
                     cells.push(LocalCell {

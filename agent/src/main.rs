@@ -54,6 +54,10 @@ enum Command {
         spec: PathBuf,
         #[arg(long, value_enum, default_value = "md")]
         format: bench::Format,
+        /// The folder `{models}` in the spec stands for (default: $ANEFLEET_TEST_MODELS, else
+        /// ~/.cache/anefleet/test-models, where models/scripts/fetch-test-models.sh puts them).
+        #[arg(long, value_name = "DIR")]
+        models: Option<PathBuf>,
     },
     /// What this machine is and which backends and units it has.
     Info,
@@ -185,7 +189,7 @@ async fn run(command: Command, threads: Option<usize>, cool_below_c: Option<f64>
             session::run_forever(cfg, stop).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { spec, format } => bench::bench(&spec, format, cool_below_c).await,
+        Command::Bench { spec, format, models } => bench::bench(&spec, models.as_deref(), format, cool_below_c).await,
         Command::Install(a) => install_daemon(&a, threads, cool_below_c),
         Command::Uninstall { label, dry_run } => uninstall_daemon(&label, dry_run),
         Command::Inspect { path, format, macos } => inspect_command(&path, format, macos),

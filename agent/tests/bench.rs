@@ -80,3 +80,30 @@ fn an_invalid_spec_exits_2_naming_the_field() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("models.minilm.candle"));
 }
+
+#[test]
+fn a_file_the_backend_cannot_load_is_refused_before_any_cell_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "hello").unwrap();
+    let spec = format!(
+        "name = \"x\"\n[models.m]\ncandle = \"{}\"\n[[benchmarks]]\nmodel = \"m\"\nworkload = \"encode\"\ncontext_lengths = [8]\nunits = [\"candle:cpu\"]\n",
+        notes.display()
+    );
+    let out = bench(&spec, "json");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("models.m.candle = ") && stderr.contains("not a model candle can load"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no results for a refused spec");
+}
+
+#[test]
+fn the_quickstart_example_runs_as_it_is_with_the_models_folder_given() {
+    // `{models}` stands for --models DIR; a folder without the test models is named, with the fix.
+    let empty = tempfile::tempdir().unwrap();
+    let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_agent")).arg("bench").arg(&spec).arg("--models").arg(empty.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is missing: fetch the test models with `models/scripts/fetch-test-models.sh`"), "{stderr}");
+}

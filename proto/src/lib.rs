@@ -5,6 +5,7 @@ pub mod archive;
 pub mod auth;
 pub mod histogram;
 pub mod spec;
+pub mod spec_file;
 
 pub mod pb {
     //! Code generated from `proto/anefleet/v1/*.proto`.

@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+mod parse;
+
 /// Backends and their compute units as spec files name them.
 pub const BACKENDS: &[(&str, &[&str])] =
     &[("candle", &["cpu", "gpu"]), ("llamacpp", &["cpu", "gpu"]), ("coreml", &["cpu", "gpu", "ane", "all"])];
@@ -18,21 +20,28 @@ pub const BUILTIN_TYPO: &str = "builtin:typo";
 const MAX_CONTEXT_LENGTH: u32 = 1 << 17;
 const MAX_NEW_TOKENS: u32 = 8192;
 
-/// A spec error that names the file, the field and the value.
+/// A spec error that names the file, the field (its path: `benchmarks[0].context_lengths[0]`) and
+/// the value as written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpecError {
     pub file: String,
     pub field: String,
     pub value: String,
     pub message: String,
+    /// The value's line, where the TOML parser located it (1-based).
+    pub line: Option<usize>,
 }
 
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.value.is_empty() {
-            write!(f, "{}: {}: {}", self.file, self.field, self.message)
-        } else {
-            write!(f, "{}: {} = {}: {}", self.file, self.field, self.value, self.message)
+        write!(f, "{}: {}", self.file, self.field)?;
+        if !self.value.is_empty() {
+            write!(f, " = {}", self.value)?;
+        }
+        write!(f, ": {}", self.message)?;
+        match self.line {
+            Some(n) => write!(f, " (line {n})"),
+            None => Ok(()),
         }
     }
 }
@@ -244,14 +253,14 @@ impl ArtifactSource {
 impl Spec {
     /// Parses TOML text; `file` names the source in errors.
     pub fn parse(text: &str, file: &str) -> Result<Spec, SpecError> {
-        let spec: Spec = toml::from_str(text).map_err(|e| toml_error(text, file, &e))?;
+        let spec = parse::from_toml(text, file)?;
         spec.validate(file)?;
         Ok(spec)
     }
 
     /// Checks every value; the first problem found is returned.
     pub fn validate(&self, file: &str) -> Result<(), SpecError> {
-        let err = |field: String, value: String, message: String| SpecError { file: file.to_string(), field, value, message };
+        let err = |field: String, value: String, message: String| SpecError { file: file.to_string(), field, value, message, line: None };
         if self.name.trim().is_empty() {
             return Err(err("name".into(), "\"\"".into(), "must not be empty".into()));
         }
@@ -416,20 +425,6 @@ pub fn parse_unit(s: &str) -> Result<(&str, &str), String> {
 
 fn quote(s: &str) -> String {
     format!("{s:?}")
-}
-
-/// Turns a TOML error into a [`SpecError`] naming the line and the key or value at fault.
-fn toml_error(text: &str, file: &str, e: &toml::de::Error) -> SpecError {
-    let message = e.message().to_string();
-    let (field, value) = match e.span() {
-        Some(span) => {
-            let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            let snippet = text.get(span.clone()).unwrap_or("").trim().to_string();
-            (format!("line {line_no}"), snippet)
-        }
-        None => ("spec".to_string(), String::new()),
-    };
-    SpecError { file: file.to_string(), field, value, message }
 }
 
 #[cfg(test)]

@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+/// What kind of artifact a path holds: the reader `coordinator submit` checks artifacts with.
+pub use anefleet_models::format::Format;
+use anefleet_models::format::{self, Artifact, DetectError};
 pub use compat::{OsVersion, check_os_support};
 pub use markdown::to_markdown;
 
@@ -47,19 +50,6 @@ impl InspectError {
 }
 
 pub type Result<T> = std::result::Result<T, InspectError>;
-
-/// What kind of artifact a path holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    Mlpackage,
-    /// A bare model specification file (`.mlmodel`).
-    Mlmodel,
-    Mlmodelc,
-    Anemll,
-    Gguf,
-    Hf,
-}
 
 /// One input, output or state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -149,18 +139,18 @@ impl ModelInfo {
     }
 }
 
-/// Inspects the artifact at `path`, recognised by its name and content.
+/// Inspects the artifact at `path`, recognised by its name and content ([`format::detect`]).
+/// A folder holding one Core ML model is inspected as that model. What is not a model is left to
+/// the candle backend's reader, whose refusal says what it loads.
 pub fn inspect(path: &Path) -> Result<ModelInfo> {
-    let meta = std::fs::metadata(path).map_err(|e| InspectError::io(path, e))?;
-    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-    match ext.as_deref() {
-        Some("mlpackage") => mlpackage::inspect(path),
-        Some("mlmodelc") => mlmodelc::inspect(path),
-        Some("mlmodel") if meta.is_file() => mlpackage::inspect_spec_file(path, path),
-        _ if meta.is_dir() && path.join("meta.yaml").is_file() => anemll::inspect(path),
-        _ if meta.is_dir() && path.join("Manifest.json").is_file() => mlpackage::inspect(path),
-        _ if meta.is_dir() && path.join("metadata.json").is_file() && path.join("model.mil").is_file() => mlmodelc::inspect(path),
-        _ => weights::inspect(path),
+    match format::detect(path) {
+        Ok(Artifact::Mlpackage(p)) => mlpackage::inspect(&p),
+        Ok(Artifact::Mlmodelc(p)) => mlmodelc::inspect(&p),
+        Ok(Artifact::Mlmodel(p)) => mlpackage::inspect_spec_file(&p, &p),
+        Ok(Artifact::Anemll(p)) => anemll::inspect(&p),
+        Ok(Artifact::CoremlFolder { model, .. }) => inspect_coreml(&model),
+        Ok(Artifact::Gguf(_) | Artifact::Hf(_)) | Err(DetectError::NotAModel { .. }) => weights::inspect(path),
+        Err(DetectError::Io { path, source }) => Err(InspectError::Io { path, source }),
     }
 }
 

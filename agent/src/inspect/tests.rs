@@ -233,3 +233,14 @@ fn a_compiled_model_without_functions_in_its_metadata_takes_them_from_model_mil(
     assert_eq!(shape_of(&info.functions[0].inputs, "causal_mask"), (&[1, 1, 8, 32][..], "float16"));
     assert_eq!(shape_of(&info.states, "model_model_kv_cache_0"), (&[4, 32, 16][..], "float16"));
 }
+
+#[test]
+fn a_folder_holding_one_core_ml_model_is_inspected_as_that_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("encoder");
+    copy_dir(&fixtures::path("plain.mlpackage"), &dir.join("plain.mlpackage"));
+    std::fs::write(dir.join("tokenizer.json"), "{}").unwrap();
+    let info = inspect(&dir).unwrap();
+    assert_eq!((info.format, info.specification_version), (Format::Mlpackage, Some(7)));
+    assert_eq!(info.path, dir.join("plain.mlpackage").display().to_string());
+}

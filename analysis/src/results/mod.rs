@@ -366,5 +366,6 @@ fn thermal_doc(t: &pb::ThermalSample) -> ThermalDoc {
 mod analyse;
 pub mod breakdown;
 pub use analyse::verdict_word;
+mod csv;
 mod render;
 pub use render::{render_csv, render_markdown};

@@ -1,9 +1,12 @@
-//! Markdown and CSV views of a [`ResultsDoc`]: one row per cell (a llama-bench-like table),
-//! then the recommended configurations, context-length scaling and each cell's flags.
+//! The Markdown view of a [`ResultsDoc`]: one row per cell (a llama-bench-like table), then the
+//! recommended configurations, context-length scaling and each cell's flags. The CSV view is in
+//! `csv.rs`.
 
 use super::analyse::verdict_word;
 use super::{CellDoc, ResultsDoc};
 use anefleet_proto::histogram::Summary;
+
+pub use super::csv::render_csv;
 
 const COLUMNS: &[&str] = &[
     "agent",
@@ -208,24 +211,6 @@ fn samples(doc: &ResultsDoc, out: &mut String) {
         let short: String = text.chars().take(100).collect();
         out.push_str(&format!("- {} {}:{} ctx {}: {:?}\n", c.agent, c.backend, c.unit, c.context_length, short));
     }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
-}
-
-/// One CSV line per cell, with the run and cell ids and the Markdown columns.
-pub fn render_csv(doc: &ResultsDoc) -> String {
-    let header: Vec<String> =
-        COLUMNS.iter().map(|c| c.replace("[95% CI]", "ci95").trim().replace([' ', '/'], "_").replace("(", "").replace(")", "")).collect();
-    let mut out = format!("run_id,cell_id,{}\n", header.join(","));
-    for c in &doc.cells {
-        let mut fields = vec![doc.run.id.clone(), c.id.clone()];
-        fields.extend(row(c));
-        out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
-        out.push('\n');
-    }
-    out
 }
 
 #[cfg(test)]

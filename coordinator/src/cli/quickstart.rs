@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
 
+use anefleet_models::test_models;
 use anefleet_proto::pb;
 
 use super::ClientArgs;
@@ -61,10 +62,17 @@ pub async fn quickstart(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     }
     wait_for_agents(&client, AGENTS, Duration::from_secs(60)).await?;
     let spec_path = data.join("quickstart.toml");
-    std::fs::write(&spec_path, SPEC.replace("{models}", &models.display().to_string()))?;
-    let outcome = submit::submit(&client, &spec_path, true).await;
+    std::fs::write(&spec_path, test_models::expand(SPEC, &models))?;
+    // Interrupted (ctrl-c, SIGTERM), it stops its coordinator and agents before it exits.
+    let outcome = tokio::select! {
+        outcome = submit::submit(&client, &spec_path, Some(&models), true) => outcome,
+        signal = interrupted() => Err(signal),
+    };
     for c in &mut children {
         let _ = c.start_kill();
+    }
+    for c in &mut children {
+        let _ = c.wait().await;
     }
     eprintln!(
         "\nquickstart took {:.0}s. Data kept in {}:\n  coordinator state (SQLite, artifacts, token): {}\n  agent caches and logs: {}/agent-N, {}/*.log\n  spec: {}\nServe it again with: coordinator serve --data-dir {}\n  then open http://127.0.0.1:7070/ (the dashboard), or write a report: coordinator report RUN_ID --token-file {}/token --out report.html",
@@ -87,12 +95,9 @@ pub async fn quickstart(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
 async fn ensure_models(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let dir = match dir {
         Some(d) => d,
-        None => PathBuf::from(std::env::var("HOME").context("HOME is not set; pass --models-dir")?).join(".cache/anefleet/test-models"),
+        None => test_models::default_dir().context("HOME is not set; pass --models-dir")?,
     };
-    let present = ["all-minilm-l6-v2/model.safetensors", "smollm2-135m-instruct.q4_1.gguf", "tiny-qwen3/model.safetensors"]
-        .iter()
-        .all(|f| dir.join(f).exists());
-    if present {
+    if test_models::missing(&dir).is_empty() {
         return Ok(dir);
     }
     eprintln!("fetching the test models into {}", dir.display());
@@ -112,9 +117,29 @@ async fn ensure_models(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         .await
         .context("running the model fetch script")?;
     if !status.success() {
-        bail!("fetching the test models failed ({status})");
+        bail!("fetching the test models into {} failed ({status}): the lines above say why", dir.display());
     }
     Ok(dir)
+}
+
+/// The first ctrl-c or SIGTERM, as an error.
+async fn interrupted() -> anyhow::Error {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    anyhow::anyhow!("interrupted: the coordinator and agents it started are stopped")
 }
 
 fn spawn_logged(cmd: &mut Command, log: &Path) -> anyhow::Result<Child> {

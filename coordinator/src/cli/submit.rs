@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_stream::StreamExt;
 
+use anefleet_models::{format, test_models};
 use anefleet_proto::pb;
 use anefleet_proto::spec::{ArtifactSource, Spec};
 
@@ -26,9 +27,11 @@ pub enum Outcome {
     SomeFailed,
 }
 
-pub async fn submit(client: &ClientArgs, spec_path: &Path, wait: bool) -> anyhow::Result<Outcome> {
+/// `models`: the folder a spec's `{models}` stands for (default: the test models' folder).
+pub async fn submit(client: &ClientArgs, spec_path: &Path, models: Option<&Path>, wait: bool) -> anyhow::Result<Outcome> {
     let file = spec_path.display().to_string();
-    let text = std::fs::read_to_string(spec_path).map_err(|e| InvalidSpec(format!("{file}: cannot read the spec: {e}")))?;
+    let text = anefleet_proto::spec_file::read(spec_path)?;
+    let text = test_models::expand_spec(text, models).map_err(|e| InvalidSpec(format!("{file}: {e}")))?;
     let spec = Spec::parse(&text, &file).map_err(|e| InvalidSpec(e.to_string()))?;
     let base = spec_path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let locals = local_artifacts(&spec, &file, &base).await?;
@@ -79,6 +82,7 @@ async fn local_artifacts(spec: &Spec, file: &str, base: &Path) -> anyhow::Result
                 if field.ends_with(".dataset") {
                     check_dataset(&path).map_err(|e| InvalidSpec(format!("{file}: {field} = {reference:?}: {e}")))?;
                 }
+                check_format(file, &field, &reference, &path)?;
                 check_fixed_context(spec, file, &field, &path)?;
                 out.push((reference, path));
             }
@@ -88,12 +92,20 @@ async fn local_artifacts(spec: &Spec, file: &str, base: &Path) -> anyhow::Result
                 let dir = tokio::task::spawn_blocking(move || anefleet_models::hub::fetch(&repo, revision.as_deref(), &root))
                     .await?
                     .map_err(|e| anyhow::anyhow!("{file}: {field} = {reference:?}: {e}"))?;
+                check_format(file, &field, &reference, &dir)?;
                 out.push((reference, dir));
             }
             _ => {}
         }
     }
     Ok(out)
+}
+
+/// A model artifact must be one its backend loads, read as `agent inspect` reads it
+/// ([`format::check`]): a wrong file is refused before anything is uploaded.
+fn check_format(file: &str, field: &str, reference: &str, path: &Path) -> Result<(), InvalidSpec> {
+    let Some((_, backend)) = field.strip_prefix("models.").and_then(|f| f.rsplit_once('.')) else { return Ok(()) };
+    format::check(backend, path).map(|_| ()).map_err(|e| InvalidSpec(format!("{file}: {field} = {reference:?}: {e}")))
 }
 
 /// An anemll split model's context length is fixed when it is converted (`meta.yaml`,

@@ -39,7 +39,7 @@ pub fn expand(
             let Some((backend, unit_name)) = unit.split_once(':') else { continue };
             let targets = targets_for(spec, unit, agents);
             if targets.is_empty() {
-                skipped.push(format!("benchmarks[{bi}] {} {unit}: {}", b.model, no_agent_reason(spec, unit)));
+                skipped.push(format!("benchmarks[{bi}] {} {unit}: {}", b.model, no_agent_reason(spec, unit, agents)));
                 continue;
             }
             let artifact = models.get(backend).and_then(|r| artifacts.get(r)).cloned();
@@ -96,12 +96,17 @@ fn targets_for(spec: &Spec, unit: &str, agents: &[AgentView]) -> Vec<String> {
     }
 }
 
-fn no_agent_reason(spec: &Spec, unit: &str) -> String {
-    if spec.targets.tags.is_empty() {
+fn no_agent_reason(spec: &Spec, unit: &str, agents: &[AgentView]) -> String {
+    let wanted = if spec.targets.tags.is_empty() {
         format!("no connected agent has {unit}")
     } else {
         format!("no connected agent tagged {} has {unit}", spec.targets.tags.join("/"))
-    }
+    };
+    let connected: Vec<String> =
+        agents.iter().map(|a| format!("{} [{}] has {}", a.name, a.tags.join(","), a.units.join(", "))).collect();
+    let connected = if connected.is_empty() { "no agent is connected".to_string() } else { connected.join("; ") };
+    let hint = if unit.starts_with("coreml:") { "; Core ML units need an agent on a Mac" } else { "" };
+    format!("{wanted} ({connected}{hint})")
 }
 
 fn dataset_name(d: &str) -> String {

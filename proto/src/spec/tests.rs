@@ -26,11 +26,83 @@ fn good_spec_parses_with_defaults() {
 }
 
 #[test]
-fn unknown_key_is_refused_with_its_line() {
+fn unknown_key_is_refused_with_its_path_value_and_line() {
     let e = err_of(&GOOD.replace("workload = \"generate\"", "workload = \"generate\"\nwarmups = 3"));
     assert_eq!(e.file, "bad.toml");
     assert!(e.message.contains("unknown field `warmups`"), "{e}");
+    assert_eq!((e.field.as_str(), e.value.as_str(), e.line), ("benchmarks[0].warmups", "3", Some(8)), "{e}");
+    assert!(e.to_string().starts_with("bad.toml: benchmarks[0].warmups = 3: unknown field `warmups`"), "{e}");
+    assert!(e.to_string().ends_with("(line 8)"), "{e}");
+}
+
+/// (what to replace in GOOD, with what, the field's path, the value as written, the line)
+const TYPE_ERRORS: &[(&str, &str, &str, &str, usize)] = &[
+    ("[128, 256]", "[-128]", "benchmarks[0].context_lengths[0]", "-128", 8),
+    ("[128, 256]", "[128, \"long\"]", "benchmarks[0].context_lengths[1]", "\"long\"", 8),
+    ("[128, 256]", "128", "benchmarks[0].context_lengths", "128", 8),
+    ("candle = \"./smollm2.gguf\"", "candle = 7", "models.smol.candle", "7", 4),
+    ("candle = \"./smollm2.gguf\"", "candel = \"./smollm2.gguf\"", "models.smol.candel", "\"./smollm2.gguf\"", 4),
+    ("name = \"typo correction\"", "name = [\"typo\"]", "name", "[\"typo\"]", 2),
+    ("units = [\"candle:cpu\"]", "units = [\"candle:cpu\"]\nmax_new_tokens = 1.5", "benchmarks[0].max_new_tokens", "1.5", 10),
+];
+
+#[test]
+fn each_type_error_names_its_path_value_and_line() {
+    for (from, to, field, value, line) in TYPE_ERRORS {
+        let e = err_of(&GOOD.replace(from, to));
+        assert_eq!((e.field.as_str(), e.value.as_str(), e.line), (*field, *value, Some(*line)), "{to}: {e}");
+        assert!(e.to_string().starts_with(&format!("bad.toml: {field} = {value}: ")), "{e}");
+        assert!(e.to_string().ends_with(&format!(" (line {line})")), "{e}");
+    }
+}
+
+#[test]
+fn measure_and_targets_type_errors_name_their_path() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("[measure]\nmin_iterations = \"ten\"", "measure.min_iterations", "\"ten\"", "invalid type: string \"ten\", expected u32"),
+        ("[measure]\nwarmup = -1", "measure.warmup", "-1", "invalid value: integer `-1`, expected u32"),
+        ("[measure]\ncooldown_s = \"5s\"", "measure.cooldown_s", "\"5s\"", "invalid type: string \"5s\", expected f64"),
+        ("[targets]\nfan_out = \"everywhere\"", "targets.fan_out", "\"everywhere\"", "unknown variant `everywhere`"),
+        ("[targets]\ntags = \"m1\"", "targets.tags", "\"m1\"", "invalid type: string \"m1\", expected a sequence"),
+        ("[targets]\ntags = [\"m1\", 2]", "targets.tags[1]", "2", "invalid type: integer `2`, expected a string"),
+        ("[targets]\nfanout = \"any\"", "targets.fanout", "\"any\"", "unknown field `fanout`"),
+    ];
+    for (tail, field, value, message) in cases {
+        let e = err_of(&format!("{GOOD}{tail}\n"));
+        let text = e.to_string();
+        assert!(text.starts_with(&format!("bad.toml: {field} = {value}: {message}")), "{tail}: {text}");
+        assert_eq!(e.line, Some(GOOD.lines().count() + 2), "{text}");
+    }
+}
+
+#[test]
+fn a_missing_key_names_its_path_and_the_table_line() {
+    let e = err_of(&GOOD.replace("context_lengths = [128, 256]\n", ""));
+    assert_eq!((e.field.as_str(), e.value.as_str()), ("benchmarks[0].context_lengths", ""), "{e}");
+    assert!(e.to_string().starts_with("bad.toml: benchmarks[0].context_lengths: missing field `context_lengths`"), "{e}");
+    assert!(e.line.is_some(), "{e}");
+    let e = err_of(&GOOD.replace("name = \"typo correction\"\n", ""));
+    assert!(e.to_string().starts_with("bad.toml: name: missing field `name`"), "{e}");
+    let e = err_of(&GOOD.replace("model = \"smol\"\n", ""));
+    assert_eq!(e.field, "benchmarks[0].model", "{e}");
+}
+
+#[test]
+fn the_second_benchmark_and_a_quoted_model_name_are_named() {
+    let second =
+        "[[benchmarks]]\nmodel = \"smol\"\nworkload = \"encode\"\ncontext_lengths = [64]\nunits = [\"candle:cpu\"]\nbatch_sizes = [0.5]\n";
+    let e = err_of(&format!("{GOOD}{second}"));
+    assert_eq!((e.field.as_str(), e.value.as_str()), ("benchmarks[1].batch_sizes[0]", "0.5"), "{e}");
+    let e = err_of(&GOOD.replace("[models.smol]\ncandle = \"./smollm2.gguf\"", "[models.\"smol 2\"]\ncandle = false"));
+    assert_eq!((e.field.as_str(), e.value.as_str()), ("models.smol 2.candle", "false"), "{e}");
+}
+
+#[test]
+fn text_that_is_not_toml_names_its_line() {
+    let e = err_of(&GOOD.replace("[128, 256]", "[128, 256"));
     assert!(e.field.starts_with("line "), "{e}");
+    assert_eq!(e.line, None);
+    assert!(e.to_string().starts_with("bad.toml: line "), "{e}");
 }
 
 #[test]
@@ -68,6 +140,7 @@ fn measure_and_targets_are_checked() {
     assert_eq!(e.field, "targets.fan_out");
     let e = err_of(&format!("{GOOD}\n[targets]\nfan_out = \"everywhere\"\n"));
     assert!(e.message.contains("unknown variant"), "{e}");
+    assert_eq!((e.field.as_str(), e.value.as_str()), ("targets.fan_out", "\"everywhere\""), "{e}");
 }
 
 #[test]
