@@ -45,8 +45,13 @@ fn our_token_ids_are_llama_cpps_own() {
     assert_eq!(ours, theirs);
 }
 
+/// Teacher-forced on llama.cpp's greedy continuation, step by step: both backends pick the same
+/// next token, except where the two best candidates are a near tie (within `NEAR_TIE` logits) for
+/// both, which two Q4_1 kernels that sum in a different order may break either way (llama.cpp's
+/// AVX-512 build against candle's AVX2 path split position 8 of this prompt so).
 #[test]
 fn greedy_output_matches_candle_on_the_same_file() {
+    const NEAR_TIE: f32 = 0.25;
     let path = test_models::path(test_models::SMOLLM2);
     let mut candle = match crate::backend::candle::load("cpu", &path).unwrap().model {
         LoadedModel::Decoder(d) => d,
@@ -54,9 +59,21 @@ fn greedy_output_matches_candle_on_the_same_file() {
     };
     let mut llama = loaded_decoder();
     let prompt = llama.render_chat("What is the capital of France?").unwrap();
-    let ours = greedy(llama.as_mut(), &prompt, 8);
-    assert_eq!(ours, greedy(candle.as_mut(), &prompt, 8));
-    assert_eq!(ours.len(), 8, "{ours:?}");
+    let ids = llama.tokenizer().encode(prompt.as_str(), false).unwrap().get_ids().to_vec();
+    let (mut l, mut c) = (llama.forward(&ids, 0).unwrap(), candle.forward(&ids, 0).unwrap());
+    let mut exact = 0;
+    for pos in ids.len()..ids.len() + 8 {
+        let (ours, theirs) = (crate::backend::argmax(&l), crate::backend::argmax(&c));
+        if ours == theirs {
+            exact += 1;
+        } else {
+            let gap = |logits: &[f32]| (logits[ours as usize] - logits[theirs as usize]).abs();
+            assert!(gap(&l) < NEAR_TIE && gap(&c) < NEAR_TIE, "position {pos}: llama.cpp {ours}, candle {theirs}, gaps {} / {}", gap(&l), gap(&c));
+        }
+        l = llama.forward(&[ours], pos).unwrap();
+        c = candle.forward(&[ours], pos).unwrap();
+    }
+    assert!(exact >= 7, "only {exact} of 8 steps agree exactly");
 }
 
 #[test]
