@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# apt-install.sh WHY PACKAGE...: installs Debian packages the project's scripts found missing,
-# as root or through sudo; where there is no apt-get, says what is needed and why, and fails.
+# apt-install.sh [--no-install-recommends] WHY PACKAGE...: installs Debian packages the project's
+# scripts found missing, as root or through sudo; where there is no apt-get (or, not being root,
+# no sudo), says what is needed and why, and fails. Prints what it installs and why.
 set -euo pipefail
+opts=()
+if [[ ${1:-} == --no-install-recommends ]]; then opts=(--no-install-recommends); shift; fi
 why=$1
 shift
 [[ $# -eq 0 ]] && exit 0
@@ -10,7 +13,14 @@ if ! command -v apt-get >/dev/null; then
     exit 1
 fi
 sudo=()
-[[ $(id -u) -eq 0 ]] || sudo=(sudo)
+if [[ $(id -u) -ne 0 ]]; then
+    if ! command -v sudo >/dev/null; then
+        echo "error: $why needs $*: run this as root, or install them (apt-get install $*)" >&2
+        exit 1
+    fi
+    sudo=(sudo)
+fi
 echo "installing $* ($why)" >&2
 "${sudo[@]}" apt-get update -qq
-DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$@" >/dev/null
+# Through env: sudo would drop DEBIAN_FRONTEND from the environment, and debconf would ask.
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${opts[@]+"${opts[@]}"} "$@" >/dev/null

@@ -10,11 +10,12 @@ here="$(dirname "${BASH_SOURCE[0]}")"
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v g++ >/dev/null || missing+=(g++)
-"$here/find-libclang.sh" >/dev/null 2>&1 || missing+=(libclang-dev)
+# $ANEFLEET_SYSROOT (tests only: scripts/tests/install-build-deps.sh): a fake tree to look in instead of /.
+"$here/find-libclang.sh" "${ANEFLEET_SYSROOT:-}" >/dev/null 2>&1 || missing+=(libclang-dev)
 "$here/apt-install.sh" \
     "compiling llama.cpp (or build without it: cargo build --release --workspace --no-default-features)" ${missing[@]+"${missing[@]}"}
 # What was installed must now be found, or the build would fail minutes later with less to go on.
-if ! lib=$("$here/find-libclang.sh"); then
+if ! lib=$("$here/find-libclang.sh" "${ANEFLEET_SYSROOT:-}"); then
     echo "error: no usable libclang after installing libclang-dev; set LIBCLANG_PATH to the folder of libclang.so" >&2
     exit 1
 fi

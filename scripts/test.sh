@@ -7,9 +7,7 @@
 # and runs the suite.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-for t in scripts/tests/*.sh; do
-    [[ -e $t ]] && "$t"
-done
+scripts/tests/all.sh
 scripts/install-build-deps.sh
 scripts/install-test-deps.sh
 models/scripts/fetch-test-models.sh >/dev/null
