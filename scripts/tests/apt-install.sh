@@ -4,13 +4,9 @@
 # sudo's env_reset does, then runs its arguments. Prints one PASS/FAIL line per case; exits 1
 # when any failed.
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/apt-install-test.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-tools="$tmp/tools"
-mkdir -p "$tools"
-for tool in bash env cat; do ln -s "$(command -v "$tool")" "$tools/$tool"; done
+allow_tools bash env cat
 fakes="$tmp/fakes" nosudo="$tmp/nosudo" noapt="$tmp/noapt"
 mkdir -p "$fakes" "$nosudo" "$noapt"
 printf '#!/usr/bin/env bash\necho "${DEBIAN_FRONTEND:-(no DEBIAN_FRONTEND)} $*" >>"$FAKE_LOG"\n' >"$fakes/apt-get"
@@ -20,7 +16,6 @@ cp "$fakes/apt-get" "$fakes/id" "$nosudo/"
 cp "$fakes/id" "$fakes/sudo" "$noapt/"
 chmod +x "$fakes"/* "$nosudo"/* "$noapt"/*
 
-failed=0
 # case_ NAME WANT_RC WANT_LOG BIN UID ARGS...: WANT_LOG is what the fakes recorded, one line each.
 case_() {
     local name=$1 want_rc=$2 want=$3 bin=$4 uid=$5 rc=0 log problem=""
@@ -30,11 +25,8 @@ case_() {
         >/dev/null 2>"$tmp/err" || rc=$?
     log=$(cat "$tmp/log")
     [[ $rc -eq $want_rc ]] || problem="exit $rc, want $want_rc"
-    [[ $log == "$want" ]] || problem="${problem:+$problem; }calls '${log//$'\n'/ | }', want '${want//$'\n'/ | }'"
-    if [[ -n ${want_err:-} && $(cat "$tmp/err") != *"$want_err"* ]]; then
-        problem="${problem:+$problem; }stderr lacks '$want_err'"
-    fi
-    if [[ -z $problem ]]; then echo "PASS $name"; else echo "FAIL $name: $problem"; sed 's/^/    stderr: /' "$tmp/err"; failed=1; fi
+    same_calls recorded "$log" "$want"
+    verdict "$name" "$tmp/err"
     want_err=""
 }
 

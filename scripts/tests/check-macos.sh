@@ -6,15 +6,9 @@
 # its std sources) unless $FAKE_APT_NOOP, and, in one case, a fake `dpkg-query`. PATH holds only
 # those and the tools the script uses. Prints one PASS/FAIL line per case; exits 1 when any failed.
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/check-macos-test.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-tools="$tmp/tools"
-mkdir -p "$tools"
-for tool in bash env sed head awk sort printf dirname cat id mkdir rm chmod; do
-    ln -s "$(command -v "$tool")" "$tools/$tool"
-done
+allow_tools bash env sed head awk sort printf dirname cat id mkdir rm chmod
 fakes="$tmp/fakes"
 mkdir -p "$fakes"
 
@@ -57,7 +51,6 @@ EOF
 chmod +x "$dpkg_fakes/dpkg-query"
 
 install=$'update -qq\ninstall -y -qq rustc-web cargo-web rust-web-src'
-failed=0
 n=0
 # case_ NAME WANT_RC WANT_APT WANT_CARGO RUSTC CARGO SOURCES [VAR=VALUE...]: WANT_CARGO is yes when
 # the type-check must run (with the fake Rust's rustc and -Zbuild-std), no when it must not.
@@ -75,21 +68,14 @@ case_() {
     apt=$(cat "$tmp/apt.log")
     calls=$(cat "$tmp/cargo.log")
     [[ $rc -eq $want_rc ]] || problem="exit $rc, want $want_rc"
-    [[ $apt == "$want_apt" ]] || problem="${problem:+$problem; }apt-get calls '${apt//$'\n'/ | }', want '${want_apt//$'\n'/ | }'"
+    same_calls apt-get "$apt" "$want_apt"
     if [[ $want_cargo == yes ]]; then
         [[ $calls == "RUSTC=$p/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$want_target check --locked -Zbuild-std=std,panic_abort --target aarch64-apple-darwin -p agent --no-default-features --features metal --all-targets" ]] ||
             problem="${problem:+$problem; }cargo calls '$calls'"
     else
         [[ -z $calls ]] || problem="${problem:+$problem; }cargo ran: '$calls'"
     fi
-    if [[ -n ${want_err:-} ]] && ! grep -qF -- "$want_err" "$tmp/err"; then problem="${problem:+$problem; }stderr lacks '$want_err'"; fi
-    if [[ -z $problem ]]; then
-        echo "PASS $name"
-    else
-        echo "FAIL $name: $problem"
-        sed 's/^/    stderr: /' "$tmp/err"
-        failed=1
-    fi
+    verdict "$name" "$tmp/err"
     extra="" want_err="" target=""
 }
 

@@ -7,16 +7,11 @@
 # which is all the script and clang-sys read of it. Symlinks are relative, as Debian's are.
 # Prints one PASS/FAIL line per case; exits 1 when any failed. Takes about a second.
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 script="$(cd "$(dirname "${1:-$repo/scripts/find-libclang.sh}")" && pwd)/$(basename "${1:-find-libclang.sh}")"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/find-libclang-test.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
 
-bin="$tmp/bin" # the tools find-libclang.sh runs, and nothing else
-mkdir -p "$bin"
-for tool in bash env head od tr readlink dirname basename uname; do
-    ln -s "$(command -v "$tool")" "$bin/$tool"
-done
+allow_tools bash env head od tr readlink dirname basename uname
+bin=$tools # the tools find-libclang.sh runs, and nothing else
 
 n=0
 elf64() { for f; do mkdir -p "$(dirname "$f")"; printf '\177ELF\002\001\001\000fake libclang\n' >"$f"; done; }
@@ -55,7 +50,6 @@ libclang1_15() { # bookworm's libclang1-15, without its headers
     link ../../x86_64-linux-gnu/libclang-15.so.1 "$r/usr/lib/llvm-15/lib/libclang-15.so.1"
 }
 
-failed=0
 # expect NAME WANT ROOT [VAR=VALUE...]: runs the script on ROOT with those variables; WANT is the
 # path it must print (exit 0), or - for none (exit 1, nothing on stdout). With $want_err set,
 # its stderr must contain that text.
@@ -69,16 +63,7 @@ expect() {
     else
         [[ $rc -eq 0 && $out == "$want" ]] || problem="want '$want' (exit 0), got exit $rc, stdout '$out'"
     fi
-    if [[ -z $problem && -n ${want_err:-} ]] && ! grep -qF -- "$want_err" "$tmp/stderr"; then
-        problem="stderr lacks '$want_err'"
-    fi
-    if [[ -z $problem ]]; then
-        echo "PASS $name"
-    else
-        echo "FAIL $name: $problem"
-        sed 's/^/    stderr: /' "$tmp/stderr"
-        failed=1
-    fi
+    verdict "$name" "$tmp/stderr"
     want_err=""
 }
 

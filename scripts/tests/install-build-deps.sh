@@ -7,21 +7,15 @@
 # `cmake` / `g++` where a case has them. $1: another scripts folder to test (default: this one).
 # Prints one PASS/FAIL line per case; exits 1 when any failed.
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 scripts="$(cd "${1:-$repo/scripts}" && pwd)"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/install-build-deps-test.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
 
 if ! grep -q ANEFLEET_SYSROOT "$scripts/install-build-deps.sh"; then
     echo "FAIL install-build-deps.sh does not pass \$ANEFLEET_SYSROOT to find-libclang.sh, so it cannot be tested against a fake tree"
     exit 1
 fi
 
-tools="$tmp/tools"
-mkdir -p "$tools"
-for tool in bash env head od tr readlink dirname basename uname id cat mkdir ln printf; do
-    ln -s "$(command -v "$tool")" "$tools/$tool"
-done
+allow_tools bash env head od tr readlink dirname basename uname id cat mkdir ln printf
 
 # The fake apt-get: logs each call; installing libclang-dev writes bookworm's files (library,
 # its names, clang's resource headers) under $ANEFLEET_SYSROOT unless $FAKE_APT_NO_HEADERS.
@@ -49,7 +43,6 @@ printf '#!/bin/sh\nexit 0\n' >"$present/cmake"
 printf '#!/bin/sh\nexit 0\n' >"$present/g++"
 chmod +x "$fakes"/* "$present"/*
 
-failed=0
 n=0
 # case NAME WANT_RC WANT_APT EXTRA_PATH [VAR=VALUE...]: runs install-build-deps.sh on a fresh fake
 # root (made by $setup, a function run with $r set); WANT_APT is the apt-get calls, one per line.
@@ -65,15 +58,8 @@ case_() {
         "$tools/bash" "$scripts/install-build-deps.sh" >"$tmp/out" 2>"$tmp/err" || rc=$?
     apt=$(cat "$tmp/apt.log")
     [[ $rc -eq $want_rc ]] || problem="exit $rc, want $want_rc"
-    [[ $apt == "$want_apt" ]] || problem="${problem:+$problem; }apt-get calls '${apt//$'\n'/ | }', want '${want_apt//$'\n'/ | }'"
-    if [[ -n ${want_err:-} ]] && ! grep -qF -- "$want_err" "$tmp/err"; then problem="${problem:+$problem; }stderr lacks '$want_err'"; fi
-    if [[ -z $problem ]]; then
-        echo "PASS $name"
-    else
-        echo "FAIL $name: $problem"
-        sed 's/^/    stderr: /' "$tmp/err"
-        failed=1
-    fi
+    same_calls apt-get "$apt" "$want_apt"
+    verdict "$name" "$tmp/err"
     setup="" want_err=""
 }
 libclang_cpp_only() { # libclang-cpp14, which LLVM tools bring: not libclang

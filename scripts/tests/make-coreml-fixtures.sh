@@ -8,15 +8,9 @@
 # and "installs" python3 / python3.11-venv unless $FAKE_APT_NOOP. PATH holds only those and the
 # tools the scripts use. Prints one PASS/FAIL line per case; exits 1 when any failed.
 set -euo pipefail
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/make-coreml-fixtures-test.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-tools="$tmp/tools"
-mkdir -p "$tools"
-for tool in bash env cat mkdir rm mv cp dirname grep id ln touch; do
-    ln -s "$(command -v "$tool")" "$tools/$tool"
-done
+allow_tools bash env cat mkdir rm mv cp dirname grep id ln touch
 fakes="$tmp/fakes"
 mkdir -p "$fakes"
 
@@ -71,7 +65,6 @@ EOF
 printf '#!/usr/bin/env bash\nexec "$@"\n' >"$fakes/sudo"
 chmod +x "$fakes"/*
 
-failed=0
 n=0
 # case_ NAME WANT_RC WANT_APT [VAR=VALUE...]: runs the script with HOME=a fresh folder; $setup
 # (a function, with $home, $bin and $state set) prepares it. A pass of 0 must print the fixtures'
@@ -92,19 +85,12 @@ case_() {
     apt=$(cat "$tmp/apt.log")
     local dest="$home/.cache/anefleet/test-models/coreml"
     [[ $rc -eq $want_rc ]] || problem="exit $rc, want $want_rc"
-    [[ $apt == "$want_apt" ]] || problem="${problem:+$problem; }apt-get calls '${apt//$'\n'/ | }', want '${want_apt//$'\n'/ | }'"
+    same_calls apt-get "$apt" "$want_apt"
     if [[ $want_rc -eq 0 ]]; then
         [[ $(tail -n1 "$tmp/out") == "$dest" && -f $dest/plain.mlpackage && -f $dest/.complete ]] ||
             problem="${problem:+$problem; }no fixtures in $dest, or not printed last"
     fi
-    if [[ -n ${want_err:-} ]] && ! grep -qF -- "$want_err" "$tmp/err"; then problem="${problem:+$problem; }stderr lacks '$want_err'"; fi
-    if [[ -z $problem ]]; then
-        echo "PASS $name"
-    else
-        echo "FAIL $name: $problem"
-        sed 's/^/    stderr: /' "$tmp/err"
-        failed=1
-    fi
+    verdict "$name" "$tmp/err"
     setup="" want_err=""
 }
 venv_package() { touch "$state/venv-package"; }
