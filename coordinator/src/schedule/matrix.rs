@@ -102,8 +102,13 @@ fn no_agent_reason(spec: &Spec, unit: &str, agents: &[AgentView]) -> String {
     } else {
         format!("no connected agent tagged {} has {unit}", spec.targets.tags.join("/"))
     };
-    let connected: Vec<String> =
-        agents.iter().map(|a| format!("{} [{}] has {}", a.name, a.tags.join(","), a.units.join(", "))).collect();
+    // A few of the agents, so a large fleet does not make a message of every one.
+    const SHOWN: usize = 5;
+    let mut connected: Vec<String> =
+        agents.iter().take(SHOWN).map(|a| format!("{} [{}] has {}", a.name, a.tags.join(","), a.units.join(", "))).collect();
+    if agents.len() > SHOWN {
+        connected.push(format!("{} more", agents.len() - SHOWN));
+    }
     let connected = if connected.is_empty() { "no agent is connected".to_string() } else { connected.join("; ") };
     let hint = if unit.starts_with("coreml:") { "; Core ML units need an agent on a Mac" } else { "" };
     format!("{wanted} ({connected}{hint})")
@@ -159,7 +164,22 @@ mod tests {
         assert_eq!(cells[0].target, "agent:a");
         assert_eq!(cells[0].id, "r1-000");
         assert_eq!(skipped.len(), 1);
-        assert!(skipped[0].contains("coreml:ane"), "{skipped:?}");
+        assert_eq!(
+            skipped[0],
+            "benchmarks[0] m coreml:ane: no connected agent has coreml:ane \
+             (a [m2] has candle:cpu; b [m3] has candle:cpu; Core ML units need an agent on a Mac)"
+        );
+    }
+
+    #[test]
+    fn a_skipped_unit_names_five_agents_at_most() {
+        let agents: Vec<AgentView> = (0..7).map(|i| agent(&format!("a{i}"), &[], &["candle:cpu"])).collect();
+        let (_, skipped) = expand("r", &spec("agent", ""), &HashMap::new(), &agents);
+        assert!(skipped[0].contains("a4 [] has candle:cpu; 2 more;"), "{skipped:?}");
+        assert!(!skipped[0].contains("a5"), "{skipped:?}");
+        let (_, skipped) = expand("r", &spec("agent", ""), &HashMap::new(), &[]);
+        assert!(skipped[0].ends_with("has candle:cpu (no agent is connected)"), "{skipped:?}");
+        assert!(skipped[1].ends_with("(no agent is connected; Core ML units need an agent on a Mac)"), "{skipped:?}");
     }
 
     #[test]

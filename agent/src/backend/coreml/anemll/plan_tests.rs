@@ -150,9 +150,10 @@ fn the_planner_feeds_what_anemlls_chat_loop_feeds() {
     }
 
     let generated = ints(&want["generated"]);
-    let mut fed = prompt.len() - 1;
-    let mut token = prompt[fed];
+    let mut token = prompt[prompt.len() - 1];
     for (i, e) in want["infer"].as_array().unwrap().iter().enumerate() {
+        // The last prompt token is fed again, then each generated one.
+        let fed = prompt.len() - 1 + i;
         let s = p.infer(token, fed).unwrap();
         assert_eq!(s.input_id, e["input_id"].as_i64().unwrap() as i32, "step {i}");
         assert_eq!(vec![s.position], ints(&e["position_ids"]));
@@ -161,7 +162,6 @@ fn the_planner_feeds_what_anemlls_chat_loop_feeds() {
         let update: Vec<i32> = s.update_mask.data.iter().map(|v| f32::from(*v) as i32).collect();
         assert_eq!(update, ints(&e["update_mask"]));
         token = generated[i] as u32;
-        fed += 1;
     }
 
     let most = num(&want["max_new_tokens"]);
