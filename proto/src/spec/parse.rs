@@ -59,14 +59,19 @@ fn value_at(text: &str, span: std::ops::Range<usize>, is_key: bool) -> String {
     line.trim_start().strip_prefix('=').map(|v| v.trim().to_string()).unwrap_or_default()
 }
 
-/// The span's text on one line: a value spanning lines (a table) is cut at the first line end.
+/// The span's text on one line: a value spanning lines (a table) is cut at the first line end,
+/// a long one after [`SNIPPET_CHARS`] characters.
 fn snippet(text: &str, span: std::ops::Range<usize>) -> String {
     let s = text.get(span).unwrap_or("").trim();
-    match s.split_once('\n') {
-        Some((first, _)) => format!("{} …", first.trim_end()),
-        None => s.to_string(),
-    }
+    let (first, cut) = match s.split_once('\n') {
+        Some((first, _)) => (first.trim_end(), true),
+        None => (s, false),
+    };
+    let short: String = first.chars().take(SNIPPET_CHARS).collect();
+    if cut || short.len() < first.len() { format!("{short} …") } else { short }
 }
+
+const SNIPPET_CHARS: usize = 80;
 
 /// 1-based line number of byte `at`.
 fn line_of(text: &str, at: usize) -> usize {

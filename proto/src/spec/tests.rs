@@ -98,6 +98,13 @@ fn the_second_benchmark_and_a_quoted_model_name_are_named() {
 }
 
 #[test]
+fn a_long_value_is_cut_in_the_message() {
+    let long = "x".repeat(500);
+    let e = err_of(&format!("{GOOD}[measure]\nwarmup = \"{long}\"\n"));
+    assert_eq!(e.value, format!("\"{} …", "x".repeat(79)), "{e}");
+}
+
+#[test]
 fn text_that_is_not_toml_names_its_line() {
     let e = err_of(&GOOD.replace("[128, 256]", "[128, 256"));
     assert!(e.field.starts_with("line "), "{e}");
