@@ -6,6 +6,8 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
+mod bounded;
+
 /// Highest latency a histogram tracks: one hour, in nanoseconds. Larger values saturate.
 pub const MAX_NS: u64 = 3_600_000_000_000;
 /// Significant digits kept (0.1% resolution).
@@ -38,12 +40,22 @@ pub fn encode(h: &Histogram<u64>) -> Result<Vec<u8>, CodecError> {
 }
 
 /// Decodes V2 or V2 + DEFLATE bytes. Empty bytes decode to an empty histogram.
+///
+/// The bytes come from peers: before hdrhistogram sees them (it sizes its buffers from the
+/// header), [`bounded::check`] bounds the encoded size, the inflated size, the payload length
+/// against the bytes present and the tracked range; a decoded histogram claiming more than
+/// [`bounded::MAX_COUNT`] samples is refused too.
 pub fn decode(bytes: &[u8]) -> Result<Histogram<u64>, CodecError> {
     if bytes.is_empty() {
         return Ok(new_latency());
     }
-    let mut cursor = bytes;
-    Deserializer::new().deserialize(&mut cursor).map_err(|e| CodecError::Decode(format!("{e:?}")))
+    let v2 = bounded::check(bytes)?;
+    let mut cursor = &v2[..];
+    let h: Histogram<u64> = Deserializer::new().deserialize(&mut cursor).map_err(|e| CodecError::Decode(format!("{e:?}")))?;
+    if h.len() > bounded::MAX_COUNT {
+        return Err(CodecError::Decode(format!("{} samples claimed, at most {} accepted", h.len(), bounded::MAX_COUNT)));
+    }
+    Ok(h)
 }
 
 /// Adds every value of the encoded histogram `bytes` to `into`.
