@@ -2,6 +2,8 @@
 //! `coordinator report` render the same thing.
 
 mod bars;
+#[cfg(test)]
+mod hostile_tests;
 mod plots;
 mod tables;
 mod time;

@@ -8,7 +8,7 @@ use anefleet_proto::histogram::Summary;
 
 use super::{Units, label, unit};
 use crate::web::charts::{self, Axis, HeatCell, HeatMap, LineChart, Point, Series, ms, nothing};
-use crate::web::html::panel;
+use crate::web::html::{esc, panel};
 
 pub(super) fn done(doc: &ResultsDoc) -> impl Iterator<Item = &CellDoc> {
     doc.cells.iter().filter(|c| c.state == "done" && c.latency.is_some())
@@ -173,7 +173,12 @@ pub fn scaling(doc: &ResultsDoc, units: &Units) -> String {
         .map(|x| {
             format!(
                 "<li>{} {} on {}: {} overtakes {} from about {:.0} tokens</li>",
-                x.model, x.workload, x.agent, x.overtaken_by, x.unit, x.context_length
+                esc(&x.model),
+                esc(&x.workload),
+                esc(&x.agent),
+                esc(&x.overtaken_by),
+                esc(&x.unit),
+                x.context_length
             )
         })
         .collect();
