@@ -7,6 +7,7 @@ pub mod auth;
 pub mod charts;
 pub mod compare;
 mod error;
+mod headers;
 pub mod html;
 mod live;
 pub mod metrics;
@@ -122,5 +123,10 @@ pub fn router(web: WebState) -> Router {
         .route("/compare", get(compare::page))
         .route("/metrics", get(metrics::handler))
         .route_layer(axum::middleware::from_fn_with_state(web.clone(), auth::require));
-    Router::new().route("/login", get(auth::login_form).post(auth::login)).merge(pages).fallback(error::fallback).with_state(web)
+    Router::new()
+        .route("/login", get(auth::login_form).post(auth::login))
+        .merge(pages)
+        .fallback(error::fallback)
+        .layer(axum::middleware::from_fn(headers::secure))
+        .with_state(web)
 }

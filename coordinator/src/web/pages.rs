@@ -14,7 +14,7 @@ pub async fn fleet(State(web): State<WebState>) -> Result<Html<String>, WebError
 }
 
 /// The fleet page reloads itself every 5 s.
-const REFRESH: &str = "setTimeout(() => location.reload(), 5000);";
+pub(crate) const REFRESH: &str = "setTimeout(() => location.reload(), 5000);";
 
 fn fleet_body(web: &Web) -> Result<String, WebError> {
     let agents = web.scheduler.agents()?;

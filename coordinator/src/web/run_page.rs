@@ -9,7 +9,7 @@ use super::{WebError, WebState, blocking, run};
 use crate::store::runs::TERMINAL_RUN_STATES;
 
 /// Follows the run's events; on each change, fetches the panels again.
-const LIVE: &str = r#"(() => {
+pub(crate) const LIVE: &str = r#"(() => {
   const base = location.pathname.replace(/\/$/, '');
   const events = new EventSource(base + '/events');
   const refresh = async () => {
