@@ -10,11 +10,15 @@ use std::sync::{Arc, Mutex};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounter, Opts, Registry, TextEncoder};
+use prometheus::{GaugeVec, IntCounter, Opts, Registry, TextEncoder};
 
 use anefleet_analysis::results::{CellDoc, ResultsDoc};
 
 use super::{Web, WebError, WebState, blocking};
+
+mod latency;
+
+use latency::CellLatency;
 
 /// Bytes of artifacts served to agents (kept by the artifact service).
 pub type Served = Arc<AtomicU64>;
@@ -33,7 +37,7 @@ pub struct Metrics {
     agents: GaugeVec,
     cells: GaugeVec,
     runs: GaugeVec,
-    latency: HistogramVec,
+    latency: Arc<CellLatency>,
     last_run: GaugeVec,
     last_latency: GaugeVec,
     last_speedup: GaugeVec,
@@ -44,6 +48,19 @@ pub struct Metrics {
     temperature: GaugeVec,
     /// Done cells already in the latency histogram, and the newest change seen.
     observed: Mutex<(HashSet<String>, u64)>,
+}
+
+/// The latency collector is kept by `Metrics` too, to add to it; the registry holds a handle.
+struct SharedCollector(Arc<CellLatency>);
+
+impl prometheus::core::Collector for SharedCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.0.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.0.collect()
+    }
 }
 
 fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -58,12 +75,9 @@ impl Metrics {
         let served_total = IntCounter::new("artifact_served_bytes_total", "Bytes of artifacts sent to agents.").expect("valid counter");
         registry.register(Box::new(served_total.clone())).expect("registered once");
         let buckets = prometheus::exponential_buckets(50e-6, 2.0, 22).expect("valid buckets");
-        let latency = HistogramVec::new(
-            HistogramOpts::new("cell_latency_seconds", "Latency of every measured iteration of finished cells.").buckets(buckets),
-            &CELL,
-        )
-        .expect("valid histogram");
-        registry.register(Box::new(latency.clone())).expect("registered once");
+        let latency =
+            Arc::new(CellLatency::new("cell_latency_seconds", "Latency of every measured iteration of finished cells.", buckets));
+        registry.register(Box::new(SharedCollector(latency.clone()))).expect("registered once");
         let r = &registry;
         let with = |extra: &[&'static str]| CELL.iter().copied().chain(extra.iter().copied()).collect::<Vec<_>>();
         Metrics {
@@ -124,7 +138,8 @@ fn refresh(web: &Web) -> Result<(), WebError> {
     last_run(web)
 }
 
-/// Every iteration of every newly finished cell goes into the latency histogram once.
+/// Every iteration of every newly finished cell goes into the latency histogram once (by
+/// recorded value, whatever the sample count).
 fn observe_new_cells(web: &Web) -> Result<(), WebError> {
     let mut seen = web.metrics.observed.lock().map_err(|_| WebError::Internal("metrics lock poisoned".into()))?;
     // A little overlap: cells that finished in the same millisecond as the last one seen.
@@ -136,12 +151,7 @@ fn observe_new_cells(web: &Web) -> Result<(), WebError> {
         let h = anefleet_proto::histogram::decode(&c.result.latency)?;
         let unit = format!("{}:{}", c.spec.backend, c.spec.unit);
         let ctx = c.spec.context_length.to_string();
-        let hist = web.metrics.latency.with_label_values(&[c.agent_name.as_str(), &c.spec.model, &unit, &c.spec.workload, &ctx]);
-        for v in h.iter_recorded() {
-            for _ in 0..v.count_since_last_iteration() {
-                hist.observe(v.value_iterated_to() as f64 / 1e9);
-            }
-        }
+        web.metrics.latency.add([c.agent_name.clone(), ctx, c.spec.model.clone(), unit, c.spec.workload.clone()], &h);
     }
     Ok(())
 }
