@@ -79,7 +79,17 @@ impl Scheduler {
         Ok(())
     }
 
-    pub fn interval(&self, m: &pb::IntervalHistogram) -> Result<()> {
+    /// An interval histogram of the cell this session runs; one for any other cell (another
+    /// agent's, a finished one, an id never assigned) is dropped before it is decoded or stored.
+    pub fn interval(&self, agent_id: &str, session: u64, m: &pb::IntervalHistogram) -> Result<()> {
+        {
+            let st = self.state()?;
+            let own = st.agents.get(agent_id).is_some_and(|c| c.session == session && c.running.as_deref() == Some(m.cell_id.as_str()));
+            if !own {
+                tracing::warn!(agent = %agent_id, "dropped an interval for a cell this session does not run");
+                return Ok(());
+            }
+        }
         histogram::decode(&m.latency)
             .map_err(|e| crate::error::CoordError::InvalidArgument(format!("interval of cell {}: {e}", m.cell_id)))?;
         self.store.add_interval(m)?;
@@ -160,5 +170,47 @@ mod tests {
         bomb.extend(1.0f64.to_be_bytes());
         let e = check_histograms(&finished(vec![], bomb)).expect_err("a bomb");
         assert!(e.contains("payload of 4294967295 bytes claimed"), "{e}");
+    }
+
+    /// A scheduler over a fresh store holding one pending candle:cpu cell, `r-000`.
+    fn scheduler_with_a_cell() -> (tempfile::TempDir, std::sync::Arc<crate::store::Store>, std::sync::Arc<crate::schedule::Scheduler>) {
+        use crate::store::{NewCell, NewRun, Store};
+        let d = tempfile::tempdir().expect("tempdir");
+        let store = std::sync::Arc::new(Store::open(&d.path().join("t.db")).expect("store"));
+        let run = NewRun { id: "r".into(), name: "n".into(), spec_toml: "x".into(), spec_path: "s.toml".into(), skipped: vec![] };
+        let spec = pb::CellSpec { model: "m".into(), backend: "candle".into(), unit: "cpu".into(), ..Default::default() };
+        let cell = NewCell { id: "r-000".into(), seq: 0, target: "any".into(), spec, baseline_unit: "candle:cpu".into(), benchmark_index: 0 };
+        store.insert_run(&run, &[cell]).expect("run");
+        let s = crate::schedule::Scheduler::new(store.clone(), std::time::Duration::from_secs(60), std::time::Duration::from_secs(30));
+        (d, store, s)
+    }
+
+    fn hello(id: &str) -> pb::Hello {
+        let units = vec![pb::ComputeUnit { backend: "candle".into(), unit: "cpu".into(), ..Default::default() }];
+        pb::Hello { agent_id: id.into(), name: id.into(), units, ..Default::default() }
+    }
+
+    #[test]
+    fn intervals_are_taken_only_for_the_cell_the_session_runs() {
+        let (_d, store, s) = scheduler_with_a_cell();
+        let (tx_a, _rx_a) = tokio::sync::mpsc::channel(16);
+        let (a, _) = s.connect(hello("a"), tx_a).expect("a connects and gets r-000");
+        let (tx_b, _rx_b) = tokio::sync::mpsc::channel(16);
+        let (b, _) = s.connect(hello("b"), tx_b).expect("b connects, idle");
+        let mut h = histogram::new_latency();
+        histogram::record(&mut h, 1_000);
+        let iv = |cell: &str| pb::IntervalHistogram {
+            cell_id: cell.into(),
+            attempt: 1,
+            latency: histogram::encode(&h).expect("encode"),
+            ..Default::default()
+        };
+        let stored = || store.cells_of("r", false).expect("cells")[0].intervals;
+        s.interval("b", b, &iv("r-000")).expect("dropped, not refused");
+        s.interval("a", a, &iv(&"x".repeat(5 << 20))).expect("dropped");
+        s.interval("a", a + 100, &iv("r-000")).expect("another session's: dropped");
+        assert_eq!(stored(), 0, "nothing stored for a cell the session does not run");
+        s.interval("a", a, &iv("r-000")).expect("taken");
+        assert_eq!(stored(), 1);
     }
 }

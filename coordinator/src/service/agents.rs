@@ -89,7 +89,7 @@ fn handle(s: &Scheduler, agent_id: &str, session: u64, m: pb::AgentMessage) -> c
         Some(Body::Heartbeat(_)) | None => Ok(()),
         Some(Body::Hello(_)) => Ok(()), // only the first hello counts
         Some(Body::CellStarted(c)) => s.cell_started(agent_id, &c),
-        Some(Body::Interval(iv)) => s.interval(&iv),
+        Some(Body::Interval(iv)) => s.interval(agent_id, session, &iv),
         Some(Body::CellFinished(f)) => s.cell_finished(agent_id, session, f),
     }
 }
