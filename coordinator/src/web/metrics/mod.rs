@@ -148,7 +148,14 @@ fn observe_new_cells(web: &Web) -> Result<(), WebError> {
             continue;
         }
         seen.1 = seen.1.max(c.updated_ms);
-        let h = anefleet_proto::histogram::decode(&c.result.latency)?;
+        // A stored histogram that no longer decodes is left out, not the whole scrape.
+        let h = match anefleet_proto::histogram::decode(&c.result.latency) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(cell = %c.id, error = %e, "left out of /metrics: its latency histogram does not decode");
+                continue;
+            }
+        };
         let unit = format!("{}:{}", c.spec.backend, c.spec.unit);
         let ctx = c.spec.context_length.to_string();
         web.metrics.latency.add([c.agent_name.clone(), ctx, c.spec.model.clone(), unit, c.spec.workload.clone()], &h);
