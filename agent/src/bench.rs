@@ -149,7 +149,8 @@ fn expand(spec: &Spec, file: &str, base: &Path, units: &[String]) -> anyhow::Res
             let field = format!("models.{}.{backend}", b.model);
             let model_path = local_path(reference, &field, file, base)?;
             // The same check `coordinator submit` makes: a file no backend can load is refused now.
-            anefleet_models::format::check(backend, &model_path).map_err(|e| InvalidSpec(format!("{file}: {field} = {reference:?}: {e}")))?;
+            anefleet_models::format::check(backend, &model_path)
+                .map_err(|e| InvalidSpec(format!("{file}: {field} = {reference:?}: {e}")))?;
             for &ctx in &b.context_lengths {
                 for &batch in &b.batch_sizes {
                     cells.push(LocalCell {

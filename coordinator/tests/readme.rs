@@ -8,9 +8,9 @@
 //! and the folders (the commands run in a fresh folder holding links to the checkout's
 //! `examples`, `scripts`, `models` and built binaries, with a fresh `HOME`).
 
-mod common;
 #[path = "readme/checks.rs"]
 mod checks;
+mod common;
 #[path = "readme/shell.rs"]
 mod shell;
 
@@ -47,7 +47,10 @@ fn ways() -> Vec<(&'static str, Way)> {
     use Way::*;
     vec![
         ("scripts/install-build-deps.sh", Run(exit_0)),
-        ("cargo build --release --workspace", Skip("the suite's own `cargo test --release --workspace` built these binaries; a second build would wait on its lock")),
+        (
+            "cargo build --release --workspace",
+            Skip("the suite's own `cargo test --release --workspace` built these binaries; a second build would wait on its lock"),
+        ),
         ("target/release/coordinator quickstart", Run(quickstart)),
         ("scripts/test.sh", Skip("it is the command running this test")),
         ("coordinator serve --listen 127.0.0.1:7070 --data-dir ./fleet", Background(coordinator_ready)),
@@ -79,7 +82,9 @@ fn ways() -> Vec<(&'static str, Way)> {
         ("coordinator cancel <RUN_ID> --reason \"wrong model\"", Run(cancelled)),
         (
             "sudo agent install --coordinator http://coord.lan:7070 --token-file /etc/anefleet/token --name studio-m2 --tag m2 [--cache-dir D] [--threads N] [--user U] [--dry-run]",
-            Skip("root, a service manager and a coordinator at coord.lan; the [options] are a synopsis. The service files and commands are tested with --dry-run in agent/tests"),
+            Skip(
+                "root, a service manager and a coordinator at coord.lan; the [options] are a synopsis. The service files and commands are tested with --dry-run in agent/tests",
+            ),
         ),
         ("sudo agent uninstall", Skip("root and an installed daemon; tested with --dry-run in agent/tests")),
     ]
@@ -195,7 +200,8 @@ impl Ctx {
     fn start(&mut self, cmd: &str, ready: fn(&Ctx) -> bool) -> Result<(), String> {
         let log = self.work.join(format!("server-{}.log", self.servers.len()));
         let f = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-        let child = self.shell(&format!("exec {cmd}")).stdin(Stdio::null()).stdout(f.try_clone().map_err(|e| e.to_string())?).stderr(f).spawn();
+        let child =
+            self.shell(&format!("exec {cmd}")).stdin(Stdio::null()).stdout(f.try_clone().map_err(|e| e.to_string())?).stderr(f).spawn();
         self.servers.push(Proc(child.map_err(|e| e.to_string())?));
         let deadline = Instant::now() + Duration::from_secs(60);
         while !ready(self) {
@@ -276,7 +282,12 @@ fn coordinator_ready(ctx: &Ctx) -> bool {
 
 fn agent_ready(ctx: &Ctx) -> bool {
     ctx.client(&["agents", "--format", "json"]).is_some_and(|s| {
-        serde_json::from_str::<serde_json::Value>(&s).ok().and_then(|v| v.as_array().cloned()).unwrap_or_default().iter().any(|a| a["name"] == "studio-m2" && a["state"] != "offline")
+        serde_json::from_str::<serde_json::Value>(&s)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .any(|a| a["name"] == "studio-m2" && a["state"] != "offline")
     })
 }
 
@@ -360,7 +371,8 @@ fn cancelled(ctx: &mut Ctx, done: &Done) -> Result<(), String> {
 
 /// Python's answer to `script` reading `input` on stdin (checks use Python's csv module).
 fn python(script: &str, input: &str) -> Result<String, String> {
-    let mut child = Command::new("python3").args(["-c", script]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+    let mut child =
+        Command::new("python3").args(["-c", script]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
     child.stdin.take().ok_or("stdin")?.write_all(input.as_bytes()).map_err(|e| e.to_string())?;
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())

@@ -50,7 +50,11 @@ fn on_loopback_the_dashboard_is_open() {
     let r = http().get(&format!("{}/", f.url())).call().expect("GET /");
     assert_eq!(r.status(), 200);
     let header = |name: &str| r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    assert!(header("content-security-policy").starts_with("default-src 'none'; script-src 'sha256-"), "{}", header("content-security-policy"));
+    assert!(
+        header("content-security-policy").starts_with("default-src 'none'; script-src 'sha256-"),
+        "{}",
+        header("content-security-policy")
+    );
     assert_eq!(header("x-frame-options"), "DENY");
     assert_eq!(header("x-content-type-options"), "nosniff");
     let r = http().get(&format!("{}/runs/nothing-here", f.url())).call().expect("GET");

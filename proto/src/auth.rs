@@ -14,7 +14,10 @@ pub const TOKEN_ENV: &str = "ANEFLEET_TOKEN";
 /// The token in `path`, trimmed; an empty or unreadable file is an error naming it.
 pub fn read_token_file(path: &std::path::Path) -> Result<String, String> {
     let t = std::fs::read_to_string(path).map_err(|e| {
-        format!("cannot read the token file {}: {e} (a coordinator writes DATA_DIR/token at its first start, e.g. ./fleet/token)", path.display())
+        format!(
+            "cannot read the token file {}: {e} (a coordinator writes DATA_DIR/token at its first start, e.g. ./fleet/token)",
+            path.display()
+        )
     })?;
     let t = t.trim().to_string();
     if t.is_empty() {

@@ -179,14 +179,15 @@ mod tests {
         let store = std::sync::Arc::new(Store::open(&d.path().join("t.db")).expect("store"));
         let run = NewRun { id: "r".into(), name: "n".into(), spec_toml: "x".into(), spec_path: "s.toml".into(), skipped: vec![] };
         let spec = pb::CellSpec { model: "m".into(), backend: "candle".into(), unit: "cpu".into(), ..Default::default() };
-        let cell = NewCell { id: "r-000".into(), seq: 0, target: "any".into(), spec, baseline_unit: "candle:cpu".into(), benchmark_index: 0 };
+        let cell =
+            NewCell { id: "r-000".into(), seq: 0, target: "any".into(), spec, baseline_unit: "candle:cpu".into(), benchmark_index: 0 };
         store.insert_run(&run, &[cell]).expect("run");
         let s = crate::schedule::Scheduler::new(store.clone(), std::time::Duration::from_secs(60), std::time::Duration::from_secs(30));
         (d, store, s)
     }
 
     fn hello(id: &str) -> pb::Hello {
-        let units = vec![pb::ComputeUnit { backend: "candle".into(), unit: "cpu".into(), ..Default::default() }];
+        let units = vec![pb::ComputeUnit { backend: "candle".into(), unit: "cpu".into() }];
         pb::Hello { agent_id: id.into(), name: id.into(), units, ..Default::default() }
     }
 

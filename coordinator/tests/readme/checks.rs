@@ -34,7 +34,13 @@ pub fn documented_keys(readme: &str) -> BTreeSet<String> {
     let block = &readme[start..];
     let block = &block[block.find("```json").expect("its json block")..];
     let block = &block[..block[7..].find("```").expect("its end") + 7];
-    block.split('"').skip(1).step_by(2).filter(|k| k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')).map(String::from).collect()
+    block
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|k| k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+        .map(String::from)
+        .collect()
 }
 
 /// Every key the results JSON has is documented, and every documented cell key is there.

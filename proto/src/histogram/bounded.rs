@@ -74,7 +74,9 @@ fn check_header(v2: &[u8]) -> Result<(), CodecError> {
     }
     let (digits, low, high) = (u32_at(v2, 12), u64_at(v2, 16), u64_at(v2, 24));
     if digits > u32::from(SIGNIFICANT_DIGITS) || low < 1 || high > MAX_NS || low > high {
-        return Err(err(format!("range {low}..{high} ns at {digits} digits: latency histograms track 1..{MAX_NS} at {SIGNIFICANT_DIGITS}")));
+        return Err(err(format!(
+            "range {low}..{high} ns at {digits} digits: latency histograms track 1..{MAX_NS} at {SIGNIFICANT_DIGITS}"
+        )));
     }
     Ok(())
 }

@@ -68,7 +68,12 @@ fn greedy_output_matches_candle_on_the_same_file() {
             exact += 1;
         } else {
             let gap = |logits: &[f32]| (logits[ours as usize] - logits[theirs as usize]).abs();
-            assert!(gap(&l) < NEAR_TIE && gap(&c) < NEAR_TIE, "position {pos}: llama.cpp {ours}, candle {theirs}, gaps {} / {}", gap(&l), gap(&c));
+            assert!(
+                gap(&l) < NEAR_TIE && gap(&c) < NEAR_TIE,
+                "position {pos}: llama.cpp {ours}, candle {theirs}, gaps {} / {}",
+                gap(&l),
+                gap(&c)
+            );
         }
         l = llama.forward(&[ours], pos).unwrap();
         c = candle.forward(&[ours], pos).unwrap();

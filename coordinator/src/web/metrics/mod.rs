@@ -75,8 +75,7 @@ impl Metrics {
         let served_total = IntCounter::new("artifact_served_bytes_total", "Bytes of artifacts sent to agents.").expect("valid counter");
         registry.register(Box::new(served_total.clone())).expect("registered once");
         let buckets = prometheus::exponential_buckets(50e-6, 2.0, 22).expect("valid buckets");
-        let latency =
-            Arc::new(CellLatency::new("cell_latency_seconds", "Latency of every measured iteration of finished cells.", buckets));
+        let latency = Arc::new(CellLatency::new("cell_latency_seconds", "Latency of every measured iteration of finished cells.", buckets));
         registry.register(Box::new(SharedCollector(latency.clone()))).expect("registered once");
         let r = &registry;
         let with = |extra: &[&'static str]| CELL.iter().copied().chain(extra.iter().copied()).collect::<Vec<_>>();
