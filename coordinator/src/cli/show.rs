@@ -17,15 +17,27 @@ pub async fn results(client: &ClientArgs, run_id: &str, format: Format, hlog_dir
     Ok(())
 }
 
-/// One `.hlog` per cell that streamed interval histograms.
+/// One `.hlog` per cell that streamed interval histograms, named by the cell's id. The ids come
+/// from the coordinator: one that is not a plain file name (a `/`, `..`, a control character)
+/// is refused, so no answer can write outside `dir`.
 fn write_hlogs(r: &pb::RunResults, dir: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for cell in r.cells.iter().filter(|c| !c.interval_histograms.is_empty()) {
-        let path = dir.join(format!("{}.hlog", cell.id));
+        let path = dir.join(hlog_name(&cell.id)?);
         std::fs::write(&path, anefleet_analysis::hlog::interval_log(cell)?).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// `ID.hlog` for a cell id made of letters, digits, `-`, `_` and `.` (not starting with `.`).
+fn hlog_name(id: &str) -> anyhow::Result<String> {
+    let plain = !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    anyhow::ensure!(plain, "the coordinator sent a cell id that is not a file name: {:?}", id.chars().take(64).collect::<String>());
+    Ok(format!("{id}.hlog"))
 }
 
 /// A run with its cells and results.
@@ -133,4 +145,17 @@ fn agent_json(a: &pb::AgentInfo) -> serde_json::Value {
                    "cpu_cores": p.cpu_cores, "memory_bytes": p.memory_bytes, "chip": p.chip},
         "cached_artifacts": a.cached_digests,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hlog_name;
+
+    #[test]
+    fn cell_ids_that_would_leave_the_hlog_folder_are_refused() {
+        assert_eq!(hlog_name("9c29645c496a-003").expect("a plain id"), "9c29645c496a-003.hlog");
+        for hostile in ["../../etc/cron.d/x", "/etc/passwd", "a/b", "..", ".hidden", "a\nb", "", &"x".repeat(129)] {
+            assert!(hlog_name(hostile).is_err(), "{hostile:?} accepted");
+        }
+    }
 }
