@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 mod bounded;
 
+pub use bounded::MAX_COUNT;
+
 /// Highest latency a histogram tracks: one hour, in nanoseconds. Larger values saturate.
 pub const MAX_NS: u64 = 3_600_000_000_000;
 /// Significant digits kept (0.1% resolution).
@@ -44,7 +46,7 @@ pub fn encode(h: &Histogram<u64>) -> Result<Vec<u8>, CodecError> {
 /// The bytes come from peers: before hdrhistogram sees them (it sizes its buffers from the
 /// header), [`bounded::check`] bounds the encoded size, the inflated size, the payload length
 /// against the bytes present and the tracked range; a decoded histogram claiming more than
-/// [`bounded::MAX_COUNT`] samples is refused too.
+/// [`MAX_COUNT`] samples is refused too.
 pub fn decode(bytes: &[u8]) -> Result<Histogram<u64>, CodecError> {
     if bytes.is_empty() {
         return Ok(new_latency());
@@ -52,8 +54,8 @@ pub fn decode(bytes: &[u8]) -> Result<Histogram<u64>, CodecError> {
     let v2 = bounded::check(bytes)?;
     let mut cursor = &v2[..];
     let h: Histogram<u64> = Deserializer::new().deserialize(&mut cursor).map_err(|e| CodecError::Decode(format!("{e:?}")))?;
-    if h.len() > bounded::MAX_COUNT {
-        return Err(CodecError::Decode(format!("{} samples claimed, at most {} accepted", h.len(), bounded::MAX_COUNT)));
+    if h.len() > MAX_COUNT {
+        return Err(CodecError::Decode(format!("{} samples claimed, at most {} accepted", h.len(), MAX_COUNT)));
     }
     Ok(h)
 }

@@ -108,7 +108,7 @@ impl Scheduler {
                 _ => return Ok(()), // not this session's cell (a stale or duplicate report)
             }
         }
-        let checked = check_histograms(&m);
+        let checked = super::receipt::check(&m);
         let outcome = match (&m.outcome, &checked) {
             (_, Err(e)) => Err(e.as_str()),
             (Some(pb::cell_finished::Outcome::Result(r)), Ok(())) => Ok(r),
@@ -124,53 +124,10 @@ impl Scheduler {
     }
 }
 
-/// Every histogram of a result must decode, or the result is refused (it would break every
-/// view of the run).
-fn check_histograms(m: &pb::CellFinished) -> std::result::Result<(), String> {
-    let Some(pb::cell_finished::Outcome::Result(r)) = &m.outcome else { return Ok(()) };
-    let reps = r.repetitions.iter().map(|x| &x.latency);
-    let stages = r.stages.iter().map(|x| &x.latency);
-    for bytes in [&r.latency, &r.ttft, &r.decode_token].into_iter().chain(reps).chain(stages) {
-        histogram::decode(bytes).map_err(|e| format!("the agent sent a result whose histogram does not decode: {e}"))?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use anefleet_proto::histogram;
     use anefleet_proto::pb;
-
-    use super::check_histograms;
-
-    fn finished(stage: Vec<u8>, latency: Vec<u8>) -> pb::CellFinished {
-        let mut h = histogram::new_latency();
-        histogram::record(&mut h, 1_000_000);
-        let good = histogram::encode(&h).expect("encode");
-        let result = pb::CellResult {
-            latency: if latency.is_empty() { good.clone() } else { latency },
-            stages: vec![pb::StageLatency { name: "lm_head".into(), latency: if stage.is_empty() { good } else { stage } }],
-            ..Default::default()
-        };
-        pb::CellFinished { outcome: Some(pb::cell_finished::Outcome::Result(result)), ..Default::default() }
-    }
-
-    #[test]
-    fn a_result_is_refused_when_any_histogram_does_not_decode_stages_included() {
-        assert_eq!(check_histograms(&finished(vec![], vec![])), Ok(()));
-        let e = check_histograms(&finished(b"not a histogram".to_vec(), vec![])).expect_err("a bad stage");
-        assert!(e.contains("does not decode"), "{e}");
-        // A 40-byte V2 header claiming a 4 GiB payload: refused, nothing allocated for it.
-        let mut bomb = Vec::new();
-        for v in [0x1c84_9313u32, u32::MAX, 0, 3] {
-            bomb.extend(v.to_be_bytes());
-        }
-        bomb.extend(1u64.to_be_bytes());
-        bomb.extend(histogram::MAX_NS.to_be_bytes());
-        bomb.extend(1.0f64.to_be_bytes());
-        let e = check_histograms(&finished(vec![], bomb)).expect_err("a bomb");
-        assert!(e.contains("payload of 4294967295 bytes claimed"), "{e}");
-    }
 
     /// A scheduler over a fresh store holding one pending candle:cpu cell, `r-000`.
     fn scheduler_with_a_cell() -> (tempfile::TempDir, std::sync::Arc<crate::store::Store>, std::sync::Arc<crate::schedule::Scheduler>) {
