@@ -156,7 +156,7 @@ fn listen_error(addr: std::net::SocketAddr, e: std::io::Error) -> anyhow::Error 
 /// The data folder exists and takes new files, or the error says which folder and what to do.
 fn check_data_dir(dir: &Path) -> anyhow::Result<()> {
     let advice = "pass --data-dir a folder this user can write";
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data dir {}: {advice}", dir.display()))?;
+    anefleet_proto::auth::create_private_dir(dir).with_context(|| format!("cannot create the data dir {}: {advice}", dir.display()))?;
     tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in the data dir {}: {advice}", dir.display()))?;
     Ok(())
 }

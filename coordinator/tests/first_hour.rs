@@ -160,3 +160,15 @@ fn every_crate_declares_the_rust_version_the_readme_asks_for() {
         assert!(readme.contains(&format!("Rust (stable, {v}+)")), "README does not ask for Rust {v}+ as {} does", p["name"]);
     }
 }
+
+/// The data dir and an agent's cache hold the token, identities and results: owner only.
+#[test]
+fn a_new_data_dir_and_agent_cache_are_private() {
+    let mut f = Fleet::start(60);
+    let cache = f.start_agent("private", &[]);
+    f.wait_for_agents(1);
+    for dir in [f.data_dir(), cache] {
+        let mode = std::fs::metadata(&dir).expect("exists").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+    }
+}

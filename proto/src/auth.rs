@@ -26,6 +26,16 @@ pub fn read_token_file(path: &std::path::Path) -> Result<String, String> {
     Ok(t)
 }
 
+/// Creates `dir` (and missing parents) readable by its owner only (0700 on Unix): the data and
+/// cache folders hold tokens, identities, results and models. An existing folder is left as it is.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
 /// A client's token: from `--token-file` when given, else from [`TOKEN_ENV`].
 pub fn client_token(file: Option<&std::path::Path>) -> Result<String, String> {
     if let Some(f) = file {

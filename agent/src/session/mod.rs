@@ -64,7 +64,7 @@ enum Ended {
 
 /// Connects, serves, reconnects; returns when `stop` asks for it, or on a configuration error.
 pub async fn run_forever(cfg: AgentConfig, mut stop: Stop) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cfg.cache_dir).with_context(|| format!("creating cache dir {}", cfg.cache_dir.display()))?;
+    anefleet_proto::auth::create_private_dir(&cfg.cache_dir).with_context(|| format!("creating cache dir {}", cfg.cache_dir.display()))?;
     let cache = Arc::new(Cache::open(&cfg.cache_dir)?);
     let id = agent_id(&cfg.cache_dir)?;
     let token = BearerToken::new(&cfg.token).map_err(anyhow::Error::msg)?;
