@@ -19,6 +19,10 @@ pub const WORKLOADS: &[&str] = &["generate", "prefill", "decode", "encode"];
 pub const BUILTIN_TYPO: &str = "builtin:typo";
 const MAX_CONTEXT_LENGTH: u32 = 1 << 17;
 const MAX_NEW_TOKENS: u32 = 8192;
+/// Most values of one matrix axis (context lengths, batch sizes).
+const MAX_AXIS: usize = 64;
+/// Most cells a spec makes for one agent (or tag, or `any`): bounded work per submission.
+pub const MAX_CELLS_PER_TARGET: usize = 10_000;
 
 /// A spec error that names the file, the field (its path: `benchmarks[0].context_lengths[0]`) and
 /// the value as written.
@@ -271,6 +275,14 @@ impl Spec {
         for (i, b) in self.benchmarks.iter().enumerate() {
             self.validate_benchmark(i, b, &err)?;
         }
+        let cells: usize = self.benchmarks.iter().map(|b| b.units.len() * b.context_lengths.len() * b.batch_sizes.len()).sum();
+        if cells > MAX_CELLS_PER_TARGET {
+            return Err(err(
+                "benchmarks".into(),
+                String::new(),
+                format!("{cells} cells per agent; at most {MAX_CELLS_PER_TARGET} (split the spec into several runs)"),
+            ));
+        }
         self.validate_measure(&err)?;
         self.validate_targets(&err)
     }
@@ -305,6 +317,8 @@ impl Spec {
         if b.context_lengths.is_empty() {
             return Err(err(f("context_lengths"), "[]".into(), "at least one context length is required".into()));
         }
+        distinct(&b.context_lengths, &f("context_lengths"), err)?;
+        distinct(&b.batch_sizes, &f("batch_sizes"), err)?;
         for (j, &n) in b.context_lengths.iter().enumerate() {
             if !(8..=MAX_CONTEXT_LENGTH).contains(&n) {
                 return Err(err(
@@ -377,6 +391,17 @@ impl Spec {
             }
         }
         out
+    }
+}
+
+/// A matrix axis lists each value once, and at most [`MAX_AXIS`] of them.
+fn distinct(values: &[u32], field: &str, err: &impl Fn(String, String, String) -> SpecError) -> Result<(), SpecError> {
+    if values.len() > MAX_AXIS {
+        return Err(err(field.to_string(), format!("[{} values]", values.len()), format!("at most {MAX_AXIS} values")));
+    }
+    match (1..values.len()).find(|&j| values[..j].contains(&values[j])) {
+        Some(j) => Err(err(format!("{field}[{j}]"), values[j].to_string(), "repeated: each value once".into())),
+        None => Ok(()),
     }
 }
 

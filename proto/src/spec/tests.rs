@@ -129,6 +129,7 @@ fn each_bad_value_names_its_field() {
         ("candle = \"./smollm2.gguf\"", "candle = \"hf:onlyname\"", "models.smol.candle"),
         ("candle = \"./smollm2.gguf\"", "candle = \"sha256:xyz\"", "models.smol.candle"),
         ("name = \"typo correction\"", "name = \"\"", "name"),
+        ("[128, 256]", "[128, 256, 128]", "benchmarks[0].context_lengths[2]"),
     ];
     for (from, to, field) in cases {
         let e = err_of(&GOOD.replace(from, to));
@@ -159,4 +160,27 @@ fn artifact_sources_parse() {
     assert!(matches!(ArtifactSource::parse("./m").unwrap(), ArtifactSource::Local(_)));
     let d = format!("sha256:{}", "a".repeat(64));
     assert_eq!(ArtifactSource::parse(&d).unwrap(), ArtifactSource::Stored(d.clone()));
+}
+
+#[test]
+fn repeated_axis_values_and_oversized_matrices_are_refused() {
+    let e = err_of(&GOOD.replace("[128, 256]", "[128, 256, 128]"));
+    assert_eq!(
+        (e.field.as_str(), e.value.as_str(), e.message.as_str()),
+        ("benchmarks[0].context_lengths[2]", "128", "repeated: each value once")
+    );
+    let many: Vec<String> = (0..65).map(|i| (64 + i).to_string()).collect();
+    let e = err_of(&GOOD.replace("[128, 256]", &format!("[{}]", many.join(", "))));
+    assert_eq!((e.field.as_str(), e.message.as_str()), ("benchmarks[0].context_lengths", "at most 64 values"), "{e}");
+    // 157 benchmarks of 64 context lengths: 10,048 cells for each agent.
+    let lengths: Vec<String> = (0..64).map(|i| (64 + i).to_string()).collect();
+    let one = format!(
+        "[[benchmarks]]\nmodel = \"smol\"\nworkload = \"prefill\"\ncontext_lengths = [{}]\nunits = [\"candle:cpu\"]\n",
+        lengths.join(", ")
+    );
+    let spec = format!("name = \"big\"\n[models.smol]\ncandle = \"./smollm2.gguf\"\n{}", one.repeat(157));
+    let e = err_of(&spec);
+    assert_eq!(e.field, "benchmarks", "{e}");
+    assert!(e.message.starts_with("10048 cells per agent; at most 10000"), "{e}");
+    assert!(Spec::parse(&format!("name = \"ok\"\n[models.smol]\ncandle = \"./smollm2.gguf\"\n{}", one.repeat(156)), "ok.toml").is_ok());
 }
