@@ -4,11 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn models_dir() -> PathBuf {
-    let dir = std::env::var("ANEFLEET_TEST_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/anefleet/test-models"));
-    assert!(dir.join("tiny-qwen3/model.safetensors").exists(), "run models/scripts/fetch-test-models.sh");
-    dir
+    anefleet_models::test_models::resolve(None).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn bench(spec: &str, format: &str) -> std::process::Output {

@@ -4,10 +4,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn fixture(name: &str) -> PathBuf {
-    let root = std::env::var("ANEFLEET_TEST_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/anefleet/test-models"));
-    let p = root.join("coreml").join(name);
+    let p = anefleet_models::test_models::default_dir().expect("HOME or ANEFLEET_TEST_MODELS is set").join("coreml").join(name);
     assert!(p.exists(), "Core ML fixture {} is missing: run models/scripts/make-coreml-fixtures.sh", p.display());
     p
 }

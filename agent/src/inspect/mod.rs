@@ -170,10 +170,7 @@ pub(crate) mod fixtures {
 
     /// `$ANEFLEET_TEST_MODELS/coreml/<name>`, default `~/.cache/anefleet/test-models/coreml/<name>`.
     pub fn path(name: &str) -> PathBuf {
-        let root = std::env::var_os("ANEFLEET_TEST_MODELS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/anefleet/test-models"));
-        let p = root.join("coreml").join(name);
+        let p = anefleet_models::test_models::default_dir().expect("HOME or ANEFLEET_TEST_MODELS is set").join("coreml").join(name);
         assert!(p.exists(), "Core ML fixture {} is missing: run models/scripts/make-coreml-fixtures.sh", p.display());
         p
     }

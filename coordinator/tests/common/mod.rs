@@ -23,13 +23,7 @@ pub fn agent_exe() -> PathBuf {
 
 /// The test models (models/scripts/fetch-test-models.sh puts them there).
 pub fn models_dir() -> PathBuf {
-    let dir = std::env::var("ANEFLEET_TEST_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/anefleet/test-models"));
-    for f in ["all-minilm-l6-v2/model.safetensors", "smollm2-135m-instruct.q4_1.gguf", "tiny-qwen3/model.safetensors"] {
-        assert!(dir.join(f).exists(), "{} is missing: run models/scripts/fetch-test-models.sh", dir.join(f).display());
-    }
-    dir
+    anefleet_models::test_models::resolve(None).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Polls `cond` until it holds or the deadline passes (then panics with `what`).
@@ -181,7 +175,7 @@ impl Fleet {
     /// Writes a spec into the fleet's folder, with `{models}` replaced.
     pub fn write_spec(&self, name: &str, text: &str) -> PathBuf {
         let p = self.dir.path().join(name);
-        std::fs::write(&p, text.replace("{models}", &models_dir().display().to_string())).expect("write spec");
+        std::fs::write(&p, anefleet_models::test_models::expand(text, &models_dir())).expect("write spec");
         p
     }
 

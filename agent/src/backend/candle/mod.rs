@@ -108,11 +108,7 @@ pub(crate) mod test_models {
 
     /// `$ANEFLEET_TEST_MODELS/<name>`, default `~/.cache/anefleet/test-models/<name>`.
     pub fn path(name: &str) -> PathBuf {
-        let root = std::env::var_os("ANEFLEET_TEST_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_default();
-            PathBuf::from(home).join(".cache/anefleet/test-models")
-        });
-        let p = root.join(name);
+        let p = anefleet_models::test_models::default_dir().expect("HOME or ANEFLEET_TEST_MODELS is set").join(name);
         assert!(
             p.exists(),
             "test model {} is missing: run models/scripts/fetch-test-models.sh \
