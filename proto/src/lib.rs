@@ -1,9 +1,11 @@
 //! anefleet's wire contract, shared by the coordinator and the agents: the gRPC services, the
-//! spec-file format, the histogram codec, artifact archives and authentication.
+//! spec-file format, the histogram codec, what a result must be to be stored, artifact archives and
+//! authentication.
 
 pub mod archive;
 pub mod auth;
 pub mod histogram;
+pub mod receipt;
 pub mod spec;
 pub mod spec_file;
 

@@ -6,7 +6,6 @@
 //! other cells return to the queue, at most [`MAX_ATTEMPTS`] attempts in all.
 
 pub mod matrix;
-mod receipt;
 mod session;
 
 use std::collections::HashMap;

@@ -108,7 +108,7 @@ impl Scheduler {
                 _ => return Ok(()), // not this session's cell (a stale or duplicate report)
             }
         }
-        let checked = super::receipt::check(&m);
+        let checked = anefleet_proto::receipt::check(&m);
         let outcome = match (&m.outcome, &checked) {
             (_, Err(e)) => Err(e.as_str()),
             (Some(pb::cell_finished::Outcome::Result(r)), Ok(())) => Ok(r),

@@ -3,7 +3,7 @@
 //! negative, not beyond what a machine measures. A result that is not is refused and the cell
 //! fails with the reason; nothing of it reaches the views, `/metrics` or the exports.
 
-use anefleet_proto::{histogram, pb};
+use crate::{histogram, pb};
 
 /// Most bytes a memory figure may claim: 1 PiB.
 const MAX_BYTES: u64 = 1 << 50;
