@@ -48,6 +48,8 @@ enum Command {
         /// Tags specs target (e.g. m2, studio).
         #[arg(long = "tag")]
         tags: Vec<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Run a spec on this machine alone, without a coordinator.
     Bench {
@@ -83,6 +85,27 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// How to trust an https:// coordinator.
+#[derive(clap::Args, Debug)]
+struct TlsArgs {
+    /// A CA certificate (PEM) to trust beside the system's roots (the coordinator's
+    /// DATA_DIR/tls/ca.pem when it serves --tls-self-signed).
+    #[arg(long, env = "ANEFLEET_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for a coordinator that asks for one (mutual TLS), with --client-key.
+    #[arg(long)]
+    client_cert: Option<PathBuf>,
+    #[arg(long)]
+    client_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn client(&self) -> anyhow::Result<anefleet_proto::tls::ClientTls> {
+        let identity = anefleet_proto::tls::identity(self.client_cert.as_deref(), self.client_key.as_deref()).map_err(anyhow::Error::msg)?;
+        Ok(anefleet_proto::tls::ClientTls { ca_file: self.ca_file.clone(), identity })
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -182,9 +205,9 @@ fn take(steps: &[install::Step], dry_run: bool, done: &str) -> anyhow::Result<Ex
 
 async fn run(command: Command, threads: Option<usize>, cool_below_c: Option<f64>) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run { coordinator, token_file, cache_dir, name, tags } => {
+        Command::Run { coordinator, token_file, cache_dir, name, tags, tls } => {
             let token = anefleet_proto::auth::client_token(token_file.as_deref()).map_err(anyhow::Error::msg)?;
-            let cfg = session::AgentConfig { coordinator, token, cache_dir, name, tags, cool_below_c };
+            let cfg = session::AgentConfig { coordinator, token, cache_dir, name, tags, cool_below_c, tls: tls.client()? };
             let stop = session::stop::on_signals().context("listening for SIGTERM and SIGINT")?;
             session::run_forever(cfg, stop).await?;
             Ok(ExitCode::SUCCESS)

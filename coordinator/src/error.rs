@@ -10,6 +10,8 @@ pub enum CoordError {
     NotFound(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error("store: {0}")]
     Store(#[from] rusqlite::Error),
     #[error("{context}: {source}")]
@@ -37,6 +39,7 @@ impl From<CoordError> for Status {
             CoordError::InvalidArgument(m) => Status::invalid_argument(m.clone()),
             CoordError::NotFound(m) => Status::not_found(m.clone()),
             CoordError::FailedPrecondition(m) => Status::failed_precondition(m.clone()),
+            CoordError::PermissionDenied(m) => Status::permission_denied(m.clone()),
             _ => {
                 tracing::error!(error = %e, "internal error");
                 Status::internal(e.to_string())

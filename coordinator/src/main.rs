@@ -1,5 +1,6 @@
 //! `coordinator`: serves the anefleet API and is the command line users submit and read runs with.
 
+mod access;
 mod artifacts;
 mod cli;
 mod error;
@@ -7,6 +8,7 @@ mod schedule;
 mod serve;
 mod service;
 mod store;
+mod tls;
 mod upload;
 mod web;
 
@@ -93,6 +95,13 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Credentials: who may call the coordinator, with which role (admin only).
+    Credentials {
+        #[command(subcommand)]
+        command: cli::credentials::CredentialsCommand,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// One self-contained HTML file with every panel of a run (inline SVG and CSS, no network).
     Report {
         run: String,
@@ -148,6 +157,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             return cli::compare::compare(&client, &a, &b, format, fail_on_regression).await;
         }
         Command::Baseline { command, client } => cli::baseline::baseline(&client, command).await?,
+        Command::Credentials { command, client } => cli::credentials::credentials(&client, command).await?,
         Command::Report { run, baseline, out, client } => cli::report::report(&client, &run, baseline.as_deref(), &out).await?,
         Command::Quickstart(args) => return cli::quickstart::quickstart(args).await,
     }
@@ -186,6 +196,8 @@ mod tests {
             &["report", "RUN", "--out", "r.html"],
             &["baseline", "save", "before", "RUN"],
             &["baseline", "list"],
+            &["credentials", "add", "mac-1", "--role", "agent"],
+            &["credentials", "revoke", "mac-1"],
             &["baseline", "record", "d", "--model", "m", "--unit", "coreml:ane", "--against", "coreml:cpu", "--speedup", "1.3"],
         ];
         for cmd in commands {
@@ -200,7 +212,8 @@ mod tests {
                     | Command::Cancel { client, .. }
                     | Command::Compare { client, .. }
                     | Command::Report { client, .. }
-                    | Command::Baseline { client, .. } => client,
+                    | Command::Baseline { client, .. }
+                    | Command::Credentials { client, .. } => client,
                     other => panic!("{cmd:?} parsed as {other:?}"),
                 };
                 assert_eq!(client.coordinator, "http://c:1", "{cmd:?} at {at}");

@@ -7,15 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 
-use anefleet_proto::auth::TokenCheck;
 use anefleet_proto::{MAX_MESSAGE_BYTES, pb};
 
+use crate::access::Access;
 use crate::artifacts::{ArtifactService, BlobStore};
 use crate::schedule::Scheduler;
-use crate::service::{agents::AgentService, runs::RunService};
+use crate::service::{agents::AgentService, credentials::CredentialService, runs::RunService};
 use crate::store::Store;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -35,6 +34,8 @@ pub struct ServeArgs {
     /// Close an agent's session after this many seconds without a message.
     #[arg(long, default_value_t = 30)]
     pub heartbeat_timeout_s: u64,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -42,8 +43,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // the data (it would re-queue the first one's cells).
     let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| listen_error(args.listen, e))?;
     check_data_dir(&args.data_dir)?;
+    let tls = crate::tls::server_config(&args.tls, args.listen, &args.data_dir)?;
     let token = load_or_create_token(&args)?;
     let store = Arc::new(Store::open(&args.data_dir.join("anefleet.db")).context("opening the store")?);
+    let access = Access::load(store.clone(), &token)?;
     let grace = Duration::from_secs(args.agent_grace_s);
     let requeued = store.requeue_all_in_flight(crate::schedule::MAX_ATTEMPTS)?;
     for run in store.list_runs(0)?.iter().filter(|r| r.state == "running") {
@@ -56,12 +59,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let scheduler = Scheduler::new(store.clone(), grace, Duration::from_secs(args.heartbeat_timeout_s));
     spawn_reaper(scheduler.clone());
 
-    let check = TokenCheck::new(&token);
     let served: crate::web::metrics::Served = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let open = args.listen.ip().is_loopback();
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
-    let web = crate::web::Web::new(store.clone(), scheduler.clone(), check.clone(), open, served.clone(), closing.clone());
-    let agents = pb::agent_service_server::AgentServiceServer::new(AgentService { scheduler: scheduler.clone() })
+    let exposure = crate::web::Exposure { open, tls: tls.is_some(), closing: closing.clone() };
+    let web = crate::web::Web::new(store.clone(), scheduler.clone(), access.clone(), exposure, served.clone());
+    let agent_service = AgentService { scheduler: scheduler.clone(), access: access.clone(), store: store.clone() };
+    let agents = pb::agent_service_server::AgentServiceServer::new(agent_service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let artifacts = pb::artifacts_server::ArtifactsServer::new(ArtifactService {
@@ -71,6 +75,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         uploading: Default::default(),
     })
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let credentials = pb::credentials_server::CredentialsServer::new(CredentialService { access: access.clone(), scheduler: scheduler.clone() });
     let runs = pb::runs_server::RunsServer::new(RunService { store: store.clone(), blobs, scheduler })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -81,18 +86,27 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let addr = listener.local_addr()?;
     std::fs::write(args.data_dir.join("address"), addr.to_string()).context("writing DATA_DIR/address")?;
-    tracing::info!(%addr, data_dir = %args.data_dir.display(), dashboard = %format!("http://{addr}/"), token_needed = !open, "coordinator listening");
-    // The dashboard's routes with the gRPC services beside them: one port for both.
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, data_dir = %args.data_dir.display(), dashboard = %format!("{scheme}://{addr}/"), credential_needed = !open, "coordinator listening");
+    // The dashboard's routes with the gRPC services beside them: one port for both; every gRPC
+    // call's role is checked before it reaches its service.
     let routes = tonic::service::Routes::from(crate::web::router(web))
-        .add_service(InterceptedService::new(agents, check.clone()))
-        .add_service(InterceptedService::new(artifacts, check.clone()))
-        .add_service(InterceptedService::new(runs, check.clone()))
-        .add_service(InterceptedService::new(reflection, check));
-    let server = Server::builder()
+        .add_service(agents)
+        .add_service(artifacts)
+        .add_service(runs)
+        .add_service(credentials)
+        .add_service(reflection)
+        .into_axum_router()
+        .layer(axum::middleware::from_fn_with_state(access, crate::access::grpc::check));
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).context("TLS configuration")?;
+    }
+    let server = builder
         .accept_http1(true)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .add_routes(routes)
+        .add_routes(tonic::service::Routes::from(routes))
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async move {
             shutdown_signal().await;
             let _ = closing_tx.send(true);
@@ -182,7 +196,7 @@ fn read_token(path: &Path) -> anyhow::Result<String> {
     anefleet_proto::auth::read_token_file(path).map_err(anyhow::Error::msg)
 }
 
-fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+pub fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

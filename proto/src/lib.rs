@@ -8,6 +8,7 @@ pub mod histogram;
 pub mod receipt;
 pub mod spec;
 pub mod spec_file;
+pub mod tls;
 
 pub mod pb {
     //! Code generated from `proto/anefleet/v1/*.proto`.

@@ -35,6 +35,8 @@ pub struct AgentConfig {
     pub tags: Vec<String>,
     /// Before each cell, wait (bounded) until the hottest thermal sensor reads below this.
     pub cool_below_c: Option<f64>,
+    /// The CA and client certificate for an https:// coordinator.
+    pub tls: anefleet_proto::tls::ClientTls,
 }
 
 /// The stable identity kept in the cache dir, created on first start.
@@ -68,8 +70,8 @@ pub async fn run_forever(cfg: AgentConfig, mut stop: Stop) -> anyhow::Result<()>
     let cache = Arc::new(Cache::open(&cfg.cache_dir)?);
     let id = agent_id(&cfg.cache_dir)?;
     let token = BearerToken::new(&cfg.token).map_err(anyhow::Error::msg)?;
-    let endpoint = Endpoint::from_shared(cfg.coordinator.clone())
-        .with_context(|| format!("coordinator URL `{}`", cfg.coordinator))?
+    let endpoint = anefleet_proto::tls::endpoint(&cfg.coordinator, &cfg.tls)
+        .map_err(anyhow::Error::msg)?
         .connect_timeout(Duration::from_secs(10))
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(20));

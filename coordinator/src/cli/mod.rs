@@ -2,6 +2,7 @@
 
 pub mod baseline;
 pub mod compare;
+pub mod credentials;
 pub mod quickstart;
 pub mod report;
 pub mod show;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use anefleet_proto::auth::{BearerToken, TOKEN_ENV, client_token};
 use anefleet_proto::{MAX_MESSAGE_BYTES, pb};
@@ -26,6 +27,15 @@ pub struct ClientArgs {
     /// File holding the bearer token (otherwise the ANEFLEET_TOKEN environment variable).
     #[arg(long, global = true)]
     pub token_file: Option<PathBuf>,
+    /// A CA certificate (PEM) to trust for an https:// coordinator, beside the system's roots
+    /// (DATA_DIR/tls/ca.pem of a coordinator serving --tls-self-signed).
+    #[arg(long, global = true, env = "ANEFLEET_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for a coordinator that asks for one (mutual TLS), with --client-key.
+    #[arg(long, global = true)]
+    pub client_cert: Option<PathBuf>,
+    #[arg(long, global = true)]
+    pub client_key: Option<PathBuf>,
 }
 
 pub type Authed = InterceptedService<Channel, BearerToken>;
@@ -43,23 +53,7 @@ impl ClientArgs {
     /// Connects and proves the token with one small call, so a wrong address or token is told
     /// apart, with what to do about it, before any command starts its work.
     pub async fn connect(&self) -> anyhow::Result<Clients> {
-        let not_a_url = || format!("`{}` is not a coordinator URL (like http://127.0.0.1:7070)", self.coordinator);
-        if !self.coordinator.starts_with("http://") && !self.coordinator.starts_with("https://") {
-            anyhow::bail!(not_a_url());
-        }
-        let token = BearerToken::new(&self.token()?).map_err(anyhow::Error::msg)?;
-        let channel = Endpoint::from_shared(self.coordinator.clone())
-            .with_context(not_a_url)?
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .connect()
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot reach the coordinator at {}: is `coordinator serve` running there? \
-                     (pass --coordinator URL or set ANEFLEET_COORDINATOR)",
-                    self.coordinator
-                )
-            })?;
+        let (channel, token) = self.channel().await?;
         let mut clients = Clients {
             runs: pb::runs_client::RunsClient::with_interceptor(channel.clone(), token.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -72,18 +66,42 @@ impl ClientArgs {
         Ok(clients)
     }
 
-    fn refused(&self, s: &tonic::Status) -> anyhow::Error {
+    /// A connected channel (plaintext or TLS, as the URL says) and the bearer token to send.
+    pub async fn channel(&self) -> anyhow::Result<(Channel, BearerToken)> {
+        let tls = anefleet_proto::tls::ClientTls {
+            ca_file: self.ca_file.clone(),
+            identity: anefleet_proto::tls::identity(self.client_cert.as_deref(), self.client_key.as_deref()).map_err(anyhow::Error::msg)?,
+        };
+        let endpoint = anefleet_proto::tls::endpoint(&self.coordinator, &tls).map_err(anyhow::Error::msg)?;
+        let token = BearerToken::new(&self.token()?).map_err(anyhow::Error::msg)?;
+        let channel = endpoint
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .connect()
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot reach the coordinator at {}: is `coordinator serve` running there? \
+                     (pass --coordinator URL or set ANEFLEET_COORDINATOR; an https:// coordinator with a \
+                     private CA needs --ca-file)",
+                    self.coordinator
+                )
+            })?;
+        Ok((channel, token))
+    }
+
+    pub fn refused(&self, s: &tonic::Status) -> anyhow::Error {
         let source = match &self.token_file {
             Some(f) => format!("the token in {}", f.display()),
             None => format!("the token in {TOKEN_ENV}"),
         };
         match s.code() {
             tonic::Code::Unauthenticated => anyhow::anyhow!(
-                "the coordinator at {} refused {source} ({}): use the token that coordinator wrote at its first start, \
-                 DATA_DIR/token (e.g. --token-file ./fleet/token)",
+                "the coordinator at {} refused {source} ({}): use a credential of that coordinator (one made by \
+                 `coordinator credentials add`, or DATA_DIR/token, e.g. --token-file ./fleet/token)",
                 self.coordinator,
                 s.message()
             ),
+            tonic::Code::PermissionDenied => anyhow::anyhow!("the coordinator at {} refused: {}", self.coordinator, s.message()),
             _ => anyhow::anyhow!("the coordinator at {} answered: {} ({:?})", self.coordinator, s.message(), s.code()),
         }
     }

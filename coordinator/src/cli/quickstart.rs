@@ -50,7 +50,13 @@ pub async fn quickstart(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         &data.join("coordinator.log"),
     )?];
     let addr = wait_for_file(&coord_dir.join("address"), Duration::from_secs(30)).await?;
-    let client = ClientArgs { coordinator: format!("http://{addr}"), token_file: Some(coord_dir.join("token")) };
+    let client = ClientArgs {
+        coordinator: format!("http://{addr}"),
+        token_file: Some(coord_dir.join("token")),
+        ca_file: None,
+        client_cert: None,
+        client_key: None,
+    };
     for n in 1..=AGENTS {
         let mut cmd = Command::new(&agent_exe);
         cmd.args(["run", "--coordinator", &client.coordinator, "--name", &format!("quickstart-{n}"), "--tag", "local", "--threads", "1"])

@@ -61,6 +61,15 @@ impl Scheduler {
         self.schedule()
     }
 
+    /// Ends an agent's session now (its credential was revoked); what it runs is handled as for
+    /// any lost session.
+    pub fn close_session(&self, agent_id: &str) -> Result<()> {
+        if let Some(c) = self.state()?.agents.get(agent_id) {
+            c.kill.notify_one();
+        }
+        Ok(())
+    }
+
     /// Any message from the agent proves it alive.
     pub fn seen(&self, agent_id: &str, session: u64) -> Result<bool> {
         let mut st = self.state()?;
@@ -134,7 +143,7 @@ mod tests {
         use crate::store::{NewCell, NewRun, Store};
         let d = tempfile::tempdir().expect("tempdir");
         let store = std::sync::Arc::new(Store::open(&d.path().join("t.db")).expect("store"));
-        let run = NewRun { id: "r".into(), name: "n".into(), spec_toml: "x".into(), spec_path: "s.toml".into(), skipped: vec![] };
+        let run = NewRun { id: "r".into(), name: "n".into(), spec_toml: "x".into(), spec_path: "s.toml".into(), skipped: vec![], submitted_by: "alice".into() };
         let spec = pb::CellSpec { model: "m".into(), backend: "candle".into(), unit: "cpu".into(), ..Default::default() };
         let cell =
             NewCell { id: "r-000".into(), seq: 0, target: "any".into(), spec, baseline_unit: "candle:cpu".into(), benchmark_index: 0 };

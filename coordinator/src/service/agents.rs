@@ -9,13 +9,17 @@ use tonic::{Request, Response, Status, Streaming};
 
 use anefleet_proto::pb::{self, agent_message::Body};
 
+use crate::access::{AccessRef, grpc::caller, identity};
 use crate::schedule::Scheduler;
+use crate::store::Store;
 
 /// Seconds between the heartbeats agents are asked to send.
 pub const HEARTBEAT_INTERVAL_S: u32 = 5;
 
 pub struct AgentService {
     pub scheduler: Arc<Scheduler>,
+    pub access: AccessRef,
+    pub store: Arc<Store>,
 }
 
 type Outbound = Pin<Box<dyn Stream<Item = Result<pb::CoordinatorMessage, Status>> + Send>>;
@@ -25,6 +29,7 @@ impl pb::agent_service_server::AgentService for AgentService {
     type SessionStream = Outbound;
 
     async fn session(&self, req: Request<Streaming<pb::AgentMessage>>) -> Result<Response<Outbound>, Status> {
+        let principal = caller(&req)?.clone();
         let mut inbound = req.into_inner();
         let hello = match inbound.next().await {
             Some(Ok(pb::AgentMessage { body: Some(Body::Hello(h)) })) => h,
@@ -32,6 +37,7 @@ impl pb::agent_service_server::AgentService for AgentService {
             _ => return Err(Status::invalid_argument("a session starts with Hello")),
         };
         validate_hello(&hello)?;
+        identity::admit(&self.access, &self.store, &principal, &hello)?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let welcome = pb::CoordinatorMessage {
             body: Some(pb::coordinator_message::Body::Welcome(pb::Welcome {
@@ -71,12 +77,51 @@ impl pb::agent_service_server::AgentService for AgentService {
     }
 }
 
+/// Bounds on what a hello may hold: it is stored and shown on every page that lists agents.
+const MAX_TAGS: usize = 32;
+const MAX_UNITS: usize = 64;
+const MAX_CACHED_DIGESTS: usize = 10_000;
+const MAX_SHORT: usize = 64;
+const MAX_TEXT: usize = 256;
+
 fn validate_hello(h: &pb::Hello) -> Result<(), Status> {
-    if h.agent_id.trim().is_empty() || h.agent_id.len() > 128 {
-        return Err(Status::invalid_argument("hello.agent_id must be 1 to 128 characters"));
+    text("hello.agent_id", &h.agent_id, 1, 128)?;
+    text("hello.name", &h.name, 1, 128)?;
+    text("hello.agent_version", &h.agent_version, 0, MAX_SHORT)?;
+    list("hello.tags", h.tags.len(), MAX_TAGS)?;
+    for t in &h.tags {
+        text("hello.tags", t, 1, MAX_SHORT)?;
     }
-    if h.name.trim().is_empty() || h.name.len() > 128 {
-        return Err(Status::invalid_argument("hello.name must be 1 to 128 characters"));
+    list("hello.units", h.units.len(), MAX_UNITS)?;
+    for u in &h.units {
+        text("hello.units.backend", &u.backend, 1, MAX_SHORT)?;
+        text("hello.units.unit", &u.unit, 1, MAX_SHORT)?;
+    }
+    list("hello.cached_digests", h.cached_digests.len(), MAX_CACHED_DIGESTS)?;
+    for d in &h.cached_digests {
+        text("hello.cached_digests", d, 1, 80)?;
+    }
+    if let Some(p) = &h.profile {
+        for (field, v) in [("hostname", &p.hostname), ("os", &p.os), ("os_version", &p.os_version), ("arch", &p.arch)] {
+            text(&format!("hello.profile.{field}"), v, 0, MAX_TEXT)?;
+        }
+        text("hello.profile.cpu_model", &p.cpu_model, 0, MAX_TEXT)?;
+        text("hello.profile.chip", &p.chip, 0, MAX_TEXT)?;
+    }
+    Ok(())
+}
+
+/// `v` has `min..=max` bytes and no control characters.
+fn text(field: &str, v: &str, min: usize, max: usize) -> Result<(), Status> {
+    if v.trim().len() < min || v.len() > max || v.chars().any(char::is_control) {
+        return Err(Status::invalid_argument(format!("{field} must be {min} to {max} characters without control characters")));
+    }
+    Ok(())
+}
+
+fn list(field: &str, n: usize, max: usize) -> Result<(), Status> {
+    if n > max {
+        return Err(Status::invalid_argument(format!("{field} holds {n} entries; at most {max}")));
     }
     Ok(())
 }

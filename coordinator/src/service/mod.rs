@@ -2,4 +2,5 @@
 //! `crate::artifacts`).
 
 pub mod agents;
+pub mod credentials;
 pub mod runs;

@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 use anefleet_proto::pb;
 use anefleet_proto::spec::{ArtifactSource, Spec};
 
+use crate::access::{Role, grpc::caller};
 use crate::artifacts::BlobStore;
 use crate::error::{CoordError, Result};
 use crate::schedule::{Scheduler, matrix};
@@ -28,7 +29,8 @@ type Events = Pin<Box<dyn Stream<Item = std::result::Result<pb::RunEvent, Status
 #[tonic::async_trait]
 impl pb::runs_server::Runs for RunService {
     async fn submit_run(&self, req: Request<pb::SubmitRunRequest>) -> std::result::Result<Response<pb::SubmitRunResponse>, Status> {
-        Ok(Response::new(self.submit(req.into_inner())?))
+        let by = caller(&req)?.name.clone();
+        Ok(Response::new(self.submit(req.into_inner(), by)?))
     }
 
     type WatchRunStream = Events;
@@ -69,8 +71,16 @@ impl pb::runs_server::Runs for RunService {
     }
 
     async fn cancel_run(&self, req: Request<pb::CancelRunRequest>) -> std::result::Result<Response<pb::RunInfo>, Status> {
+        let p = caller(&req)?.clone();
         let req = req.into_inner();
-        let reason = if req.reason.trim().is_empty() { "cancelled by a user".to_string() } else { req.reason };
+        let run = self.store.run_info(&req.run_id)?;
+        if p.role != Role::Admin && run.submitted_by != p.name {
+            return Err(Status::permission_denied(format!(
+                "run {} was submitted by `{}`: credential `{}` may cancel only its own runs (an admin may cancel any)",
+                run.id, run.submitted_by, p.name
+            )));
+        }
+        let reason = if req.reason.trim().is_empty() { format!("cancelled by {}", p.name) } else { req.reason };
         Ok(Response::new(self.scheduler.cancel_run(&req.run_id, &reason)?))
     }
 
@@ -102,7 +112,7 @@ fn run_event(store: &Store, scheduler: &Scheduler, run_id: &str) -> Result<pb::R
 impl RunService {
     /// Validates the spec against the stored artifacts and the connected agents, then stores
     /// the run and its cells. Nothing is stored when anything is wrong.
-    fn submit(&self, req: pb::SubmitRunRequest) -> Result<pb::SubmitRunResponse> {
+    fn submit(&self, req: pb::SubmitRunRequest, submitted_by: String) -> Result<pb::SubmitRunResponse> {
         let file = if req.spec_path.is_empty() { "spec.toml".to_string() } else { req.spec_path.clone() };
         let spec = Spec::parse(&req.spec_toml, &file).map_err(|e| CoordError::InvalidArgument(e.to_string()))?;
         let artifacts = self.resolve_artifacts(&spec, &file, &req.resolved)?;
@@ -117,8 +127,14 @@ impl RunService {
         if req.validate_only {
             return Ok(pb::SubmitRunResponse { run_id: String::new(), cells: cells.len() as u32, skipped });
         }
-        let run =
-            NewRun { id: run_id.clone(), name: spec.name.clone(), spec_toml: req.spec_toml, spec_path: file, skipped: skipped.clone() };
+        let run = NewRun {
+            id: run_id.clone(),
+            name: spec.name.clone(),
+            spec_toml: req.spec_toml,
+            spec_path: file,
+            skipped: skipped.clone(),
+            submitted_by,
+        };
         self.store.insert_run(&run, &cells)?;
         tracing::info!(run = %run_id, cells = cells.len(), name = %spec.name, "run submitted");
         self.scheduler.schedule()?;

@@ -1,7 +1,7 @@
 //! Agents the coordinator has seen: identity, tags, units and device profile.
 
 use prost::Message;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use anefleet_proto::pb;
 
@@ -55,6 +55,21 @@ impl Store {
             });
         }
         Ok(out)
+    }
+}
+
+impl Store {
+    /// The name an agent id was last seen with.
+    pub fn agent_name(&self, id: &str) -> Result<Option<String>> {
+        let conn = self.conn()?;
+        Ok(conn.query_row("SELECT name FROM agents WHERE id = ?1", [id], |r| r.get(0)).optional()?)
+    }
+
+    /// The agent ids seen with `name`.
+    pub fn agent_ids_named(&self, name: &str) -> Result<Vec<String>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare("SELECT id FROM agents WHERE name = ?1 ORDER BY first_seen_ms")?;
+        Ok(stmt.query_map([name], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?)
     }
 }
 

@@ -6,6 +6,7 @@ mod agents;
 mod artifacts;
 mod baselines;
 mod cells;
+mod credentials;
 pub mod runs;
 mod views;
 
@@ -18,6 +19,7 @@ use rusqlite::Connection;
 use crate::error::{CoordError, Result};
 
 pub use cells::{NewCell, PendingCell};
+pub use credentials::StoredCredential;
 pub use runs::NewRun;
 
 pub struct Store {
@@ -38,12 +40,23 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(include_str!("schema.sql"))?;
+        migrate(&conn)?;
         Ok(Store { conn: Mutex::new(conn) })
     }
 
     fn conn(&self) -> Result<MutexGuard<'_, Connection>> {
         self.conn.lock().map_err(|_| CoordError::Internal("store lock poisoned".into()))
     }
+}
+
+/// Brings a database made by an older coordinator up to the schema: columns added since.
+fn migrate(conn: &Connection) -> Result<()> {
+    let has_submitted_by: bool =
+        conn.query_row("SELECT COUNT(*) FROM pragma_table_info('runs') WHERE name = 'submitted_by'", [], |r| r.get::<_, i64>(0))? > 0;
+    if !has_submitted_by {
+        conn.execute_batch("ALTER TABLE runs ADD COLUMN submitted_by TEXT NOT NULL DEFAULT ''")?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ pub struct NewRun {
     pub spec_toml: String,
     pub spec_path: String,
     pub skipped: Vec<String>,
+    /// The name of the credential that submitted it.
+    pub submitted_by: String,
 }
 
 pub const TERMINAL_RUN_STATES: &[&str] = &["finished", "failed", "cancelled"];
@@ -27,8 +29,9 @@ impl Store {
         let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM runs", [], |r| r.get(0))?;
         let skipped = serde_json::to_string(&run.skipped).map_err(|e| CoordError::Internal(e.to_string()))?;
         tx.execute(
-            "INSERT INTO runs (id, seq, name, state, spec_toml, spec_path, skipped, created_ms) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7)",
-            params![run.id, seq, run.name, run.spec_toml, run.spec_path, skipped, now as i64],
+            "INSERT INTO runs (id, seq, name, state, spec_toml, spec_path, skipped, created_ms, submitted_by)
+             VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8)",
+            params![run.id, seq, run.name, run.spec_toml, run.spec_path, skipped, now as i64, run.submitted_by],
         )?;
         for c in cells {
             super::cells::insert(&tx, &run.id, c, now)?;
@@ -106,7 +109,7 @@ impl Store {
     }
 }
 
-const RUN_SELECT: &str = "SELECT r.id, r.name, r.state, r.created_ms, r.finished_ms, r.skipped,
+const RUN_SELECT: &str = "SELECT r.id, r.name, r.state, r.created_ms, r.finished_ms, r.skipped, r.submitted_by,
         (SELECT COUNT(*) FROM cells c WHERE c.run_id = r.id),
         (SELECT COUNT(*) FROM cells c WHERE c.run_id = r.id AND c.state = 'done'),
         (SELECT COUNT(*) FROM cells c WHERE c.run_id = r.id AND c.state = 'failed'),
@@ -122,9 +125,10 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<pb::RunInfo> {
         created_unix_ms: r.get::<_, i64>(3)? as u64,
         finished_unix_ms: r.get::<_, i64>(4)? as u64,
         skipped: serde_json::from_str(&skipped).unwrap_or_default(),
-        cells_total: r.get::<_, i64>(6)? as u32,
-        cells_done: r.get::<_, i64>(7)? as u32,
-        cells_failed: r.get::<_, i64>(8)? as u32,
-        cells_running: r.get::<_, i64>(9)? as u32,
+        submitted_by: r.get(6)?,
+        cells_total: r.get::<_, i64>(7)? as u32,
+        cells_done: r.get::<_, i64>(8)? as u32,
+        cells_failed: r.get::<_, i64>(9)? as u32,
+        cells_running: r.get::<_, i64>(10)? as u32,
     })
 }

@@ -9,7 +9,8 @@ CREATE TABLE IF NOT EXISTS runs (
     spec_path    TEXT NOT NULL,
     skipped      TEXT NOT NULL DEFAULT '[]',
     created_ms   INTEGER NOT NULL,
-    finished_ms  INTEGER NOT NULL DEFAULT 0
+    finished_ms  INTEGER NOT NULL DEFAULT 0,
+    submitted_by TEXT NOT NULL DEFAULT ''
 );
 
 CREATE TABLE IF NOT EXISTS cells (
@@ -68,3 +69,16 @@ CREATE TABLE IF NOT EXISTS baselines (
     note        TEXT NOT NULL,
     created_ms  INTEGER NOT NULL
 );
+
+-- Who may call the coordinator: only each token's SHA-256 is kept. An agent credential is bound to
+-- the agent identity of its first session.
+CREATE TABLE IF NOT EXISTS credentials (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    role         TEXT NOT NULL,
+    secret_hash  BLOB NOT NULL,
+    agent_id     TEXT NOT NULL DEFAULT '',
+    created_ms   INTEGER NOT NULL,
+    revoked_ms   INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS live_credential_names ON credentials(name) WHERE revoked_ms = 0;

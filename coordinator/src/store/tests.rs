@@ -20,7 +20,7 @@ fn cell(id: &str, seq: u32, target: &str) -> NewCell {
 }
 
 fn run(s: &Store, id: &str, cells: &[NewCell]) {
-    let r = NewRun { id: id.into(), name: "n".into(), spec_toml: "x".into(), spec_path: "s.toml".into(), skipped: vec!["skip".into()] };
+    let r = NewRun { id: id.into(), name: "n".into(), spec_toml: "x".into(), spec_path: "s.toml".into(), skipped: vec!["skip".into()], submitted_by: "alice".into() };
     s.insert_run(&r, cells).unwrap();
 }
 

@@ -1,7 +1,7 @@
 //! The coordinator's web dashboard on the API's own address: gRPC and HTTP share the port
 //! (tonic routes `/anefleet.v1.*` to the services, everything else comes here). Read-only pages
-//! (`/` fleet, `/runs`, `/runs/<id>`, `/compare`) and `/metrics`; open on a loopback address,
-//! token-protected on any other.
+//! (`/` fleet, `/runs`, `/runs/<id>`, `/compare`) and `/metrics`; open on a loopback address (for
+//! requests that name it as their Host), for users and admins on any other.
 
 pub mod auth;
 pub mod charts;
@@ -14,6 +14,7 @@ pub mod metrics;
 mod pages;
 pub mod run;
 mod run_page;
+pub mod sessions;
 
 use std::sync::{Arc, Mutex};
 
@@ -21,9 +22,9 @@ use axum::Router;
 use axum::routing::get;
 
 use anefleet_analysis::results::ResultsDoc;
-use anefleet_proto::auth::TokenCheck;
 use anefleet_proto::pb;
 
+use crate::access::AccessRef;
 use crate::schedule::Scheduler;
 use crate::store::Store;
 pub use error::{WebError, blocking};
@@ -32,9 +33,12 @@ pub use error::{WebError, blocking};
 pub struct Web {
     pub store: Arc<Store>,
     pub scheduler: Arc<Scheduler>,
-    pub token: TokenCheck,
-    /// Listening on loopback: no token asked.
+    pub access: AccessRef,
+    pub sessions: sessions::Sessions,
+    /// Listening on loopback: no credential asked.
     pub open: bool,
+    /// Served over TLS: session cookies are `Secure`.
+    pub tls: bool,
     pub metrics: metrics::Metrics,
     /// Turns true when the coordinator is asked to stop: live pages end their event streams.
     pub closing: tokio::sync::watch::Receiver<bool>,
@@ -42,6 +46,15 @@ pub struct Web {
 }
 
 pub type WebState = Arc<Web>;
+
+/// How the dashboard is reached.
+pub struct Exposure {
+    /// On a loopback address: no credential asked.
+    pub open: bool,
+    pub tls: bool,
+    /// Turns true when the coordinator is asked to stop.
+    pub closing: tokio::sync::watch::Receiver<bool>,
+}
 
 /// What a cached results document depends on: the analysis changes only when a cell ends.
 #[derive(Clone, PartialEq, Eq)]
@@ -55,15 +68,19 @@ struct DocKey {
 const CACHED_DOCS: usize = 8;
 
 impl Web {
-    pub fn new(
-        store: Arc<Store>,
-        scheduler: Arc<Scheduler>,
-        token: TokenCheck,
-        open: bool,
-        served: metrics::Served,
-        closing: tokio::sync::watch::Receiver<bool>,
-    ) -> WebState {
-        Arc::new(Web { metrics: metrics::Metrics::new(served), store, scheduler, token, open, closing, docs: Mutex::new(vec![]) })
+    pub fn new(store: Arc<Store>, scheduler: Arc<Scheduler>, access: AccessRef, exposure: Exposure, served: metrics::Served) -> WebState {
+        let Exposure { open, tls, closing } = exposure;
+        Arc::new(Web {
+            metrics: metrics::Metrics::new(served),
+            store,
+            scheduler,
+            access,
+            sessions: Default::default(),
+            open,
+            tls,
+            closing,
+            docs: Mutex::new(vec![]),
+        })
     }
 
     /// A run's results document: the analysis is computed once per finished cell, the live parts
@@ -125,8 +142,10 @@ pub fn router(web: WebState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(web.clone(), auth::require));
     Router::new()
         .route("/login", get(auth::login_form).post(auth::login))
+        .route("/logout", axum::routing::post(auth::logout))
         .merge(pages)
         .fallback(error::fallback)
+        .layer(axum::middleware::from_fn_with_state(web.clone(), auth::loopback_host))
         .layer(axum::middleware::from_fn(headers::secure))
         .with_state(web)
 }
