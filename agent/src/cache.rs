@@ -1,19 +1,46 @@
 //! The artifact cache: blobs fetched from the coordinator by digest, verified before use, kept
-//! under `CACHE_DIR/artifacts/<hex>/` (a file as itself, a folder unpacked). A broken download
-//! resumes at the offset it reached.
+//! under `CACHE_DIR/artifacts/<hex>/` (a file inside that folder, a folder unpacked as it). A
+//! broken download resumes at the offset it reached.
+//!
+//! Nothing the coordinator sends is trusted:
+//! - A digest becomes a file name only as `sha256:` and 64 lowercase hex ([`hex_of`]). An
+//!   artifact's name never becomes a path: a file artifact is stored under its name's last
+//!   component, with anything but letters, digits and `._-+` replaced (backends read the extension).
+//! - A declared size above [`MAX_ARTIFACT_BYTES`] is refused before anything is fetched, and the
+//!   download stops, and its bytes are deleted, as soon as more bytes arrive than were declared.
+//!   The digest is checked before the bytes are installed.
+//!
+//! Power loss: an entry is used only when its marker `artifacts/<hex>.verified` vouches for it.
+//! The marker is written last: after the verified download is fsynced, renamed into place and its
+//! folders fsynced; it is itself written to a temporary file, fsynced, renamed and its folder
+//! fsynced. It holds the digest and a stamp of the entry (each file's relative path, size and
+//! mtime). So a marker that is there and matches means the bytes reached the disk as verified.
+//! Anything else — a crash between the rename and the marker, an entry from an agent without
+//! markers, a file changed since — puts the entry in doubt: it is re-hashed before use; when it
+//! still matches its digest it is fsynced and marked again, otherwise it is deleted (with a
+//! warning) and downloaded again.
+
+mod download;
+mod entry;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 
-use tokio::io::AsyncWriteExt;
-use tokio_stream::StreamExt;
-
 use anefleet_proto::archive::{self, ArchiveError};
 use anefleet_proto::pb;
+
+/// The largest artifact fetched: the coordinator's own upload limit (64 GiB).
+pub const MAX_ARTIFACT_BYTES: u64 = 64 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("artifact {digest}: {message}")]
     Invalid { digest: String, message: String },
+    #[error("artifact {digest}: declared size of {declared} bytes is above the limit of {max}; not fetched")]
+    TooLarge { digest: String, declared: u64, max: u64 },
+    #[error("artifact {digest}: {received} bytes received, more than the {declared} declared; download stopped and discarded")]
+    Oversized { digest: String, declared: u64, received: u64 },
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
     #[error("fetching {digest}: {status}")]
@@ -39,29 +66,36 @@ impl Cache {
         Ok(Cache { root: dir.to_path_buf() })
     }
 
-    /// Digests of every complete artifact held.
+    fn artifacts(&self) -> PathBuf {
+        self.root.join("artifacts")
+    }
+
+    /// Digests of every artifact held with its marker (one in doubt is re-hashed when used).
     pub fn digests(&self) -> Vec<String> {
-        let Ok(rd) = std::fs::read_dir(self.root.join("artifacts")) else { return vec![] };
+        let artifacts = self.artifacts();
+        let Ok(rd) = std::fs::read_dir(&artifacts) else { return vec![] };
         let mut v: Vec<String> = rd
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+            .filter(|n| is_lower_hex(n) && entry::marker(&artifacts, n).is_file())
             .map(|n| format!("sha256:{n}"))
             .collect();
         v.sort();
         v
     }
 
-    /// The path a backend loads: the unpacked folder, or the file inside the entry.
+    /// The path a backend loads (the unpacked folder, or the file inside the entry), when the
+    /// entry's marker vouches for it; `None` when it is missing or in doubt.
     pub fn lookup(&self, a: &pb::ArtifactRef) -> Result<Option<PathBuf>, CacheError> {
-        let entry = self.root.join("artifacts").join(hex_of(&a.digest)?);
-        if !entry.is_dir() {
-            return Ok(None);
-        }
-        Ok(Some(if a.kind == "dir" { entry } else { entry.join(file_name(&a.name)) }))
+        let hex = hex_of(&a.digest)?;
+        Ok(match entry::state(&self.artifacts(), hex, &a.digest, is_folder(a)) {
+            entry::Held::Verified(p) => Some(p),
+            entry::Held::Missing | entry::Held::Doubtful => None,
+        })
     }
 
-    /// The artifact's local path, downloading and verifying it first when missing.
+    /// The artifact's local path, downloading and verifying it first when missing (or when the
+    /// entry held is in doubt and no longer matches its digest).
     pub async fn ensure<T>(&self, client: &mut pb::artifacts_client::ArtifactsClient<T>, a: &pb::ArtifactRef) -> Result<PathBuf, CacheError>
     where
         T: tonic::client::GrpcService<tonic::body::Body>,
@@ -69,95 +103,57 @@ impl Cache {
         T::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
         <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
     {
-        if let Some(p) = self.lookup(a)? {
+        let hex = hex_of(&a.digest)?.to_string();
+        download::check_declared(a)?;
+        let (artifacts, held) = (self.artifacts(), a.clone());
+        let h = hex.clone();
+        if let Some(p) = blocking(&a.digest, move || entry::reuse(&artifacts, &h, &held)).await? {
             return Ok(p);
         }
-        let hex = hex_of(&a.digest)?.to_string();
         let part = self.root.join("downloads").join(format!("{hex}.part"));
-        download(client, a, &part).await?;
-        let p = part.clone();
-        let actual = tokio::task::spawn_blocking(move || archive::digest_file(&p))
-            .await
-            .map_err(|e| CacheError::Invalid { digest: a.digest.clone(), message: e.to_string() })??;
-        if actual != a.digest {
-            let _ = std::fs::remove_file(&part);
-            return Err(CacheError::Invalid {
-                digest: a.digest.clone(),
-                message: format!("downloaded bytes have digest {actual}; discarded"),
-            });
-        }
-        self.install(a, &part, &hex).await?;
-        self.lookup(a)?.ok_or_else(|| CacheError::Invalid { digest: a.digest.clone(), message: "vanished after install".into() })
-    }
-
-    /// Moves a verified download into place: a file as itself, a folder unpacked (safely).
-    async fn install(&self, a: &pb::ArtifactRef, part: &Path, hex: &str) -> Result<(), CacheError> {
-        let dest = self.root.join("artifacts").join(hex);
-        let kind = a.kind.clone();
-        let name = file_name(&a.name);
-        let part = part.to_path_buf();
-        tokio::task::spawn_blocking(move || -> Result<(), CacheError> {
-            if kind == "dir" {
-                let f = std::fs::File::open(&part).map_err(io_err(&part))?;
-                archive::unpack(std::io::BufReader::new(f), &dest)?;
-                std::fs::remove_file(&part).map_err(io_err(&part))
-            } else {
-                let staging = dest.with_extension("installing");
-                let _ = std::fs::remove_dir_all(&staging);
-                std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
-                std::fs::rename(&part, staging.join(&name)).map_err(io_err(&part))?;
-                std::fs::rename(&staging, &dest).map_err(io_err(&dest))
-            }
-        })
-        .await
-        .map_err(|e| CacheError::Invalid { digest: a.digest.clone(), message: e.to_string() })?
+        download::download(client, a, &part).await?;
+        verify_download(a, &part).await?;
+        let (artifacts, new) = (self.artifacts(), a.clone());
+        blocking(&a.digest, move || entry::install(&artifacts, &hex, &part, &new)).await
     }
 }
 
-/// Appends the blob to `part` from the offset `part` already holds.
-async fn download<T>(client: &mut pb::artifacts_client::ArtifactsClient<T>, a: &pb::ArtifactRef, part: &Path) -> Result<(), CacheError>
-where
-    T: tonic::client::GrpcService<tonic::body::Body>,
-    T::Error: Into<tonic::codegen::StdError>,
-    T::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
-    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
-{
-    let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(part).await.map_err(io_err(part))?;
-    let mut offset = file.metadata().await.map_err(io_err(part))?.len();
-    if offset > a.size {
-        file.set_len(0).await.map_err(io_err(part))?;
-        offset = 0;
+/// Checks the whole download against its digest; a mismatch deletes it.
+async fn verify_download(a: &pb::ArtifactRef, part: &Path) -> Result<(), CacheError> {
+    let p = part.to_path_buf();
+    let actual = blocking(&a.digest, move || Ok(archive::digest_file(&p)?)).await?;
+    if actual == a.digest {
+        return Ok(());
     }
-    if offset > 0 {
-        tracing::info!(digest = %a.digest, offset, "resuming download");
-    }
-    let transfer = |status| CacheError::Transfer { digest: a.digest.clone(), status };
-    let mut stream = client.read(pb::ReadArtifactRequest { digest: a.digest.clone(), offset }).await.map_err(transfer)?.into_inner();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(transfer)?;
-        if chunk.offset != offset {
-            return Err(CacheError::Invalid {
-                digest: a.digest.clone(),
-                message: format!("chunk at {} where {offset} was expected", chunk.offset),
-            });
-        }
-        file.write_all(&chunk.data).await.map_err(io_err(part))?;
-        offset += chunk.data.len() as u64;
-    }
-    file.flush().await.map_err(io_err(part))?;
-    Ok(())
+    let _ = std::fs::remove_file(part);
+    Err(CacheError::Invalid { digest: a.digest.clone(), message: format!("downloaded bytes have digest {actual}; discarded") })
 }
 
+/// Runs file work off the async threads.
+async fn blocking<R: Send + 'static>(digest: &str, f: impl FnOnce() -> Result<R, CacheError> + Send + 'static) -> Result<R, CacheError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| CacheError::Invalid { digest: digest.to_string(), message: e.to_string() })?
+}
+
+fn is_folder(a: &pb::ArtifactRef) -> bool {
+    a.kind == "dir"
+}
+
+/// The 64 lowercase hex of a `sha256:` digest: the only form that becomes a file name (an
+/// uppercase twin would name the same entry on a case-insensitive disk).
 fn hex_of(digest: &str) -> Result<&str, CacheError> {
     archive::digest_hex(digest)
-        .ok_or_else(|| CacheError::Invalid { digest: digest.to_string(), message: "not a sha256:<64 hex> digest".into() })
+        .filter(|h| is_lower_hex(h))
+        .ok_or_else(|| CacheError::Invalid { digest: digest.to_string(), message: "not a sha256:<64 lowercase hex> digest".into() })
 }
 
-/// A safe file name for a cached file artifact: the last component of what the peer sent.
+fn is_lower_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A safe file name for a cached file artifact: the last component of what the peer sent, with
+/// anything but ASCII letters, digits and `._-+` replaced by `_`, at most 200 bytes, not hidden.
 fn file_name(name: &str) -> String {
-    let n = Path::new(name).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    if n.is_empty() || n == ".." || n == "." { "artifact".to_string() } else { n }
+    let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let safe: String = last.chars().take(200).map(|c| if c.is_ascii_alphanumeric() || "._-+".contains(c) { c } else { '_' }).collect();
+    if safe.is_empty() || safe.starts_with('.') { "artifact".to_string() } else { safe }
 }
-
-#[cfg(test)]
-mod tests;

@@ -129,9 +129,13 @@ struct InstallArgs {
     /// The launchd label / systemd unit name.
     #[arg(long, default_value = install::DEFAULT_LABEL)]
     label: String,
-    /// Run the daemon as this user instead of root.
+    /// Run the daemon as this user (default: a dedicated user, `_anefleet` on macOS, `anefleet`
+    /// on Linux, created when missing; `root` for root).
     #[arg(long)]
     user: Option<String>,
+    /// A CA certificate (PEM) the daemon trusts for an https:// coordinator (its DATA_DIR/tls/ca.pem).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
     /// Print the service file and the commands instead of writing and running them.
     #[arg(long)]
     dry_run: bool,
@@ -188,6 +192,7 @@ fn service(a: &InstallArgs, threads: Option<usize>, cool_below_c: Option<f64>) -
         threads,
         cool_below_c,
         user: a.user.clone(),
+        ca_file: a.ca_file.clone(),
     };
     Ok(service.resolve()?)
 }

@@ -35,7 +35,7 @@ fn wrong_url_names_the_address_and_the_server_to_start() {
     let out = coordinator(&["runs", "--coordinator", &url]).env("ANEFLEET_TOKEN", "t").output().expect("runs");
     refused(&out, 1, &[&format!("cannot reach the coordinator at {url}"), "coordinator serve", "--coordinator URL"]);
     let out = coordinator(&["runs", "--coordinator", "127.0.0.1:7070"]).env("ANEFLEET_TOKEN", "t").output().expect("runs");
-    refused(&out, 1, &["`127.0.0.1:7070` is not a coordinator URL (like http://127.0.0.1:7070)"]);
+    refused(&out, 1, &["`127.0.0.1:7070` is not a coordinator URL (like http://127.0.0.1:7070 or https://coord.lan:7070)"]);
 }
 
 #[test]

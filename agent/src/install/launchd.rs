@@ -1,11 +1,19 @@
 //! macOS: a launchd daemon in `/Library/LaunchDaemons`, loaded into the system domain, so it
 //! starts at boot with nobody logged in (a LaunchAgent would wait for a login).
 
-use std::path::PathBuf;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
 
 use plist::{Dictionary, Value};
 
-use super::{InstallError, RESTART_DELAY_S, STOP_TIMEOUT_S, Service, Step};
+use super::steps::{AccountTool, Runner, checked, words};
+use super::{InstallError, RESTART_DELAY_S, ROOT, STOP_TIMEOUT_S, Service, Step, hand_over};
+
+/// The daemon's user unless `--user` names another: a hidden role account (the `_` prefix is
+/// macOS's convention for daemons' accounts).
+pub const DEFAULT_USER: &str = "_anefleet";
+/// The ids a role account takes (`sysadminctl -roleAccount` asks for 200 to 400).
+pub const ROLE_IDS: RangeInclusive<u32> = 200..=400;
 
 /// Where the daemon's stdout and stderr go (the agent logs on stderr).
 pub const LOG_DIR: &str = "/Library/Logs/anefleet";
@@ -26,8 +34,12 @@ pub fn plist(s: &Service) -> Dictionary {
     let mut set = |k: &str, v: Value| d.insert(k.to_string(), v);
     set("Label", s.label.as_str().into());
     set("ProgramArguments", Value::Array(s.argv().into_iter().map(Value::from).collect()));
-    if let Some(u) = &s.user {
-        set("UserName", u.as_str().into());
+    // launchd.plist(5): UserName applies to system-domain daemons; without GroupName the job
+    // takes the user's primary group, and InitGroups (default true) its supplementary groups.
+    // Root is launchd's default: no key (and no GroupName `root`, which macOS lacks).
+    let user = s.user_or(DEFAULT_USER);
+    if user != ROOT {
+        set("UserName", user.into());
     }
     set("WorkingDirectory", s.cache_dir.to_string_lossy().as_ref().into());
     set("RunAtLoad", true.into());
@@ -55,22 +67,88 @@ pub fn plist_bytes(s: &Service) -> Result<Vec<u8>, InstallError> {
     Ok(out)
 }
 
-/// Unloads an earlier version, writes the plist, loads it into the system domain (which starts it).
+/// Unloads an earlier version (so that it writes nothing while its files change hands), makes
+/// the daemon's user and hands it the cache dir, the logs and the token file, writes the plist,
+/// loads it into the system domain (which starts it).
 pub fn install_plan(s: &Service) -> Result<Vec<Step>, InstallError> {
     let target = format!("system/{}", s.label);
     let plist = plist_path(&s.label);
     let plist_arg = plist.to_string_lossy().into_owned();
-    let mut steps = vec![Step::CreateDir(LOG_DIR.into()), Step::CreateDir(s.cache_dir.clone())];
-    if let Some(u) = &s.user {
-        steps.push(Step::run(&["chown", "-R", u, &s.cache_dir.to_string_lossy(), LOG_DIR]));
-    }
+    let mut steps = vec![Step::try_run(&["launchctl", "bootout", &target])];
+    steps.extend(hand_over(s, s.user_or(DEFAULT_USER), AccountTool::Dscl, &[LOG_DIR]));
     steps.extend([
-        Step::try_run(&["launchctl", "bootout", &target]),
         Step::Write { path: plist, contents: plist_bytes(s)? },
         Step::run(&["launchctl", "enable", &target]),
         Step::run(&["launchctl", "bootstrap", "system", &plist_arg]),
     ]);
     Ok(steps)
+}
+
+/// The `dscl` commands that make account `name`: the ids come from the machine's users and
+/// groups (see [`account_ids`]).
+pub fn new_account(runner: &mut dyn Runner, name: &str, home: &Path) -> Result<Vec<Vec<String>>, InstallError> {
+    let users = checked(runner, &words(&["dscl", ".", "-list", "/Users", "UniqueID"]), false)?.stdout;
+    let groups = checked(runner, &words(&["dscl", ".", "-list", "/Groups", "PrimaryGroupID"]), false)?.stdout;
+    let ids = account_ids(&users, &groups, name).ok_or_else(|| InstallError::NoFreeId(name.to_string()))?;
+    Ok(dscl_commands(name, home, &ids.uid.to_string(), &ids.gid.to_string(), ids.new_group))
+}
+
+/// A new account's ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountIds {
+    pub uid: u32,
+    pub gid: u32,
+    /// Whether the group of the account's name must be made too.
+    pub new_group: bool,
+}
+
+/// From `dscl . -list /Users UniqueID` and `dscl . -list /Groups PrimaryGroupID` (`name id`
+/// lines): the uid is the lowest id in [`ROLE_IDS`] that no user and no group has; the group of
+/// the account's name keeps its id when it is there, else it is made with the uid as its id.
+pub fn account_ids(users: &str, groups: &str, name: &str) -> Option<AccountIds> {
+    let listed = |text: &str| -> Vec<(String, u32)> {
+        text.lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                Some((w.next()?.to_string(), w.next()?.parse().ok()?))
+            })
+            .collect()
+    };
+    let (users, groups) = (listed(users), listed(groups));
+    let taken = |id: u32| users.iter().chain(&groups).any(|(_, i)| *i == id);
+    let uid = ROLE_IDS.into_iter().find(|id| !taken(*id))?;
+    Some(match groups.iter().find(|(n, _)| n == name) {
+        Some((_, gid)) => AccountIds { uid, gid: *gid, new_group: false },
+        None => AccountIds { uid, gid: uid, new_group: true },
+    })
+}
+
+/// A hidden account with no password and no shell, its home the cache dir.
+pub fn dscl_commands(name: &str, home: &Path, uid: &str, gid: &str, new_group: bool) -> Vec<Vec<String>> {
+    let (user, group) = (format!("/Users/{name}"), format!("/Groups/{name}"));
+    let home = home.to_string_lossy();
+    let mut attrs: Vec<(&str, Vec<&str>)> = Vec::new();
+    if new_group {
+        attrs.extend([(group.as_str(), vec![]), (&group, vec!["PrimaryGroupID", gid]), (&group, vec!["Password", "*"])]);
+    }
+    attrs.extend([
+        (user.as_str(), vec![]),
+        (&user, vec!["UniqueID", uid]),
+        (&user, vec!["PrimaryGroupID", gid]),
+        (&user, vec!["UserShell", "/usr/bin/false"]),
+        (&user, vec!["NFSHomeDirectory", &home]),
+        (&user, vec!["RealName", "anefleet agent"]),
+        (&user, vec!["Password", "*"]),
+        (&user, vec!["IsHidden", "1"]),
+    ]);
+    attrs
+        .into_iter()
+        .map(|(record, kv)| {
+            let mut argv = words(&["dscl", ".", "-create", record]);
+            argv.extend(words(&kv));
+            argv
+        })
+        .collect()
 }
 
 /// Stops the daemon (SIGTERM: the running cell finishes first) and removes its plist; the cache,

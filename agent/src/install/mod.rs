@@ -3,6 +3,11 @@
 //! Linux. What is written and run is computed first, by pure functions, as a list of [`Step`]s;
 //! `--dry-run` prints them instead of taking them. The token never enters a service file: the
 //! daemon reads it from the token file.
+//!
+//! The daemon runs as a dedicated non-root user unless `--user` names another (`root` included):
+//! `_anefleet` on macOS (a hidden role account made with `dscl`), `anefleet` on Linux (made with
+//! `useradd --system`), created when missing. The cache dir becomes that user's, mode 0700, and
+//! the token file that user's, mode 0600: no other user reads either.
 
 pub mod launchd;
 mod steps;
@@ -12,7 +17,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub use steps::{Step, apply, describe};
+pub use steps::{AccountTool, Ran, Runner, Step, System, apply, apply_with, describe};
 
 /// The daemon's label (launchd) and unit name (systemd) unless `--label` says otherwise.
 pub const DEFAULT_LABEL: &str = "dev.anefleet.agent";
@@ -21,6 +26,8 @@ pub const DEFAULT_LABEL: &str = "dev.anefleet.agent";
 pub const STOP_TIMEOUT_S: u32 = 900;
 /// The least time between two starts of a daemon that keeps dying.
 pub const RESTART_DELAY_S: u32 = 10;
+/// The user the service managers run a daemon as when its file names none.
+const ROOT: &str = "root";
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -30,8 +37,10 @@ pub enum InstallError {
     TokenFileWorldReadable { path: PathBuf, mode: u32 },
     #[error("label `{0}` must be 1 to 100 letters, digits, '.', '-' or '_', not starting with '.'")]
     BadLabel(String),
-    #[error("user `{0}` must be letters, digits, '.', '-' or '_'")]
+    #[error("user `{0}` must be 1 to 32 letters, digits, '.', '-' or '_', not starting with '-'")]
     BadUser(String),
+    #[error("no id from 200 to 400 is free for a new user `{0}`; create the user yourself or name another with --user")]
+    NoFreeId(String),
     #[error("{what} `{value}` holds a control character or is not valid UTF-8")]
     BadValue { what: &'static str, value: String },
     #[error("{what} {}: {source}{}", .path.display(), root_hint(.source))]
@@ -61,7 +70,10 @@ pub struct Service {
     pub tags: Vec<String>,
     pub threads: Option<usize>,
     pub cool_below_c: Option<f64>,
-    /// Run as this user instead of root.
+    /// A CA certificate to trust for an https:// coordinator (its private CA).
+    pub ca_file: Option<PathBuf>,
+    /// Run as this user; `None`: the dedicated user ([`launchd::DEFAULT_USER`],
+    /// [`systemd::DEFAULT_USER`]). Created when missing (but `root`).
     pub user: Option<String>,
 }
 
@@ -70,14 +82,15 @@ impl Service {
     /// not start where `install` ran). The token file must exist and not be world-readable.
     pub fn resolve(mut self) -> Result<Service, InstallError> {
         check_label(&self.label)?;
-        if let Some(u) = &self.user
-            && (u.is_empty() || !u.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
-        {
-            return Err(InstallError::BadUser(u.clone()));
+        if let Some(u) = &self.user {
+            check_user(u)?;
         }
         self.token_file = absolute(&check_token_file(&self.token_file)?, "token file")?;
         self.cache_dir = absolute(&self.cache_dir, "cache dir")?;
         self.exe = absolute(&self.exe, "agent binary")?;
+        if let Some(ca) = &self.ca_file {
+            self.ca_file = Some(absolute(ca, "CA file")?);
+        }
         for (what, value) in [("coordinator URL", &self.coordinator), ("name", &self.name)] {
             text(what, value)?;
         }
@@ -95,6 +108,9 @@ impl Service {
         flag("token-file", utf8(&self.token_file).to_string());
         flag("cache-dir", utf8(&self.cache_dir).to_string());
         flag("name", self.name.clone());
+        if let Some(ca) = &self.ca_file {
+            flag("ca-file", utf8(ca).to_string());
+        }
         for t in &self.tags {
             flag("tag", t.clone());
         }
@@ -105,6 +121,11 @@ impl Service {
             flag("cool-below-c", c.to_string());
         }
         args
+    }
+
+    /// Whom the daemon runs as: `--user`, else the service manager's `default`.
+    pub fn user_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.user.as_deref().unwrap_or(default)
     }
 
     /// The whole command line: the binary, then [`Service::run_args`].
@@ -160,6 +181,34 @@ pub fn check_label(label: &str) -> Result<(), InstallError> {
         && !label.starts_with('.')
         && label.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     if ok { Ok(()) } else { Err(InstallError::BadLabel(label.to_string())) }
+}
+
+/// A user name is a word of a command line: no option (`-x`), nothing a shell would split.
+fn check_user(user: &str) -> Result<(), InstallError> {
+    let ok =
+        (1..=32).contains(&user.len()) && !user.starts_with('-') && user.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok { Ok(()) } else { Err(InstallError::BadUser(user.to_string())) }
+}
+
+/// Makes the daemon's `user` when missing (not `root`) and hands it the cache dir (mode 0700),
+/// the folders in `also` (created) and the token file (mode 0600): no other user reads them.
+fn hand_over(s: &Service, user: &str, tool: AccountTool, also: &[&str]) -> Vec<Step> {
+    let (cache, token) = (utf8(&s.cache_dir), utf8(&s.token_file));
+    let mut steps = Vec::new();
+    if user != ROOT {
+        steps.push(Step::CreateUser { name: user.to_string(), home: s.cache_dir.clone(), tool });
+    }
+    steps.push(Step::CreateDir(s.cache_dir.clone()));
+    steps.extend(also.iter().map(|d| Step::CreateDir(d.into())));
+    let mut chown = vec!["chown", "-R", user, cache];
+    chown.extend(also);
+    steps.extend([
+        Step::run(&chown),
+        Step::run(&["chmod", "700", cache]),
+        Step::run(&["chown", user, token]),
+        Step::run(&["chmod", "600", token]),
+    ]);
+    steps
 }
 
 /// The token file must exist and must not be readable by every user (it would leak the token).

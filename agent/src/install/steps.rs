@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::InstallError;
+use super::{InstallError, launchd, systemd};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -20,15 +20,62 @@ pub enum Step {
         argv: Vec<String>,
         may_fail: bool,
     },
+    /// The system account the daemon runs as, created unless `id -u NAME` finds it; its home is
+    /// the cache dir.
+    CreateUser {
+        name: String,
+        home: PathBuf,
+        tool: AccountTool,
+    },
+}
+
+/// How a system account is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountTool {
+    /// macOS: `dscl`, a hidden role account with a group of its name (see [`super::launchd::new_account`]).
+    Dscl,
+    /// Linux: `useradd --system --user-group`.
+    Useradd,
+}
+
+/// What a command did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ran {
+    pub ok: bool,
+    pub status: String,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the commands of the steps: [`System`] on this machine, a fake that records them in tests.
+pub trait Runner {
+    fn run(&mut self, argv: &[String]) -> Result<Ran, InstallError>;
+}
+
+/// This machine's commands.
+pub struct System;
+
+impl Runner for System {
+    fn run(&mut self, argv: &[String]) -> Result<Ran, InstallError> {
+        let command = argv.join(" ");
+        let Some((program, args)) = argv.split_first() else { return Ok(Ran { ok: true, ..Ran::default() }) };
+        let out = Command::new(program).args(args).output().map_err(|source| InstallError::CommandMissing { command, source })?;
+        Ok(Ran {
+            ok: out.status.success(),
+            status: out.status.to_string(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
 }
 
 impl Step {
     pub fn run(argv: &[&str]) -> Step {
-        Step::Run { argv: argv.iter().map(|s| s.to_string()).collect(), may_fail: false }
+        Step::Run { argv: words(argv), may_fail: false }
     }
 
     pub fn try_run(argv: &[&str]) -> Step {
-        Step::Run { argv: argv.iter().map(|s| s.to_string()).collect(), may_fail: true }
+        Step::Run { argv: words(argv), may_fail: true }
     }
 }
 
@@ -44,13 +91,36 @@ pub fn describe(steps: &[Step]) -> String {
             }
             Step::Remove(p) => out.push_str(&format!("rm -f {}\n", sh_quote(&p.to_string_lossy()))),
             Step::Run { argv, may_fail } => {
-                let line = argv.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ");
-                out.push_str(&line);
+                out.push_str(&sh_line(argv));
                 out.push_str(if *may_fail { " || true\n" } else { "\n" });
             }
+            Step::CreateUser { name, home, tool } => out.push_str(&describe_user(name, home, *tool)),
         }
     }
     out
+}
+
+fn sh_line(argv: &[String]) -> String {
+    argv.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ")
+}
+
+/// `useradd` as one line; the `dscl` commands as comments, their ids being chosen when run.
+fn describe_user(name: &str, home: &Path, tool: AccountTool) -> String {
+    let exists = format!("id -u {} >/dev/null 2>&1", sh_quote(name));
+    match tool {
+        AccountTool::Useradd => format!("{exists} || {}\n", sh_line(&systemd::useradd(name, home))),
+        AccountTool::Dscl => {
+            let mut out = format!(
+                "# unless `{exists}`: ID is the lowest id from {} to {} that no user and no group has\n",
+                launchd::ROLE_IDS.start(),
+                launchd::ROLE_IDS.end()
+            );
+            for argv in launchd::dscl_commands(name, home, "ID", "ID", true) {
+                out.push_str(&format!("#   {}\n", sh_line(&argv)));
+            }
+            out
+        }
+    }
 }
 
 fn newline_after(text: &str) -> &'static str {
@@ -68,6 +138,11 @@ pub fn sh_quote(s: &str) -> String {
 
 /// Takes the steps in order; stops at the first that fails.
 pub fn apply(steps: &[Step]) -> Result<(), InstallError> {
+    apply_with(steps, &mut System)
+}
+
+/// [`apply`] with the commands run by `runner`.
+pub fn apply_with(steps: &[Step], runner: &mut dyn Runner) -> Result<(), InstallError> {
     for step in steps {
         match step {
             Step::CreateDir(p) => std::fs::create_dir_all(p).map_err(io("creating", p))?,
@@ -76,7 +151,10 @@ pub fn apply(steps: &[Step]) -> Result<(), InstallError> {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("removing", p)(e)),
                 _ => {}
             },
-            Step::Run { argv, may_fail } => run(argv, *may_fail)?,
+            Step::Run { argv, may_fail } => {
+                checked(runner, argv, *may_fail)?;
+            }
+            Step::CreateUser { name, home, tool } => create_user(runner, name, home, *tool)?,
         }
     }
     Ok(())
@@ -100,14 +178,31 @@ fn write(path: &Path, contents: &[u8]) -> Result<(), InstallError> {
     std::fs::rename(&tmp, path).map_err(io("writing", path))
 }
 
-fn run(argv: &[String], may_fail: bool) -> Result<(), InstallError> {
-    let command = argv.join(" ");
-    let Some((program, args)) = argv.split_first() else { return Ok(()) };
-    let out =
-        Command::new(program).args(args).output().map_err(|source| InstallError::CommandMissing { command: command.clone(), source })?;
-    if out.status.success() || may_fail {
+/// Runs a command; its failure is an error unless `may_fail`.
+pub(super) fn checked(runner: &mut dyn Runner, argv: &[String], may_fail: bool) -> Result<Ran, InstallError> {
+    let ran = runner.run(argv)?;
+    if ran.ok || may_fail {
+        return Ok(ran);
+    }
+    Err(InstallError::CommandFailed { command: argv.join(" "), status: ran.status, stderr: ran.stderr })
+}
+
+fn create_user(runner: &mut dyn Runner, name: &str, home: &Path, tool: AccountTool) -> Result<(), InstallError> {
+    if runner.run(&words(&["id", "-u", name]))?.ok {
+        tracing::info!(user = name, "the daemon's user exists");
         return Ok(());
     }
-    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    Err(InstallError::CommandFailed { command, status: out.status.to_string(), stderr })
+    let commands = match tool {
+        AccountTool::Useradd => vec![systemd::useradd(name, home)],
+        AccountTool::Dscl => launchd::new_account(runner, name, home)?,
+    };
+    for argv in commands {
+        checked(runner, &argv, false)?;
+    }
+    tracing::info!(user = name, "created the daemon's user");
+    Ok(())
+}
+
+pub(super) fn words(argv: &[&str]) -> Vec<String> {
+    argv.iter().map(|s| s.to_string()).collect()
 }

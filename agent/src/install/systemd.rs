@@ -1,9 +1,13 @@
 //! Linux: a systemd service in `/etc/systemd/system`, enabled for `multi-user.target` and
 //! started once the network is up; its logs are in the journal (`journalctl -u <label>`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::{RESTART_DELAY_S, STOP_TIMEOUT_S, Service, Step};
+use super::steps::{AccountTool, words};
+use super::{RESTART_DELAY_S, ROOT, STOP_TIMEOUT_S, Service, Step, hand_over};
+
+/// The daemon's user unless `--user` names another: a system account made by `install`.
+pub const DEFAULT_USER: &str = "anefleet";
 
 pub fn unit_path(label: &str) -> PathBuf {
     PathBuf::from(format!("/etc/systemd/system/{label}.service"))
@@ -17,8 +21,9 @@ pub fn unit(s: &Service) -> String {
         format!("ExecStart={exec}"),
         format!("WorkingDirectory={}", specifiers(&s.cache_dir.to_string_lossy())),
     ];
-    if let Some(u) = &s.user {
-        service.push(format!("User={u}"));
+    let user = s.user_or(DEFAULT_USER);
+    if user != ROOT {
+        service.push(format!("User={user}"));
     }
     service.extend([
         "Restart=always".to_string(),
@@ -64,13 +69,13 @@ fn specifiers(value: &str) -> String {
     value.replace('%', "%%")
 }
 
-/// Writes the unit, enables it at boot and (re)starts it, so a reinstall runs the new arguments.
+/// Stops an earlier version (so that it writes nothing while its files change hands), makes the
+/// daemon's user and hands it the cache dir and the token file, writes the unit, enables it at
+/// boot and (re)starts it, so a reinstall runs the new arguments.
 pub fn install_plan(s: &Service) -> Vec<Step> {
     let unit_name = format!("{}.service", s.label);
-    let mut steps = vec![Step::CreateDir(s.cache_dir.clone())];
-    if let Some(u) = &s.user {
-        steps.push(Step::run(&["chown", "-R", u, &s.cache_dir.to_string_lossy()]));
-    }
+    let mut steps = vec![Step::try_run(&["systemctl", "stop", &unit_name])];
+    steps.extend(hand_over(s, s.user_or(DEFAULT_USER), AccountTool::Useradd, &[]));
     steps.extend([
         Step::Write { path: unit_path(&s.label), contents: unit(s).into_bytes() },
         Step::run(&["systemctl", "daemon-reload"]),
@@ -78,6 +83,12 @@ pub fn install_plan(s: &Service) -> Vec<Step> {
         Step::run(&["systemctl", "restart", &unit_name]),
     ]);
     steps
+}
+
+/// A system account and its group, no login shell, its home the cache dir (not created here).
+pub fn useradd(name: &str, home: &Path) -> Vec<String> {
+    let home = home.to_string_lossy();
+    words(&["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", &home, "--shell", "/usr/sbin/nologin", name])
 }
 
 /// Stops the service (SIGTERM: the running cell finishes first), disables and removes it; the

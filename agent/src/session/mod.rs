@@ -92,7 +92,7 @@ pub async fn run_forever(cfg: AgentConfig, mut stop: Stop) -> anyhow::Result<()>
         match session(link, hello, &mut backoff, &mut stop).await {
             Ok(Ended::Stopped) => break,
             Ok(Ended::Closed) => tracing::warn!("session ended; reconnecting"),
-            Err(e) if is_auth_error(&e) => tracing::error!(error = %format!("{e:#}"), "the coordinator refused the token; retrying"),
+            Err(e) if is_auth_error(&e) => tracing::error!(error = %format!("{e:#}"), "the coordinator refused this agent's credential; retrying"),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "session failed; reconnecting"),
         }
         let wait = backoff.next_delay();
@@ -107,7 +107,7 @@ pub async fn run_forever(cfg: AgentConfig, mut stop: Stop) -> anyhow::Result<()>
 }
 
 fn is_auth_error(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<tonic::Status>().is_some_and(|s| s.code() == tonic::Code::Unauthenticated)
+    e.downcast_ref::<tonic::Status>().is_some_and(|s| matches!(s.code(), tonic::Code::Unauthenticated | tonic::Code::PermissionDenied))
 }
 
 /// What every session of this agent is made with.

@@ -74,6 +74,8 @@ pub struct Fleet {
     pub grace_s: u64,
     /// The address the coordinator listens on (loopback unless a test asks otherwise).
     pub listen_host: String,
+    /// More `serve` options (e.g. `--tls-self-signed`).
+    pub serve_args: Vec<String>,
 }
 
 impl Fleet {
@@ -83,12 +85,36 @@ impl Fleet {
     }
 
     /// A coordinator listening on `host` (e.g. "0.0.0.0": not loopback, so the dashboard asks
-    /// for the token); clients still reach it on 127.0.0.1.
+    /// for a credential; plaintext there needs `--insecure`); clients still reach it on 127.0.0.1.
     pub fn start_on(host: &str, grace_s: u64) -> Fleet {
+        let insecure: &[&str] = if host.starts_with("127.") { &[] } else { &["--insecure"] };
+        Fleet::start_with(host, grace_s, insecure)
+    }
+
+    /// A coordinator on `host` with more `serve` options; `--tls-self-signed` makes the fleet's
+    /// URL https:// and its clients and agents trust DATA_DIR/tls/ca.pem.
+    pub fn start_with(host: &str, grace_s: u64, serve_args: &[&str]) -> Fleet {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut f = Fleet { dir, port: free_port(), coordinator: None, agents: Vec::new(), grace_s, listen_host: host.to_string() };
+        let mut f = Fleet {
+            dir,
+            port: free_port(),
+            coordinator: None,
+            agents: Vec::new(),
+            grace_s,
+            listen_host: host.to_string(),
+            serve_args: serve_args.iter().map(|a| a.to_string()).collect(),
+        };
         f.start_coordinator();
         f
+    }
+
+    pub fn tls(&self) -> bool {
+        self.serve_args.iter().any(|a| a == "--tls-self-signed")
+    }
+
+    /// The private CA of a fleet serving `--tls-self-signed`.
+    pub fn ca_file(&self) -> PathBuf {
+        self.data_dir().join("tls").join("ca.pem")
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -100,7 +126,8 @@ impl Fleet {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn start_coordinator(&mut self) {
@@ -116,7 +143,8 @@ impl Fleet {
                     &self.grace_s.to_string(),
                     "--data-dir",
                 ])
-                .arg(self.data_dir()),
+                .arg(self.data_dir())
+                .args(&self.serve_args),
             &log,
         );
         self.coordinator = Some(proc);
@@ -126,13 +154,21 @@ impl Fleet {
 
     /// Starts an agent whose identity lives in `cache` (reuse it to restart the same agent).
     pub fn start_agent(&mut self, name: &str, tags: &[&str]) -> PathBuf {
-        let cache = self.dir.path().join(format!("agent-{name}"));
+        self.start_agent_with(name, tags, &self.token_file(), &format!("agent-{name}"))
+    }
+
+    /// Starts an agent with the token in `token_file` and its identity in the fleet's folder `cache`.
+    pub fn start_agent_with(&mut self, name: &str, tags: &[&str], token_file: &Path, cache: &str) -> PathBuf {
+        let cache = self.dir.path().join(cache);
         let mut cmd = Command::new(agent_exe());
         cmd.args(["--threads", "1", "run", "--coordinator", &self.url(), "--name", name])
             .arg("--token-file")
-            .arg(self.token_file())
+            .arg(token_file)
             .arg("--cache-dir")
             .arg(&cache);
+        if self.tls() {
+            cmd.arg("--ca-file").arg(self.ca_file());
+        }
         for t in tags {
             cmd.args(["--tag", t]);
         }
@@ -149,13 +185,17 @@ impl Fleet {
 
     /// Runs a client command with the fleet's URL and token.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(coordinator_exe())
-            .args(args)
-            .env("ANEFLEET_COORDINATOR", self.url())
-            .env("ANEFLEET_TOKEN", std::fs::read_to_string(self.token_file()).expect("token").trim())
-            .env("ANEFLEET_LOG", "warn")
-            .output()
-            .expect("run coordinator cli")
+        self.cli_as(&std::fs::read_to_string(self.token_file()).expect("token"), args)
+    }
+
+    /// Runs a client command with the fleet's URL and the credential `token`.
+    pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
+        let mut cmd = Command::new(coordinator_exe());
+        cmd.args(args).env("ANEFLEET_COORDINATOR", self.url()).env("ANEFLEET_TOKEN", token.trim()).env("ANEFLEET_LOG", "warn");
+        if self.tls() {
+            cmd.env("ANEFLEET_CA_FILE", self.ca_file());
+        }
+        cmd.output().expect("run coordinator cli")
     }
 
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
