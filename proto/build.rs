@@ -9,7 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/anefleet/v1/agent.proto",
         "proto/anefleet/v1/artifacts.proto",
         "proto/anefleet/v1/runs.proto",
-    "proto/anefleet/v1/credentials.proto",
+        "proto/anefleet/v1/credentials.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

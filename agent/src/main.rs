@@ -103,7 +103,8 @@ struct TlsArgs {
 
 impl TlsArgs {
     fn client(&self) -> anyhow::Result<anefleet_proto::tls::ClientTls> {
-        let identity = anefleet_proto::tls::identity(self.client_cert.as_deref(), self.client_key.as_deref()).map_err(anyhow::Error::msg)?;
+        let identity =
+            anefleet_proto::tls::identity(self.client_cert.as_deref(), self.client_key.as_deref()).map_err(anyhow::Error::msg)?;
         Ok(anefleet_proto::tls::ClientTls { ca_file: self.ca_file.clone(), identity })
     }
 }

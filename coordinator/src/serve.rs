@@ -12,7 +12,7 @@ use tonic::transport::Server;
 use anefleet_proto::{MAX_MESSAGE_BYTES, pb};
 
 use crate::access::Access;
-use crate::artifacts::{ArtifactService, BlobStore};
+use crate::artifacts::{ArtifactService, BlobStore, Quota, Uploading};
 use crate::schedule::Scheduler;
 use crate::service::{agents::AgentService, credentials::CredentialService, runs::RunService};
 use crate::store::Store;
@@ -34,9 +34,21 @@ pub struct ServeArgs {
     /// Close an agent's session after this many seconds without a message.
     #[arg(long, default_value_t = 30)]
     pub heartbeat_timeout_s: u64,
+    /// Bytes (GiB) of artifacts each user credential may hold, stored plus uploading (admins: no limit).
+    #[arg(long, default_value_t = 256)]
+    pub upload_quota_gib: u64,
+    /// Ask for a credential on the dashboard on loopback too (a machine other people log in to).
+    #[arg(long)]
+    pub dashboard_login: bool,
+    /// Remove an unfinished upload nobody wrote to for this many hours.
+    #[arg(long, default_value_t = 24)]
+    pub partial_expiry_h: u64,
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
 }
+
+/// Largest message of an agent's session (a result with its histograms and outputs is far smaller).
+const MAX_SESSION_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // The address first: a second coordinator started by mistake on a busy port must not touch
@@ -57,25 +69,29 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let blobs = Arc::new(BlobStore::open(&args.data_dir)?);
     let scheduler = Scheduler::new(store.clone(), grace, Duration::from_secs(args.heartbeat_timeout_s));
+    let uploading = Uploading::default();
     spawn_reaper(scheduler.clone());
+    spawn_partial_sweeper(blobs.clone(), uploading.clone(), Duration::from_secs(args.partial_expiry_h * 3600));
 
     let served: crate::web::metrics::Served = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let open = args.listen.ip().is_loopback();
+    let open = args.listen.ip().is_loopback() && !args.dashboard_login;
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let exposure = crate::web::Exposure { open, tls: tls.is_some(), closing: closing.clone() };
     let web = crate::web::Web::new(store.clone(), scheduler.clone(), access.clone(), exposure, served.clone());
     let agent_service = AgentService { scheduler: scheduler.clone(), access: access.clone(), store: store.clone() };
     let agents = pb::agent_service_server::AgentServiceServer::new(agent_service)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(MAX_SESSION_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let artifacts = pb::artifacts_server::ArtifactsServer::new(ArtifactService {
         blobs: blobs.clone(),
         store: store.clone(),
         served,
-        uploading: Default::default(),
+        uploading,
+        quota: Arc::new(Quota::new(args.upload_quota_gib.saturating_mul(1 << 30))),
     })
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let credentials = pb::credentials_server::CredentialsServer::new(CredentialService { access: access.clone(), scheduler: scheduler.clone() });
+    let credentials =
+        pb::credentials_server::CredentialsServer::new(CredentialService { access: access.clone(), scheduler: scheduler.clone() });
     let runs = pb::runs_server::RunsServer::new(RunService { store: store.clone(), blobs, scheduler })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -138,6 +154,18 @@ fn spawn_reaper(scheduler: Arc<Scheduler>) {
             if let Err(e) = scheduler.reap().and_then(|_| scheduler.schedule()) {
                 tracing::error!(error = %e, "scheduler pass failed");
             }
+        }
+    });
+}
+
+/// Every minute, abandoned partial uploads older than `max_age` go.
+fn spawn_partial_sweeper(blobs: Arc<BlobStore>, uploading: Uploading, max_age: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let (b, u) = (blobs.clone(), uploading.clone());
+            let _ = tokio::task::spawn_blocking(move || b.expire_partials(max_age, &u)).await;
         }
     });
 }

@@ -97,7 +97,9 @@ fn self_signed(dir: &Path, names: &[String]) -> anyhow::Result<Identity> {
     if !cert.exists() {
         anefleet_proto::auth::create_private_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
         let made = make_ca_and_server(names).context("making the private CA")?;
-        for (name, pem) in [("ca.pem", &made.ca), ("ca-key.pem", &made.ca_key), ("server-key.pem", &made.server_key), ("server.pem", &made.server)] {
+        for (name, pem) in
+            [("ca.pem", &made.ca), ("ca-key.pem", &made.ca_key), ("server-key.pem", &made.server_key), ("server.pem", &made.server)]
+        {
             crate::serve::write_private(&dir.join(name), pem).with_context(|| format!("writing {}", dir.join(name).display()))?;
         }
         tracing::info!(ca = %dir.join("ca.pem").display(), names = ?names, "made a private CA and a server certificate: clients pass --ca-file with ca.pem");

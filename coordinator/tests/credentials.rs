@@ -63,8 +63,14 @@ fn each_role_is_refused_what_it_may_not_do() {
     let out = f.cli_as(&alice, &["submit", spec.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let run = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim().to_string();
-    refused(&f.cli_as(&bob, &["cancel", &run]), &format!("run {run} was submitted by `alice`: credential `bob` may cancel only its own runs"));
-    refused(&f.cli_as(&alice, &["credentials", "list"]), "credential `alice` (role user) may not call /anefleet.v1.Credentials/ListCredentials");
+    refused(
+        &f.cli_as(&bob, &["cancel", &run]),
+        &format!("run {run} was submitted by `alice`: credential `bob` may cancel only its own runs"),
+    );
+    refused(
+        &f.cli_as(&alice, &["credentials", "list"]),
+        "credential `alice` (role user) may not call /anefleet.v1.Credentials/ListCredentials",
+    );
     refused(&f.cli_as(&bob, &["baseline", "save", "b", &run]), "may not call /anefleet.v1.Runs/SaveBaseline: it needs the role admin");
     let done = f.wait_for_run(&run, Duration::from_secs(120));
     assert_eq!(done["run"]["state"], "finished", "{done}");
@@ -117,7 +123,9 @@ fn nobody_becomes_an_enrolled_agent_and_revoking_ends_its_session() {
 
     let out = f.cli(&["credentials", "revoke", "mac-1"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    wait_until("the revoked agent to be offline", Duration::from_secs(30), || (agent_state(&f, "mac-1").as_deref() == Some("offline")).then_some(()));
+    wait_until("the revoked agent to be offline", Duration::from_secs(30), || {
+        (agent_state(&f, "mac-1").as_deref() == Some("offline")).then_some(())
+    });
     let log = f.dir.path().join("agent-mac-1-0.log");
     wait_until("the revoked agent to be refused on reconnect", Duration::from_secs(30), || {
         std::fs::read_to_string(&log).ok().filter(|l| l.contains("missing or wrong credential")).map(|_| ())

@@ -81,12 +81,20 @@ fn ways() -> Vec<(&'static str, Way)> {
         ("coordinator submit examples/quickstart.toml", Run(submitted)),
         ("coordinator cancel <RUN_ID> --reason \"wrong model\"", Run(cancelled)),
         (
-            "sudo agent install --coordinator http://coord.lan:7070 --token-file /etc/anefleet/token --name studio-m2 --tag m2 [--cache-dir D] [--threads N] [--user U] [--dry-run]",
+            "sudo agent install --coordinator https://coord.lan:7070 --ca-file /etc/anefleet/ca.pem --token-file /etc/anefleet/token --name studio-m2 --tag m2 [--cache-dir D] [--threads N] [--user U] [--dry-run]",
             Skip(
                 "root, a service manager and a coordinator at coord.lan; the [options] are a synopsis. The service files and commands are tested with --dry-run in agent/tests",
             ),
         ),
         ("sudo agent uninstall", Skip("root and an installed daemon; tested with --dry-run in agent/tests")),
+        (
+            "coordinator serve --listen 0.0.0.0:7070 --data-dir ./fleet --tls-self-signed --tls-name coord.lan",
+            Skip("port 7070 on every address; coordinator/tests/tls.rs serves --tls-self-signed on a free port with an agent and submit"),
+        ),
+        ("coordinator credentials add mac-mini-1 --role agent --out mac-mini-1.token", Run(agent_token_written)),
+        ("coordinator credentials add alice --role user --out alice.token", Run(user_token_written)),
+        ("coordinator credentials list", Run(lists_credentials)),
+        ("coordinator credentials revoke alice", Run(alice_refused)),
     ]
 }
 
@@ -324,6 +332,54 @@ fn results_in_every_format(ctx: &mut Ctx, done: &Done) -> Result<(), String> {
 fn lists_the_run(ctx: &mut Ctx, done: &Done) -> Result<(), String> {
     let run = ctx.run_id.as_deref().unwrap_or_default();
     done.stdout.contains(run).then_some(()).ok_or_else(|| format!("run {run} is not listed"))
+}
+
+fn agent_token_written(ctx: &mut Ctx, _: &Done) -> Result<(), String> {
+    token_written(ctx, "mac-mini-1.token")
+}
+
+fn user_token_written(ctx: &mut Ctx, _: &Done) -> Result<(), String> {
+    token_written(ctx, "alice.token")
+}
+
+/// A new token file, owner-only, holding a credential token.
+fn token_written(ctx: &Ctx, name: &str) -> Result<(), String> {
+    let path = ctx.work.join(name);
+    let token = std::fs::read_to_string(&path).map_err(|e| format!("{name}: {e}"))?;
+    if !token.starts_with("anefleet_") {
+        return Err(format!("{name} holds {token:?}, not a credential token"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).map_err(|e| e.to_string())?.permissions().mode() & 0o777;
+        if mode != 0o600 {
+            return Err(format!("{name} has mode {mode:o}, not 600"));
+        }
+    }
+    Ok(())
+}
+
+fn lists_credentials(_: &mut Ctx, done: &Done) -> Result<(), String> {
+    let want = ["| alice | user | - |", "| mac-mini-1 | agent | - |"];
+    match want.iter().find(|w| !done.stdout.contains(**w)) {
+        Some(w) => Err(format!("`{w}` is not in the listing:\n{}", done.stdout)),
+        None => Ok(()),
+    }
+}
+
+/// After the revocation, alice's token is refused.
+fn alice_refused(ctx: &mut Ctx, _: &Done) -> Result<(), String> {
+    let token = std::fs::read_to_string(ctx.work.join("alice.token")).map_err(|e| e.to_string())?;
+    let out = Command::new(coordinator_exe())
+        .args(["runs", "--coordinator", &format!("http://127.0.0.1:{}", ctx.port)])
+        .env("ANEFLEET_TOKEN", token.trim())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (out.status.code() == Some(1) && stderr.contains("missing or wrong credential"))
+        .then_some(())
+        .ok_or_else(|| format!("a revoked credential was not refused: {stderr}"))
 }
 
 fn lists_the_agent(_: &mut Ctx, done: &Done) -> Result<(), String> {

@@ -29,14 +29,16 @@ fn a_wrong_or_missing_token_is_unauthenticated() {
     let wrong = f.dir.path().join("wrong-token");
     std::fs::write(&wrong, "nope").unwrap();
     let log = f.dir.path().join("intruder.log");
-    let mut child = common::Proc(Command::new(agent_exe())
-        .args(["run", "--coordinator", &f.url(), "--name", "intruder", "--token-file"])
-        .arg(&wrong)
-        .arg("--cache-dir")
-        .arg(f.dir.path().join("intruder"))
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap());
+    let mut child = common::Proc(
+        Command::new(agent_exe())
+            .args(["run", "--coordinator", &f.url(), "--name", "intruder", "--token-file"])
+            .arg(&wrong)
+            .arg("--cache-dir")
+            .arg(f.dir.path().join("intruder"))
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     wait_until("the agent to be refused", Duration::from_secs(30), || {
         std::fs::read_to_string(&log).ok().filter(|l| l.contains("refused this agent's credential")).map(|_| ())
     });

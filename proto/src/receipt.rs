@@ -13,8 +13,13 @@ const CELSIUS: std::ops::RangeInclusive<f64> = -60.0..=250.0;
 /// `Ok` when `m` is not a result, or a result that may be stored; else why it is refused.
 pub fn check(m: &pb::CellFinished) -> Result<(), String> {
     let Some(pb::cell_finished::Outcome::Result(r)) = &m.outcome else { return Ok(()) };
-    histograms(r).map_err(|e| format!("the agent sent a result whose histogram does not decode: {e}"))?;
-    figures(r).map_err(|e| format!("the agent sent an impossible figure: {e}"))
+    check_result(r).map_err(|e| format!("the agent sent {e}"))
+}
+
+/// `Ok` for a result that may be stored or shown; else what is wrong with it.
+pub fn check_result(r: &pb::CellResult) -> Result<(), String> {
+    histograms(r).map_err(|e| format!("a result whose histogram does not decode: {e}"))?;
+    figures(r).map_err(|e| format!("an impossible figure: {e}"))
 }
 
 /// Every histogram decodes: they would break every view of the run otherwise.

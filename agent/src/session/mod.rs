@@ -92,7 +92,9 @@ pub async fn run_forever(cfg: AgentConfig, mut stop: Stop) -> anyhow::Result<()>
         match session(link, hello, &mut backoff, &mut stop).await {
             Ok(Ended::Stopped) => break,
             Ok(Ended::Closed) => tracing::warn!("session ended; reconnecting"),
-            Err(e) if is_auth_error(&e) => tracing::error!(error = %format!("{e:#}"), "the coordinator refused this agent's credential; retrying"),
+            Err(e) if is_auth_error(&e) => {
+                tracing::error!(error = %format!("{e:#}"), "the coordinator refused this agent's credential; retrying")
+            }
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "session failed; reconnecting"),
         }
         let wait = backoff.next_delay();

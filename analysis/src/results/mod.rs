@@ -7,7 +7,7 @@ use crate::accuracy::Accuracy;
 use crate::consistency::Consistency;
 use crate::stats::{Stability, Verdict};
 
-use anefleet_proto::histogram::{CodecError, Summary};
+use anefleet_proto::histogram::{self, CodecError, Summary};
 use anefleet_proto::pb;
 
 #[derive(Debug, Clone, Serialize)]
@@ -212,11 +212,32 @@ pub struct OutputDoc {
     pub prompt_sha256: String,
 }
 
+/// Drops what a view cannot show from stored cells — a result that would not pass today's receipt
+/// checks (a database written before them, or damaged), an interval histogram that does not
+/// decode — so one bad value costs its cell, never the run's views. Returns how many were dropped.
+pub fn sanitize(cells: &mut [pb::CellRecord]) -> usize {
+    let mut dropped = 0;
+    for c in cells.iter_mut() {
+        if let Some(why) = c.result.as_ref().and_then(|r| anefleet_proto::receipt::check_result(r).err()) {
+            c.result = None;
+            c.state = "failed".into();
+            c.error = format!("the stored result is not shown: {why}");
+            dropped += 1;
+        }
+        let before = c.interval_histograms.len();
+        c.interval_histograms.retain(|iv| histogram::decode(&iv.latency).is_ok());
+        dropped += before - c.interval_histograms.len();
+    }
+    dropped
+}
+
 impl ResultsDoc {
     pub fn from_pb(r: &pb::RunResults) -> Result<ResultsDoc, CodecError> {
         let run = r.run.clone().unwrap_or_default();
-        let mut cells = r.cells.iter().map(cell_doc).collect::<Result<Vec<_>, _>>()?;
-        analyse::cells(&r.cells, &mut cells)?;
+        let mut records = r.cells.clone();
+        sanitize(&mut records);
+        let mut cells = records.iter().map(cell_doc).collect::<Result<Vec<_>, _>>()?;
+        analyse::cells(&records, &mut cells)?;
         let (recommendations, scaling, crossovers) = (analyse::recommend(&cells), analyse::scaling(&cells), analyse::crossovers(&cells));
         Ok(ResultsDoc {
             recommendations,
@@ -369,3 +390,6 @@ pub use analyse::verdict_word;
 mod csv;
 mod render;
 pub use render::{render_csv, render_markdown};
+
+#[cfg(test)]
+mod sanitize_tests;

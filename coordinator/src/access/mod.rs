@@ -164,9 +164,7 @@ fn principal(c: &StoredCredential) -> Option<Principal> {
 fn check_name(name: &str) -> Result<&str> {
     let ok = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if !ok {
-        return Err(CoordError::InvalidArgument(format!(
-            "credential name {name:?}: use 1 to 64 letters, digits, `-`, `_` or `.`"
-        )));
+        return Err(CoordError::InvalidArgument(format!("credential name {name:?}: use 1 to 64 letters, digits, `-`, `_` or `.`")));
     }
     Ok(name)
 }

@@ -1,11 +1,13 @@
 //! The artifact store: content-addressed blobs under `DATA_DIR/artifacts/`, uploads kept in
 //! `partial/` until their digest is verified, so an interrupted upload resumes at its offset.
 
+mod quota;
 mod service;
 
 use std::path::{Path, PathBuf};
 
-pub use service::ArtifactService;
+pub use quota::Quota;
+pub use service::{ArtifactService, Uploading};
 
 use crate::error::{CoordError, Result};
 
@@ -40,8 +42,52 @@ impl BlobStore {
         self.path(digest).map(|p| p.is_file()).unwrap_or(false)
     }
 
+    /// Removes partial uploads not written to for `max_age` (abandoned), but those in progress;
+    /// returns how many.
+    pub fn expire_partials(&self, max_age: std::time::Duration, uploading: &Uploading) -> usize {
+        let Ok(entries) = std::fs::read_dir(self.root.join("partial")) else { return 0 };
+        let busy = uploading.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut removed = 0;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let digest = format!("sha256:{}", name.trim_end_matches(".part"));
+            let old = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age > max_age);
+            if old && !busy.contains(&digest) && std::fs::remove_file(e.path()).is_ok() {
+                tracing::info!(digest = %digest, "removed an abandoned partial upload");
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Bytes of an interrupted upload already kept.
     pub fn partial_len(&self, digest: &str) -> u64 {
         self.partial_path(digest).ok().and_then(|p| std::fs::metadata(p).ok()).map_or(0, |m| m.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    #[test]
+    fn abandoned_partial_uploads_expire_but_not_those_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(dir.path()).unwrap();
+        let digest = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let day_ago = SystemTime::now() - Duration::from_secs(25 * 3600);
+        for (c, old) in [('a', true), ('b', true), ('c', false)] {
+            let f = std::fs::File::create(blobs.partial_path(&digest(c)).unwrap()).unwrap();
+            if old {
+                f.set_modified(day_ago).unwrap();
+            }
+        }
+        let uploading = Uploading::default();
+        uploading.lock().unwrap().insert(digest('b'));
+        assert_eq!(blobs.expire_partials(Duration::from_secs(24 * 3600), &uploading), 1);
+        let left: Vec<bool> = ['a', 'b', 'c'].iter().map(|c| blobs.partial_path(&digest(*c)).unwrap().exists()).collect();
+        assert_eq!(left, [false, true, true]);
     }
 }

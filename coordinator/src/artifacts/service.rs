@@ -12,10 +12,15 @@ use anefleet_proto::pb::{self, upload_request::Body};
 use anefleet_proto::{CHUNK_BYTES, archive};
 
 use super::BlobStore;
+use super::quota::{Quota, Reservation};
+use crate::access::grpc::caller;
 use crate::store::Store;
 
 /// Largest artifact accepted: 64 GiB.
 const MAX_ARTIFACT_BYTES: u64 = 64 << 30;
+/// An upload that sends no chunk for this long is ended (its bytes are kept to resume), so a
+/// stalled client does not hold its digest.
+const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub struct ArtifactService {
     pub blobs: Arc<BlobStore>,
@@ -23,8 +28,12 @@ pub struct ArtifactService {
     /// Bytes served to agents, for `/metrics`.
     pub served: Arc<std::sync::atomic::AtomicU64>,
     /// Digests with an upload in progress: one writer per partial file.
-    pub uploading: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    pub uploading: Uploading,
+    /// What each credential may upload.
+    pub quota: Arc<Quota>,
 }
+
+pub type Uploading = Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
 
 /// Marks a digest as being uploaded for as long as it lives.
 struct UploadGuard {
@@ -66,6 +75,7 @@ impl pb::artifacts_server::Artifacts for ArtifactService {
     }
 
     async fn upload(&self, req: Request<Streaming<pb::UploadRequest>>) -> Result<Response<pb::UploadResponse>, Status> {
+        let uploader = caller(&req)?.clone();
         let mut stream = req.into_inner();
         let header = match stream.next().await {
             Some(Ok(pb::UploadRequest { body: Some(Body::Header(h)) })) => h,
@@ -79,9 +89,11 @@ impl pb::artifacts_server::Artifacts for ArtifactService {
         let Some(_guard) = UploadGuard::take(&self.uploading, &header.digest) else {
             return Err(Status::aborted(format!("{} is being uploaded by another call; stat it and resume later", header.digest)));
         };
+        let stored = self.store.bytes_uploaded_by(&uploader.name)?;
+        let _reserved = Reservation::take(&self.quota, &uploader, stored, header.size - header.offset)?;
         let partial = self.blobs.partial_path(&header.digest)?;
         receive(&partial, &header, &mut stream).await?;
-        self.commit(&partial, &header).await?;
+        self.commit(&partial, &header, &uploader.name).await?;
         Ok(Response::new(pb::UploadResponse { digest: header.digest, size: header.size, deduplicated: false }))
     }
 
@@ -144,7 +156,11 @@ async fn receive(partial: &std::path::Path, header: &pb::UploadHeader, stream: &
     if pos != header.offset {
         return Err(Status::failed_precondition(format!("upload resumes at {} but {} bytes are kept; stat again", header.offset, pos)));
     }
-    while let Some(msg) = stream.next().await {
+    loop {
+        let next = tokio::time::timeout(UPLOAD_IDLE, stream.next()).await.map_err(|_| {
+            Status::deadline_exceeded(format!("no chunk for {}s: the upload ends at {pos} bytes; stat and resume", UPLOAD_IDLE.as_secs()))
+        });
+        let Some(msg) = next? else { break };
         let chunk = match msg?.body {
             Some(Body::Chunk(c)) => c,
             _ => return Err(Status::invalid_argument("only chunks may follow the header")),
@@ -165,7 +181,7 @@ async fn receive(partial: &std::path::Path, header: &pb::UploadHeader, stream: &
 
 impl ArtifactService {
     /// Verifies the digest of a complete upload and moves it into the store.
-    async fn commit(&self, partial: &std::path::Path, header: &pb::UploadHeader) -> Result<(), Status> {
+    async fn commit(&self, partial: &std::path::Path, header: &pb::UploadHeader, uploaded_by: &str) -> Result<(), Status> {
         let p = partial.to_path_buf();
         let actual = tokio::task::spawn_blocking(move || archive::digest_file(&p))
             .await
@@ -177,12 +193,10 @@ impl ArtifactService {
         }
         let dest = self.blobs.path(&header.digest)?;
         tokio::fs::rename(partial, &dest).await.map_err(|e| Status::internal(e.to_string()))?;
-        self.store.put_artifact(&pb::ArtifactRef {
-            digest: header.digest.clone(),
-            kind: header.kind.clone(),
-            size: header.size,
-            name: header.name.clone(),
-        })?;
+        self.store.put_artifact(
+            &pb::ArtifactRef { digest: header.digest.clone(), kind: header.kind.clone(), size: header.size, name: header.name.clone() },
+            uploaded_by,
+        )?;
         tracing::info!(digest = %header.digest, size = header.size, name = %header.name, "artifact stored");
         Ok(())
     }

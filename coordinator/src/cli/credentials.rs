@@ -89,7 +89,8 @@ fn render(list: &[pb::Credential], format: Format) -> String {
             let mut s = String::from("| name | role | agent id | created | state |\n|---|---|---|---|---|\n");
             for c in list {
                 let agent = if c.agent_id.is_empty() { "-" } else { &c.agent_id };
-                let created = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(c.created_unix_ms));
+                let created =
+                    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(c.created_unix_ms));
                 s += &format!("| {} | {} | {agent} | {created} | {} |\n", c.name, c.role, state(c));
             }
             s

@@ -74,18 +74,14 @@ impl ClientArgs {
         };
         let endpoint = anefleet_proto::tls::endpoint(&self.coordinator, &tls).map_err(anyhow::Error::msg)?;
         let token = BearerToken::new(&self.token()?).map_err(anyhow::Error::msg)?;
-        let channel = endpoint
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .connect()
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot reach the coordinator at {}: is `coordinator serve` running there? \
+        let channel = endpoint.connect_timeout(std::time::Duration::from_secs(10)).connect().await.with_context(|| {
+            format!(
+                "cannot reach the coordinator at {}: is `coordinator serve` running there? \
                      (pass --coordinator URL or set ANEFLEET_COORDINATOR; an https:// coordinator with a \
                      private CA needs --ca-file)",
-                    self.coordinator
-                )
-            })?;
+                self.coordinator
+            )
+        })?;
         Ok((channel, token))
     }
 

@@ -182,14 +182,16 @@ impl Scheduler {
         let st = self.state()?;
         let views: Vec<AgentView> = st.agents.values().map(Connected::view).collect();
         let grace = self.agent_grace.as_secs();
-        let mut changed = false;
+        // Every change of this pass in two transactions and one recount per run, whatever the
+        // number of cells: a run of 10,000 cells that no agent can take fails in one pass.
+        let (mut waits, mut failed) = (Vec::new(), Vec::new());
         for cell in self.store.pending_cells()? {
             if views.iter().any(|a| can_run(&cell, a)) {
                 if cell.wait_until_ms > 0 {
-                    self.store.set_wait(&cell.id, 0)?;
+                    waits.push((cell.id, 0));
                 }
             } else if cell.wait_until_ms == 0 {
-                self.store.set_wait(&cell.id, now + self.agent_grace.as_millis() as u64)?;
+                waits.push((cell.id, now + self.agent_grace.as_millis() as u64));
             } else if now > cell.wait_until_ms {
                 let msg = match cell.target.strip_prefix("agent:") {
                     Some(agent) => format!("agent {agent} went away and did not return within {grace}s"),
@@ -198,12 +200,18 @@ impl Scheduler {
                         cell.spec.backend, cell.spec.unit, cell.target
                     ),
                 };
-                let run = self.store.fail_cell(&cell.id, &msg)?;
-                self.store.refresh_run_state(&run)?;
-                tracing::warn!(cell = %cell.id, "{msg}");
-                changed = true;
+                failed.push((cell.id, msg));
             }
         }
+        self.store.set_waits(&waits)?;
+        let runs = self.store.fail_cells(&failed)?;
+        for run in &runs {
+            self.store.refresh_run_state(run)?;
+        }
+        if let Some((first, msg)) = failed.first() {
+            tracing::warn!(cells = failed.len(), runs = runs.len(), first = %first, "failed cells no agent could take: {msg}");
+        }
+        let changed = !failed.is_empty();
         let timeout = self.heartbeat_timeout.as_millis() as u64;
         for c in st.agents.values() {
             if now.saturating_sub(c.last_seen_ms) > timeout {

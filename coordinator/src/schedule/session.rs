@@ -101,7 +101,10 @@ impl Scheduler {
         }
         histogram::decode(&m.latency)
             .map_err(|e| crate::error::CoordError::InvalidArgument(format!("interval of cell {}: {e}", m.cell_id)))?;
-        self.store.add_interval(m)?;
+        if !self.store.add_interval(m)? {
+            tracing::warn!(agent = %agent_id, cell = %m.cell_id, "dropped an interval past the attempt's limit");
+            return Ok(());
+        }
         self.state()?.progress.insert(m.cell_id.clone(), m.iterations_so_far);
         self.bump();
         Ok(())
@@ -143,7 +146,14 @@ mod tests {
         use crate::store::{NewCell, NewRun, Store};
         let d = tempfile::tempdir().expect("tempdir");
         let store = std::sync::Arc::new(Store::open(&d.path().join("t.db")).expect("store"));
-        let run = NewRun { id: "r".into(), name: "n".into(), spec_toml: "x".into(), spec_path: "s.toml".into(), skipped: vec![], submitted_by: "alice".into() };
+        let run = NewRun {
+            id: "r".into(),
+            name: "n".into(),
+            spec_toml: "x".into(),
+            spec_path: "s.toml".into(),
+            skipped: vec![],
+            submitted_by: "alice".into(),
+        };
         let spec = pb::CellSpec { model: "m".into(), backend: "candle".into(), unit: "cpu".into(), ..Default::default() };
         let cell =
             NewCell { id: "r-000".into(), seq: 0, target: "any".into(), spec, baseline_unit: "candle:cpu".into(), benchmark_index: 0 };

@@ -55,8 +55,13 @@ impl pb::agent_service_server::AgentService for AgentService {
                 tokio::select! {
                     msg = inbound.next() => match msg {
                         Some(Ok(m)) => {
-                            if let Err(e) = handle(&scheduler, &agent_id, session, m) {
-                                tracing::error!(agent = %agent_id, error = %e, "agent message not handled");
+                            // Decoding histograms and writing the store block: off the async
+                            // workers, one message at a time, in order.
+                            let (s, id) = (scheduler.clone(), agent_id.clone());
+                            match tokio::task::spawn_blocking(move || handle(&s, &id, session, m)).await {
+                                Ok(Ok(())) => {}
+                                Ok(Err(e)) => tracing::error!(agent = %agent_id, error = %e, "agent message not handled"),
+                                Err(e) => tracing::error!(agent = %agent_id, error = %e, "agent message handler failed"),
                             }
                         }
                         Some(Err(e)) => {

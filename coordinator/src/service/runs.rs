@@ -150,10 +150,12 @@ impl RunService {
     ) -> Result<HashMap<String, pb::ArtifactRef>> {
         let mut out = HashMap::new();
         for (field, reference) in spec.artifact_refs() {
-            let digest = match ArtifactSource::parse(&reference) {
-                Ok(ArtifactSource::Stored(d)) => d,
+            // The same bytes may be a file for one spec and a folder's archive for another: the
+            // kind and name are this submission's, the digest and size the store's.
+            let (digest, said) = match ArtifactSource::parse(&reference) {
+                Ok(ArtifactSource::Stored(d)) => (d, None),
                 _ => match resolved.get(&reference) {
-                    Some(a) => a.digest.clone(),
+                    Some(a) => (a.digest.clone(), Some(a)),
                     None => {
                         return Err(CoordError::InvalidArgument(format!(
                             "{file}: {field} = {reference:?}: was not uploaded with the spec"
@@ -162,11 +164,21 @@ impl RunService {
                 },
             };
             let stored = self.store.get_artifact(&digest)?.filter(|_| self.blobs.has(&digest));
-            let Some(artifact) = stored else {
+            let Some(mut artifact) = stored else {
                 return Err(CoordError::InvalidArgument(format!(
                     "{file}: {field} = {reference:?}: the coordinator holds no artifact {digest}"
                 )));
             };
+            if let Some(a) = said {
+                if a.kind != "file" && a.kind != "dir" {
+                    return Err(CoordError::InvalidArgument(format!(
+                        "{file}: {field}: artifact kind `{}` is neither file nor dir",
+                        a.kind
+                    )));
+                }
+                artifact.kind = a.kind.clone();
+                artifact.name = a.name.chars().take(255).collect();
+            }
             out.insert(reference, artifact);
         }
         Ok(out)

@@ -8,13 +8,23 @@ use super::{Store, now_ms};
 use crate::error::Result;
 
 impl Store {
-    pub fn put_artifact(&self, a: &pb::ArtifactRef) -> Result<()> {
+    /// Records a stored artifact and who uploaded it (the first uploader of the same bytes keeps
+    /// them on their quota; kind and name are each submission's own).
+    pub fn put_artifact(&self, a: &pb::ArtifactRef, uploaded_by: &str) -> Result<()> {
         let conn = self.conn()?;
         conn.execute(
-            "INSERT INTO artifacts (digest, kind, size, name, created_ms) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(digest) DO NOTHING",
-            params![a.digest, a.kind, a.size as i64, a.name, now_ms() as i64],
+            "INSERT INTO artifacts (digest, kind, size, name, created_ms, uploaded_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(digest) DO NOTHING",
+            params![a.digest, a.kind, a.size as i64, a.name, now_ms() as i64, uploaded_by],
         )?;
         Ok(())
+    }
+
+    /// Bytes of the artifacts a credential uploaded.
+    pub fn bytes_uploaded_by(&self, name: &str) -> Result<u64> {
+        let conn = self.conn()?;
+        let n: i64 = conn.query_row("SELECT COALESCE(SUM(size), 0) FROM artifacts WHERE uploaded_by = ?1", [name], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
     }
 
     pub fn get_artifact(&self, digest: &str) -> Result<Option<pb::ArtifactRef>> {

@@ -85,10 +85,44 @@ impl Store {
     }
 
     /// Sets (or with 0 clears) the time after which a pending cell nobody can run fails.
-    pub fn set_wait(&self, cell_id: &str, wait_until_ms: u64) -> Result<()> {
-        let conn = self.conn()?;
-        conn.execute("UPDATE cells SET wait_until_ms = ?2 WHERE id = ?1 AND state = 'pending'", params![cell_id, wait_until_ms as i64])?;
+    /// Sets when pending cells stop waiting for an agent, in one transaction.
+    pub fn set_waits(&self, waits: &[(String, u64)]) -> Result<()> {
+        if waits.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare("UPDATE cells SET wait_until_ms = ?2 WHERE id = ?1 AND state = 'pending'")?;
+            for (id, ms) in waits {
+                stmt.execute(params![id, *ms as i64])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
+    }
+
+    /// Fails cells not yet ended, each with its error, in one transaction; returns their runs.
+    pub fn fail_cells(&self, failed: &[(String, String)]) -> Result<std::collections::BTreeSet<String>> {
+        let mut runs = std::collections::BTreeSet::new();
+        if failed.is_empty() {
+            return Ok(runs);
+        }
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        {
+            let mut fail = tx.prepare(
+                "UPDATE cells SET state = 'failed', error = ?2, updated_ms = ?3 WHERE id = ?1 AND state IN ('pending', 'assigned', 'running')",
+            )?;
+            let mut run_of = tx.prepare("SELECT run_id FROM cells WHERE id = ?1")?;
+            let now = now_ms() as i64;
+            for (id, error) in failed {
+                fail.execute(params![id, error, now])?;
+                runs.insert(run_of.query_row([id], |r| r.get(0))?);
+            }
+        }
+        tx.commit()?;
+        Ok(runs)
     }
 
     pub fn mark_running(&self, cell_id: &str, agent_id: &str, attempt: u32) -> Result<()> {
@@ -171,13 +205,25 @@ impl Store {
         Ok(n)
     }
 
-    pub fn add_interval(&self, iv: &pb::IntervalHistogram) -> Result<()> {
+    /// Keeps an interval histogram unless its attempt already holds [`MAX_INTERVALS_PER_ATTEMPT`];
+    /// returns whether it was kept.
+    pub fn add_interval(&self, iv: &pb::IntervalHistogram) -> Result<bool> {
         let conn = self.conn()?;
-        conn.execute(
-            "INSERT INTO intervals (cell_id, attempt, repetition, start_ms, end_ms, latency) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![iv.cell_id, iv.attempt, iv.repetition, iv.start_unix_ms as i64, iv.end_unix_ms as i64, iv.latency],
+        let n = conn.execute(
+            "INSERT INTO intervals (cell_id, attempt, repetition, start_ms, end_ms, latency)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6
+             WHERE (SELECT COUNT(*) FROM intervals WHERE cell_id = ?1 AND attempt = ?2) < ?7",
+            params![
+                iv.cell_id,
+                iv.attempt,
+                iv.repetition,
+                iv.start_unix_ms as i64,
+                iv.end_unix_ms as i64,
+                iv.latency,
+                MAX_INTERVALS_PER_ATTEMPT
+            ],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
     /// Every cell of a run in matrix order; results (histograms, outputs) only when asked.
@@ -227,6 +273,10 @@ impl Store {
         Ok(out)
     }
 }
+
+/// Interval histograms kept per attempt of a cell: one every 2 s for 5 hours. An agent that
+/// sends more (a bug, or a hostile peer) fills neither the database nor the run's views.
+pub const MAX_INTERVALS_PER_ATTEMPT: i64 = 9_000;
 
 /// The interval histograms one attempt of a cell streamed, in time order.
 fn intervals_of(conn: &rusqlite::Connection, cell_id: &str, attempt: u32) -> Result<Vec<pb::IntervalHistogram>> {

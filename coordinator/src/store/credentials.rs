@@ -70,14 +70,16 @@ impl Store {
     /// Binds an agent credential to the agent identity of its first session; only when unbound.
     pub fn bind_credential(&self, id: &str, agent_id: &str) -> Result<bool> {
         let conn = self.conn()?;
-        let n = conn.execute("UPDATE credentials SET agent_id = ?2 WHERE id = ?1 AND agent_id = '' AND revoked_ms = 0", params![id, agent_id])?;
+        let n =
+            conn.execute("UPDATE credentials SET agent_id = ?2 WHERE id = ?1 AND agent_id = '' AND revoked_ms = 0", params![id, agent_id])?;
         Ok(n == 1)
     }
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCredential> {
     let hash: Vec<u8> = r.get(3)?;
-    let secret_hash = hash.try_into().map_err(|_| rusqlite::Error::InvalidColumnType(3, "secret_hash".into(), rusqlite::types::Type::Blob))?;
+    let secret_hash =
+        hash.try_into().map_err(|_| rusqlite::Error::InvalidColumnType(3, "secret_hash".into(), rusqlite::types::Type::Blob))?;
     Ok(StoredCredential {
         id: r.get(0)?,
         name: r.get(1)?,

@@ -51,10 +51,12 @@ impl Store {
 
 /// Brings a database made by an older coordinator up to the schema: columns added since.
 fn migrate(conn: &Connection) -> Result<()> {
-    let has_submitted_by: bool =
-        conn.query_row("SELECT COUNT(*) FROM pragma_table_info('runs') WHERE name = 'submitted_by'", [], |r| r.get::<_, i64>(0))? > 0;
-    if !has_submitted_by {
-        conn.execute_batch("ALTER TABLE runs ADD COLUMN submitted_by TEXT NOT NULL DEFAULT ''")?;
+    for (table, column) in [("runs", "submitted_by"), ("artifacts", "uploaded_by")] {
+        let has: i64 =
+            conn.query_row(&format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}'"), [], |r| r.get(0))?;
+        if has == 0 {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''"))?;
+        }
     }
     Ok(())
 }

@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS artifacts (
     kind        TEXT NOT NULL,
     size        INTEGER NOT NULL,
     name        TEXT NOT NULL,
-    created_ms  INTEGER NOT NULL
+    created_ms  INTEGER NOT NULL,
+    uploaded_by TEXT NOT NULL DEFAULT ''
 );
 
 CREATE TABLE IF NOT EXISTS baselines (

@@ -20,7 +20,14 @@ fn cell(id: &str, seq: u32, target: &str) -> NewCell {
 }
 
 fn run(s: &Store, id: &str, cells: &[NewCell]) {
-    let r = NewRun { id: id.into(), name: "n".into(), spec_toml: "x".into(), spec_path: "s.toml".into(), skipped: vec!["skip".into()], submitted_by: "alice".into() };
+    let r = NewRun {
+        id: id.into(),
+        name: "n".into(),
+        spec_toml: "x".into(),
+        spec_path: "s.toml".into(),
+        skipped: vec!["skip".into()],
+        submitted_by: "alice".into(),
+    };
     s.insert_run(&r, cells).unwrap();
 }
 
@@ -72,7 +79,7 @@ fn in_flight_cells_return_to_the_queue_after_a_restart_unless_at_their_last_atte
     assert_eq!((cells[0].state.as_str(), cells[0].attempts), ("pending", 1), "attempts are kept");
     assert_eq!(cells[1].state, "failed");
     assert!(cells[1].error.contains("last attempt (4 of 3)") || cells[1].error.contains("of 3"), "{}", cells[1].error);
-    s.set_wait("r2-000", 77).unwrap();
+    s.set_waits(&[("r2-000".to_string(), 77)]).unwrap();
     assert_eq!(s.pending_cells().unwrap()[0].wait_until_ms, 77);
 }
 
@@ -100,6 +107,8 @@ fn agents_and_artifacts_are_remembered() {
     assert_eq!(agents[0].name, "mac-renamed");
     assert_eq!(agents[0].units[0].unit, "cpu");
     let a = pb::ArtifactRef { digest: format!("sha256:{}", "1".repeat(64)), kind: "dir".into(), size: 9, name: "m".into() };
-    s.put_artifact(&a).unwrap();
+    s.put_artifact(&a, "alice").unwrap();
+    assert_eq!(s.bytes_uploaded_by("alice").unwrap(), a.size);
+    assert_eq!(s.bytes_uploaded_by("bob").unwrap(), 0);
     assert_eq!(s.get_artifact(&a.digest).unwrap(), Some(a));
 }

@@ -102,8 +102,7 @@ pub async fn logout(State(web): State<WebState>, headers: HeaderMap) -> Response
     if let Some(s) = session_cookie(&headers) {
         web.sessions.close(&s);
     }
-    ([(header::SET_COOKIE, format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))], Redirect::to("/login"))
-        .into_response()
+    ([(header::SET_COOKIE, format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"))], Redirect::to("/login")).into_response()
 }
 
 /// On a loopback address the dashboard asks no credential, so it answers only requests that

@@ -88,6 +88,10 @@ impl Web {
     pub fn results(&self, run_id: &str) -> Result<(pb::RunResults, Arc<ResultsDoc>), WebError> {
         let run = self.store.run_info(run_id)?;
         let mut cells = self.store.cells_of(run_id, true)?;
+        let dropped = anefleet_analysis::results::sanitize(&mut cells);
+        if dropped > 0 {
+            tracing::warn!(run = run_id, dropped, "stored values that do not decode are left out of the run's views");
+        }
         for c in &mut cells {
             c.iterations_so_far = self.scheduler.progress(&c.id);
         }

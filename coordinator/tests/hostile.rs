@@ -1,0 +1,184 @@
+//! A hostile agent on the real wire: it holds the admin token (the worst case of a leaked
+//! credential), takes cells like an agent and answers them with the review's crafted results.
+//! Each is refused by name, the coordinator's memory stays small, and the run's page, `/metrics`
+//! and `results` keep working. Oversized hellos and intervals for cells it does not run are
+//! refused too.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anefleet_proto::auth::BearerToken;
+use anefleet_proto::histogram::{encode, new_latency, record};
+use anefleet_proto::pb::{self, agent_message::Body, coordinator_message::Body as Down};
+use common::Fleet;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto/tests/corpus/histogram/");
+
+const SPEC: &str = r#"
+name = "hostile"
+[models.minilm]
+candle = "{models}/all-minilm-l6-v2"
+[[benchmarks]]
+model = "minilm"
+workload = "encode"
+context_lengths = [16, 24, 32, 40, 48, 56]
+units = ["candle:cpu"]
+"#;
+
+fn good_latency() -> Vec<u8> {
+    let mut h = new_latency();
+    (0..50).for_each(|i| record(&mut h, 1_000_000 + i * 1000));
+    encode(&h).unwrap()
+}
+
+fn result(latency: Vec<u8>) -> pb::CellResult {
+    let repetitions = vec![pb::Repetition { index: 0, iterations: 50, duration_s: 0.05, latency: latency.clone() }];
+    pb::CellResult { latency, iterations: 50, measured_s: 0.05, repetitions, ..Default::default() }
+}
+
+/// The crafted answers, one per cell, with what the cell's error must say.
+fn attacks() -> Vec<(pb::CellResult, &'static str)> {
+    let corpus = |f: &str| std::fs::read(format!("{CORPUS}{f}")).unwrap();
+    let mut huge = new_latency();
+    huge.record_n(1_000_000, 1 << 62).unwrap();
+    let mut stage = result(good_latency());
+    stage.stages.push(pb::StageLatency { name: "prefill".into(), latency: corpus("deflate-zero-bomb.bin") });
+    let mut nan = result(good_latency());
+    nan.tokens_per_s = f64::NAN;
+    let mut peak = result(good_latency());
+    peak.peak_rss_bytes = u64::MAX;
+    vec![
+        (result(corpus("payload-len-4gib-deflated.bin")), "does not decode"),
+        (result(encode(&huge).unwrap()), "does not decode"),
+        (stage, "does not decode"),
+        (nan, "impossible figure: tokens_per_s = NaN"),
+        (peak, "impossible figure: peak_rss_bytes"),
+        (result(good_latency()), ""),
+    ]
+}
+
+async fn session(
+    channel: Channel,
+    token: &BearerToken,
+    hello: pb::Hello,
+) -> Result<(mpsc::Sender<pb::AgentMessage>, tonic::Streaming<pb::CoordinatorMessage>), tonic::Status> {
+    let mut client = pb::agent_service_client::AgentServiceClient::with_interceptor(channel, token.clone());
+    let (tx, rx) = mpsc::channel(16);
+    tx.send(pb::AgentMessage { body: Some(Body::Hello(hello)) }).await.unwrap();
+    let down = client.session(tokio_stream::wrappers::ReceiverStream::new(rx)).await?.into_inner();
+    Ok((tx, down))
+}
+
+fn hello(name: &str) -> pb::Hello {
+    pb::Hello {
+        agent_id: format!("id-{name}"),
+        name: name.into(),
+        units: vec![pb::ComputeUnit { backend: "candle".into(), unit: "cpu".into() }],
+        ..Default::default()
+    }
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crafted_results_are_refused_and_every_view_still_works() {
+    let f = Fleet::start(60);
+    let token = BearerToken::new(&std::fs::read_to_string(f.token_file()).unwrap()).unwrap();
+    let channel = Channel::from_shared(f.url()).unwrap().connect().await.unwrap();
+
+    // Oversized hellos are refused before anything is stored.
+    let mut big = hello("big");
+    big.tags = (0..1000).map(|i| format!("t{i}")).collect();
+    let e = session(channel.clone(), &token, big).await.err().expect("1000 tags refused");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("hello.tags holds 1000 entries; at most 32"), "{}", e.message());
+    let mut long = hello("long");
+    long.name = "x".repeat(5 << 20);
+    let e = session(channel.clone(), &token, long).await.err().expect("a 5 MB name refused");
+    assert!(matches!(e.code(), tonic::Code::InvalidArgument | tonic::Code::OutOfRange | tonic::Code::ResourceExhausted), "{e:?}");
+
+    let (tx, mut down) = session(channel.clone(), &token, hello("mallory")).await.unwrap();
+    let spec = f.write_spec("hostile.toml", SPEC);
+    let run = f.submit(&spec);
+    let mut expected = Vec::new();
+    let mut attacks = attacks().into_iter();
+    while let Some(msg) = tokio::time::timeout(Duration::from_secs(60), down.next()).await.expect("an assignment") {
+        let Some(Down::Assign(a)) = msg.unwrap().body else { continue };
+        let (r, says) = attacks.next().expect("one attack per cell");
+        tx.send(pb::AgentMessage {
+            body: Some(Body::CellStarted(pb::CellStarted { cell_id: a.cell_id.clone(), attempt: a.attempt, load_ms: 1.0 })),
+        })
+        .await
+        .unwrap();
+        let finished = pb::CellFinished {
+            cell_id: a.cell_id.clone(),
+            attempt: a.attempt,
+            outcome: Some(pb::cell_finished::Outcome::Result(r)),
+            cancelled: false,
+        };
+        tx.send(pb::AgentMessage { body: Some(Body::CellFinished(finished)) }).await.unwrap();
+        // An interval for the cell it no longer runs: dropped.
+        let iv = pb::IntervalHistogram {
+            cell_id: a.cell_id.clone(),
+            attempt: a.attempt,
+            latency: good_latency(),
+            iterations_so_far: 1,
+            ..Default::default()
+        };
+        tx.send(pb::AgentMessage { body: Some(Body::Interval(iv)) }).await.unwrap();
+        expected.push((a.cell_id, says));
+        if expected.len() == 6 {
+            break;
+        }
+    }
+    assert_eq!(expected.len(), 6, "every cell was assigned to the hostile agent");
+    let done = tokio::task::spawn_blocking({
+        let (f_url, run) = (f.url(), run.clone());
+        let token = std::fs::read_to_string(f.token_file()).unwrap();
+        move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let out = std::process::Command::new(common::coordinator_exe())
+                    .args(["results", &run, "--format", "json", "--coordinator", &f_url])
+                    .env("ANEFLEET_TOKEN", token.trim())
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "results: {}", String::from_utf8_lossy(&out.stderr));
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                if matches!(v["run"]["state"].as_str(), Some("finished" | "failed")) {
+                    return v;
+                }
+                assert!(Instant::now() < deadline, "the run did not end: {v}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    })
+    .await
+    .unwrap();
+    for (cell, says) in &expected {
+        let c = done["cells"].as_array().unwrap().iter().find(|c| c["id"] == cell.as_str()).unwrap();
+        if says.is_empty() {
+            assert_eq!(c["state"], "done", "{c}");
+        } else {
+            assert_eq!(c["state"], "failed", "{c}");
+            assert!(c["error"].as_str().unwrap_or_default().contains(says), "{says}: {c}");
+        }
+        assert!(c["intervals"].as_u64().unwrap_or(0) == 0, "an interval for a cell not running was stored: {c}");
+    }
+
+    let pid = f.coordinator.as_ref().unwrap().0.id();
+    assert!(peak_rss_kib(pid) < 512 * 1024, "coordinator peak RSS {} KiB", peak_rss_kib(pid));
+    let http: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(10))).build().into();
+    for path in [format!("/runs/{run}"), format!("/runs/{run}/panels"), "/metrics".to_string()] {
+        let r = http.get(&format!("{}{path}", f.url())).call().expect(&path);
+        assert_eq!(r.status(), 200, "{path}");
+    }
+}
