@@ -8,24 +8,8 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-use common::{Fleet, wait_until};
+use common::{Fleet, QUICK_SPEC, wait_until};
 
-const SPEC: &str = r#"
-name = "roles"
-[models.minilm]
-candle = "{models}/all-minilm-l6-v2"
-[[benchmarks]]
-model = "minilm"
-workload = "encode"
-context_lengths = [32]
-units = ["candle:cpu"]
-[measure]
-warmup = 1
-min_iterations = 3
-min_duration_s = 0.2
-repetitions = 1
-cooldown_s = 0
-"#;
 
 /// Makes a credential through the CLI (as the admin); returns its token file.
 fn credential(f: &Fleet, name: &str, role: &str) -> PathBuf {
@@ -59,7 +43,7 @@ fn each_role_is_refused_what_it_may_not_do() {
     f.wait_for_agents(1);
 
     // A user submits and reads, and may cancel only their own runs; never credentials or baselines.
-    let spec = f.write_spec("roles.toml", SPEC);
+    let spec = f.write_spec("roles.toml", QUICK_SPEC);
     let out = f.cli_as(&alice, &["submit", spec.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let run = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim().to_string();

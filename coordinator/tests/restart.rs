@@ -4,24 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Fleet, wait_until};
+use common::{Fleet, QUICK_SPEC, wait_until};
 
-const QUICK: &str = r#"
-name = "quick encode"
-[models.minilm]
-candle = "{models}/all-minilm-l6-v2"
-[[benchmarks]]
-model = "minilm"
-workload = "encode"
-context_lengths = [32]
-units = ["candle:cpu"]
-[measure]
-warmup = 0
-min_iterations = 3
-min_duration_s = 0
-repetitions = 1
-cooldown_s = 0
-"#;
 
 #[test]
 fn a_killed_coordinator_restarts_with_its_results_and_requeues_what_was_in_flight() {
@@ -35,7 +19,7 @@ fn a_killed_coordinator_restarts_with_its_results_and_requeues_what_was_in_fligh
     }
     f.start_agent("steady", &[]);
     f.wait_for_agents(1);
-    let first = f.submit(&f.write_spec("quick.toml", QUICK));
+    let first = f.submit(&f.write_spec("quick.toml", QUICK_SPEC));
     let before = f.wait_for_run(&first, Duration::from_secs(120));
     assert_eq!(before["run"]["state"], "finished");
 

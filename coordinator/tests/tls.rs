@@ -6,24 +6,8 @@ mod common;
 
 use std::process::Command;
 
-use common::{Fleet, coordinator_exe, free_port};
+use common::{Fleet, QUICK_SPEC, coordinator_exe, free_port};
 
-const SPEC: &str = r#"
-name = "over tls"
-[models.minilm]
-candle = "{models}/all-minilm-l6-v2"
-[[benchmarks]]
-model = "minilm"
-workload = "encode"
-context_lengths = [32]
-units = ["candle:cpu"]
-[measure]
-warmup = 1
-min_iterations = 3
-min_duration_s = 0.2
-repetitions = 1
-cooldown_s = 0
-"#;
 
 #[test]
 fn an_agent_and_submit_work_over_tls_and_nothing_else_gets_in() {
@@ -39,7 +23,7 @@ fn an_agent_and_submit_work_over_tls_and_nothing_else_gets_in() {
     }
     f.start_agent("tls-agent", &[]);
     f.wait_for_agents(1);
-    let spec = f.write_spec("tls.toml", SPEC);
+    let spec = f.write_spec("tls.toml", QUICK_SPEC);
     let out = f.cli(&["submit", spec.to_str().unwrap(), "--wait"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let run = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim().to_string();

@@ -56,7 +56,7 @@ fn figures(r: &pb::CellResult) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use anefleet_proto::{histogram, pb};
+    use crate::{histogram, pb};
 
     use super::check;
 

@@ -66,6 +66,24 @@ fn spawn(cmd: &mut Command, log: &Path) -> Proc {
     Proc(child)
 }
 
+/// One small encode cell on the CPU: the quickest real run, for tests about everything around it.
+pub const QUICK_SPEC: &str = r#"
+name = "quick encode"
+[models.minilm]
+candle = "{models}/all-minilm-l6-v2"
+[[benchmarks]]
+model = "minilm"
+workload = "encode"
+context_lengths = [32]
+units = ["candle:cpu"]
+[measure]
+warmup = 0
+min_iterations = 3
+min_duration_s = 0
+repetitions = 1
+cooldown_s = 0
+"#;
+
 pub struct Fleet {
     pub dir: tempfile::TempDir,
     pub port: u16,
