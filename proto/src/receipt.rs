@@ -38,6 +38,8 @@ fn figures(r: &pb::CellResult) -> Result<(), String> {
     amounts.extend(r.energy_j.map(|j| ("energy_j", j)));
     amounts.extend(r.energy_channels.iter().map(|c| ("energy_channels.joules", c.joules)));
     amounts.extend(r.repetitions.iter().map(|x| ("repetitions.duration_s", x.duration_s)));
+    let devices = r.placement.iter().flat_map(|p| &p.devices);
+    amounts.extend(devices.map(|d| ("placement.devices.estimated_cost", d.estimated_cost)));
     if let Some((name, v)) = amounts.iter().find(|(_, v)| !v.is_finite() || *v < 0.0) {
         return Err(format!("{name} = {v}"));
     }
@@ -45,8 +47,10 @@ fn figures(r: &pb::CellResult) -> Result<(), String> {
     if let Some((name, v)) = bytes.iter().find(|(_, v)| *v > MAX_BYTES) {
         return Err(format!("{name} = {v}, more than {MAX_BYTES}"));
     }
-    if r.iterations > histogram::MAX_COUNT {
-        return Err(format!("iterations = {}, more than {}", r.iterations, histogram::MAX_COUNT));
+    let counts =
+        std::iter::once(("iterations", r.iterations)).chain(r.repetitions.iter().map(|x| ("repetitions.iterations", x.iterations)));
+    if let Some((name, n)) = counts.into_iter().find(|(_, n)| *n > histogram::MAX_COUNT) {
+        return Err(format!("{name} = {n}, more than {}", histogram::MAX_COUNT));
     }
     match r.thermal.iter().filter_map(|t| t.celsius).find(|c| !CELSIUS.contains(c)) {
         Some(c) => Err(format!("thermal celsius = {c}")),

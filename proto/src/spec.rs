@@ -314,6 +314,11 @@ impl Spec {
         if b.dataset != BUILTIN_TYPO && !b.dataset.ends_with(".jsonl") && !b.dataset.starts_with("sha256:") {
             return Err(err(f("dataset"), quote(&b.dataset), format!("expected {BUILTIN_TYPO} or a .jsonl file")));
         }
+        if b.dataset.starts_with("sha256:")
+            && let Err(e) = ArtifactSource::parse(&b.dataset)
+        {
+            return Err(err(f("dataset"), quote(&b.dataset), e));
+        }
         if b.context_lengths.is_empty() {
             return Err(err(f("context_lengths"), "[]".into(), "at least one context length is required".into()));
         }

@@ -78,6 +78,37 @@ fn check_header(v2: &[u8]) -> Result<(), CodecError> {
             "range {low}..{high} ns at {digits} digits: latency histograms track 1..{MAX_NS} at {SIGNIFICANT_DIGITS}"
         )));
     }
+    check_counts(&v2[HEADER_BYTES..HEADER_BYTES + payload])
+}
+
+/// The payload's counts (zig-zag varints of at most 9 bytes, the 9th byte whole; a negative
+/// number is a run of empty buckets), read as hdrhistogram reads them. hdrhistogram negates a
+/// run's length unchecked: the 9-byte varint of all ones is zig-zag `i64::MIN`, whose negation
+/// overflows (a panic wherever overflow checks are on), so it is refused here.
+fn check_counts(payload: &[u8]) -> Result<(), CodecError> {
+    let mut at = 0;
+    while at < payload.len() {
+        let mut value = 0u64;
+        let mut len = 0;
+        loop {
+            // A varint cut short: hdrhistogram refuses it itself.
+            let Some(&b) = payload.get(at + len) else { return Ok(()) };
+            if len == 8 {
+                value |= u64::from(b) << 56;
+                len += 1;
+                break;
+            }
+            value |= u64::from(b & 0x7f) << (7 * len);
+            len += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        if value == u64::MAX {
+            return Err(err(format!("a run of i64::MIN empty buckets at payload byte {at}")));
+        }
+        at += len;
+    }
     Ok(())
 }
 
@@ -153,6 +184,20 @@ mod tests {
         assert!(decode(&b).expect_err("refused").to_string().contains("compressed bytes claimed"));
         assert!(decode(b"not a histogram at all").expect_err("refused").to_string().contains("not a V2 HdrHistogram"));
         assert!(decode(&vec![0u8; MAX_ENCODED_BYTES + 1]).expect_err("refused").to_string().contains("at most"));
+    }
+
+    #[test]
+    fn a_run_of_i64_min_empty_buckets_is_refused_before_hdrhistogram_negates_it() {
+        let mut b = header(11, 3, 1, MAX_NS);
+        b.extend([0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]);
+        let e = decode(&b).expect_err("refused").to_string();
+        assert!(e.contains("a run of i64::MIN empty buckets at payload byte 1"), "{e}");
+        let e = decode(&deflated(&b)).expect_err("refused").to_string();
+        assert!(e.contains("i64::MIN"), "{e}");
+        // One bit less (the lowest) is a count of i64::MAX instead: refused as too many samples.
+        b[41] = 0xfe;
+        let e = decode(&b).expect_err("refused").to_string();
+        assert!(e.contains("samples claimed"), "{e}");
     }
 
     #[test]
