@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use common::{Fleet, QUICK_SPEC, wait_until};
 
-
 /// Makes a credential through the CLI (as the admin); returns its token file.
 fn credential(f: &Fleet, name: &str, role: &str) -> PathBuf {
     let file = f.dir.path().join(format!("{name}.token"));
@@ -114,4 +113,78 @@ fn nobody_becomes_an_enrolled_agent_and_revoking_ends_its_session() {
     wait_until("the revoked agent to be refused on reconnect", Duration::from_secs(30), || {
         std::fs::read_to_string(&log).ok().filter(|l| l.contains("missing or wrong credential")).map(|_| ())
     });
+}
+
+/// Every gRPC method, called raw with each role's credential: the forbidden ones answer
+/// PERMISSION_DENIED before any work, the allowed ones get past the check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_method_checks_the_role_of_its_caller() {
+    use anefleet_proto::auth::BearerToken;
+    use anefleet_proto::pb;
+    use tonic::Code;
+
+    let f = tokio::task::block_in_place(|| Fleet::start(60));
+    let (agent, user) = tokio::task::block_in_place(|| (token(&credential(&f, "mac-1", "agent")), token(&credential(&f, "alice", "user"))));
+    let channel = tonic::transport::Channel::from_shared(f.url()).unwrap().connect().await.unwrap();
+
+    /// The code each method answers `token` with.
+    async fn codes(channel: &tonic::transport::Channel, token: &str) -> Vec<(&'static str, Code)> {
+        let t = BearerToken::new(token).unwrap();
+        let mut runs = pb::runs_client::RunsClient::with_interceptor(channel.clone(), t.clone());
+        let mut creds = pb::credentials_client::CredentialsClient::with_interceptor(channel.clone(), t.clone());
+        let mut arts = pb::artifacts_client::ArtifactsClient::with_interceptor(channel.clone(), t.clone());
+        let mut agents = pb::agent_service_client::AgentServiceClient::with_interceptor(channel.clone(), t);
+        let code = |r: Result<(), tonic::Status>| r.err().map_or(Code::Ok, |s| s.code());
+        let digest = format!("sha256:{}", "0".repeat(64));
+        vec![
+            ("ListRuns", code(runs.list_runs(pb::ListRunsRequest::default()).await.map(drop))),
+            ("ListAgents", code(runs.list_agents(pb::ListAgentsRequest::default()).await.map(drop))),
+            ("GetResults", code(runs.get_results(pb::GetResultsRequest { run_id: "none".into() }).await.map(drop))),
+            ("SubmitRun", code(runs.submit_run(pb::SubmitRunRequest::default()).await.map(drop))),
+            ("CancelRun", code(runs.cancel_run(pb::CancelRunRequest { run_id: "none".into(), ..Default::default() }).await.map(drop))),
+            ("SaveBaseline", code(runs.save_baseline(pb::SaveBaselineRequest::default()).await.map(drop))),
+            ("ListBaselines", code(runs.list_baselines(pb::ListBaselinesRequest::default()).await.map(drop))),
+            ("ListCredentials", code(creds.list_credentials(pb::ListCredentialsRequest {}).await.map(drop))),
+            (
+                "CreateCredential",
+                code(creds.create_credential(pb::CreateCredentialRequest { name: "x".into(), role: "admin".into() }).await.map(drop)),
+            ),
+            ("RevokeCredential", code(creds.revoke_credential(pb::RevokeCredentialRequest { name: "alice".into() }).await.map(drop))),
+            ("Stat", code(arts.stat(pb::StatArtifactRequest { digest: digest.clone() }).await.map(drop))),
+            ("Upload", code(arts.upload(tokio_stream::iter(Vec::<pb::UploadRequest>::new())).await.map(drop))),
+            ("Session", code(agents.session(tokio_stream::iter(Vec::<pb::AgentMessage>::new())).await.map(drop))),
+        ]
+    }
+    let forbidden = |role: &str| -> &'static [&'static str] {
+        match role {
+            "agent" => &[
+                "ListRuns",
+                "ListAgents",
+                "GetResults",
+                "SubmitRun",
+                "CancelRun",
+                "SaveBaseline",
+                "ListBaselines",
+                "ListCredentials",
+                "CreateCredential",
+                "RevokeCredential",
+                "Upload",
+            ],
+            _ => &["SaveBaseline", "ListCredentials", "CreateCredential", "RevokeCredential", "Session"],
+        }
+    };
+    for (role, token) in [("agent", &agent), ("user", &user)] {
+        for (method, code) in codes(&channel, token).await {
+            if forbidden(role).contains(&method) {
+                assert_eq!(code, Code::PermissionDenied, "{role} calling {method}");
+            } else {
+                assert!(!matches!(code, Code::PermissionDenied | Code::Unauthenticated), "{role} calling {method}: {code:?}");
+            }
+        }
+    }
+    // Nothing was created or revoked by the refused calls.
+    let list = tokio::task::block_in_place(|| f.json(&["credentials", "list", "--format", "json"]));
+    let state: Vec<(String, u64)> =
+        list.as_array().unwrap().iter().map(|c| (c["name"].as_str().unwrap().into(), c["revoked_unix_ms"].as_u64().unwrap())).collect();
+    assert_eq!(state, [("mac-1".to_string(), 0), ("alice".to_string(), 0)]);
 }

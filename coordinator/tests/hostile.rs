@@ -182,3 +182,43 @@ async fn crafted_results_are_refused_and_every_view_still_works() {
         assert_eq!(r.status(), 200, "{path}");
     }
 }
+
+/// The dashboard's query parsing, fed the corpus of hostile requests as raw bytes (what a hostile
+/// client sends, not what an HTTP library would): never a server error, never the request's script
+/// echoed back unescaped, never a redirect off this server.
+#[test]
+fn hostile_dashboard_requests_get_clear_answers() {
+    let f = Fleet::start(60);
+    let corpus = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/web-requests.txt")).unwrap();
+    let requests: Vec<String> =
+        corpus.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).map(|l| l.replace("{long}", &"A".repeat(100_000))).collect();
+    assert!(requests.len() >= 25, "{}", requests.len());
+    for path in &requests {
+        let shown: String = path.chars().take(80).collect();
+        let (status, head, body) = raw_get(f.port, path);
+        assert!((200..500).contains(&status), "{shown}: {status}");
+        assert!(!body.contains("<script>alert(1)"), "{shown}: the script came back unescaped");
+        assert!(!body.contains("<img src=x onerror"), "{shown}: the markup came back unescaped");
+        if let Some(loc) = head.lines().find_map(|l| l.strip_prefix("location: ")) {
+            assert!(loc.starts_with('/') && !loc.starts_with("//"), "{shown}: redirected to {loc}");
+        }
+    }
+}
+
+/// One HTTP/1.1 GET written byte for byte; the status, the headers (lower-cased names) and the body.
+fn raw_get(port: u16, path: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/html\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let head = head.lines().map(|l| match l.split_once(':') {
+        Some((k, v)) => format!("{}:{v}", k.to_ascii_lowercase()),
+        None => l.to_string(),
+    });
+    (status, head.collect::<Vec<_>>().join("\n"), body.to_string())
+}

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use common::{Fleet, QUICK_SPEC, wait_until};
 
-
 #[test]
 fn a_killed_coordinator_restarts_with_its_results_and_requeues_what_was_in_flight() {
     let mut f = Fleet::start(120);

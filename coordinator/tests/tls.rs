@@ -8,7 +8,6 @@ use std::process::Command;
 
 use common::{Fleet, QUICK_SPEC, coordinator_exe, free_port};
 
-
 #[test]
 fn an_agent_and_submit_work_over_tls_and_nothing_else_gets_in() {
     let mut f = Fleet::start_with("127.0.0.1", 60, &["--tls-self-signed"]);
