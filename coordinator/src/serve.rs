@@ -58,6 +58,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let tls = crate::tls::server_config(&args.tls, args.listen, &args.data_dir)?;
     let token = load_or_create_token(&args)?;
     let store = Arc::new(Store::open(&args.data_dir.join("anefleet.db")).context("opening the store")?);
+    make_data_private(&args.data_dir)?;
     let access = Access::load(store.clone(), &token)?;
     let grace = Duration::from_secs(args.agent_grace_s);
     let requeued = store.requeue_all_in_flight(crate::schedule::MAX_ATTEMPTS)?;
@@ -199,7 +200,18 @@ fn listen_error(addr: std::net::SocketAddr, e: std::io::Error) -> anyhow::Error 
 fn check_data_dir(dir: &Path) -> anyhow::Result<()> {
     let advice = "pass --data-dir a folder this user can write";
     anefleet_proto::auth::create_private_dir(dir).with_context(|| format!("cannot create the data dir {}: {advice}", dir.display()))?;
+
     tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in the data dir {}: {advice}", dir.display()))?;
+    Ok(())
+}
+
+/// The data dir 0700, its database and token 0600, whoever made them (an older version, by hand,
+/// SQLite under the process's umask).
+fn make_data_private(dir: &Path) -> anyhow::Result<()> {
+    let files = ["anefleet.db", "anefleet.db-wal", "anefleet.db-shm", "token", "address"];
+    if anefleet_proto::auth::make_private(dir, &files).with_context(|| format!("making {} its owner's only", dir.display()))? {
+        tracing::info!(data_dir = %dir.display(), "the data dir and its database made owner-only (0700, files 0600)");
+    }
     Ok(())
 }
 

@@ -172,3 +172,17 @@ fn a_new_data_dir_and_agent_cache_are_private() {
         assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
     }
 }
+
+/// A data dir made before (0755, its database 0644) becomes its owner's only at the next start.
+#[test]
+fn an_existing_open_data_dir_is_made_private() {
+    let mut f = Fleet::start(60);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    let db = f.data_dir().join("anefleet.db");
+    assert_eq!(mode(&db), 0o600, "a new database");
+    f.coordinator.take();
+    std::fs::set_permissions(f.data_dir(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    f.start_coordinator();
+    assert_eq!((mode(&f.data_dir()), mode(&db), mode(&f.token_file())), (0o700, 0o600, 0o600));
+}

@@ -222,3 +222,35 @@ fn raw_get(port: u16, path: &str) -> (u16, String, String) {
     });
     (status, head.collect::<Vec<_>>().join("\n"), body.to_string())
 }
+
+/// A run of 9,984 cells whose only agent leaves: the reaper fails them all in one pass (one
+/// recount per run), and the fleet page answers meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_cells_without_an_agent_fail_together() {
+    let f = tokio::task::block_in_place(|| Fleet::start(1));
+    let token = BearerToken::new(&std::fs::read_to_string(f.token_file()).unwrap()).unwrap();
+    let channel = Channel::from_shared(f.url()).unwrap().connect().await.unwrap();
+    let (tx, down) = session(channel, &token, hello("leaving")).await.unwrap();
+    let lengths: Vec<String> = (0..64).map(|i| (64 + i).to_string()).collect();
+    let one = format!(
+        "[[benchmarks]]\nmodel = \"minilm\"\nworkload = \"encode\"\ncontext_lengths = [{}]\nunits = [\"candle:cpu\"]\n",
+        lengths.join(", ")
+    );
+    let text = format!("name = \"big\"\n[models.minilm]\ncandle = \"{{models}}/all-minilm-l6-v2\"\n{}", one.repeat(156));
+    let run = tokio::task::block_in_place(|| f.submit(&f.write_spec("big.toml", &text)));
+    drop((tx, down));
+    let http: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(10))).build().into();
+    let done = tokio::task::block_in_place(|| {
+        common::wait_until("the run to fail", Duration::from_secs(120), || {
+            assert_eq!(http.get(&format!("{}/", f.url())).call().expect("the fleet page").status(), 200);
+            let r = f.json(&["runs", "--format", "json"]);
+            let run = r.as_array()?.iter().find(|x| x["id"] == run.as_str())?.clone();
+            (run["state"] == "failed").then_some(run)
+        })
+    });
+    assert_eq!((done["cells_total"].as_u64(), done["cells_failed"].as_u64()), (Some(9984), Some(9984)), "{done}");
+    let results = tokio::task::block_in_place(|| f.results(&run));
+    let error = results["cells"][9983]["error"].as_str().unwrap_or_default().to_string();
+    assert_eq!(error, "agent id-leaving went away and did not return within 1s");
+}

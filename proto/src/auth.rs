@@ -36,6 +36,35 @@ pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     b.create(dir)
 }
 
+/// Makes an existing `dir` (and the files `names` in it, when present) its owner's only: a data
+/// dir or cache made by an older version, or by hand, was readable by every local user. Returns
+/// whether anything was changed, so the caller can say so.
+pub fn make_private(dir: &std::path::Path, names: &[&str]) -> std::io::Result<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut changed = false;
+        let mut tighten = |p: &std::path::Path, mode: u32| -> std::io::Result<()> {
+            let Ok(meta) = std::fs::metadata(p) else { return Ok(()) };
+            if meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
+                changed = true;
+            }
+            Ok(())
+        };
+        tighten(dir, 0o700)?;
+        for n in names {
+            tighten(&dir.join(n), 0o600)?;
+        }
+        Ok(changed)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (dir, names);
+        Ok(false)
+    }
+}
+
 /// A client's token: from `--token-file` when given, else from [`TOKEN_ENV`].
 pub fn client_token(file: Option<&std::path::Path>) -> Result<String, String> {
     if let Some(f) = file {
@@ -118,6 +147,22 @@ impl Interceptor for TokenCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn an_existing_open_folder_and_its_files_become_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("fleet");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(d.join("anefleet.db"), "x").unwrap();
+        std::fs::set_permissions(d.join("anefleet.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert!(make_private(&d, &["anefleet.db", "absent"]).unwrap());
+        assert_eq!((mode(&d), mode(&d.join("anefleet.db"))), (0o700, 0o600));
+        assert!(!make_private(&d, &["anefleet.db"]).unwrap(), "nothing left to change");
+    }
 
     #[test]
     fn right_token_passes_and_wrong_or_missing_is_unauthenticated() {

@@ -67,6 +67,11 @@ enum Ended {
 /// Connects, serves, reconnects; returns when `stop` asks for it, or on a configuration error.
 pub async fn run_forever(cfg: AgentConfig, mut stop: Stop) -> anyhow::Result<()> {
     anefleet_proto::auth::create_private_dir(&cfg.cache_dir).with_context(|| format!("creating cache dir {}", cfg.cache_dir.display()))?;
+    if anefleet_proto::auth::make_private(&cfg.cache_dir, &["agent-id"])
+        .with_context(|| format!("making {} private", cfg.cache_dir.display()))?
+    {
+        tracing::warn!(cache_dir = %cfg.cache_dir.display(), "the cache dir was readable by other users: now 0700, agent-id 0600");
+    }
     let cache = Arc::new(Cache::open(&cfg.cache_dir)?);
     let id = agent_id(&cfg.cache_dir)?;
     let token = BearerToken::new(&cfg.token).map_err(anyhow::Error::msg)?;
