@@ -90,7 +90,7 @@ enum Command {
 /// How to trust an https:// coordinator.
 #[derive(clap::Args, Debug)]
 struct TlsArgs {
-    /// A CA certificate (PEM) to trust beside the system's roots (the coordinator's
+    /// A CA certificate (PEM) to trust instead of the system's roots (the coordinator's
     /// DATA_DIR/tls/ca.pem when it serves --tls-self-signed).
     #[arg(long, env = "ANEFLEET_CA_FILE")]
     ca_file: Option<PathBuf>,

@@ -34,7 +34,7 @@ pub struct ServeArgs {
     /// Close an agent's session after this many seconds without a message.
     #[arg(long, default_value_t = 30)]
     pub heartbeat_timeout_s: u64,
-    /// Bytes (GiB) of artifacts each user credential may hold, stored plus uploading (admins: no limit).
+    /// Bytes (GiB) of artifacts each user credential may hold, stored plus unfinished (admins: no limit).
     #[arg(long, default_value_t = 256)]
     pub upload_quota_gib: u64,
     /// Ask for a credential on the dashboard on loopback too (a machine other people log in to).
@@ -72,7 +72,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let scheduler = Scheduler::new(store.clone(), grace, Duration::from_secs(args.heartbeat_timeout_s));
     let uploading = Uploading::default();
     spawn_reaper(scheduler.clone());
-    spawn_partial_sweeper(blobs.clone(), uploading.clone(), Duration::from_secs(args.partial_expiry_h * 3600));
+    let quota = Arc::new(Quota::new(args.upload_quota_gib.saturating_mul(1 << 30)));
+    spawn_partial_sweeper(blobs.clone(), uploading.clone(), quota.clone(), Duration::from_secs(args.partial_expiry_h * 3600));
 
     let served: crate::web::metrics::Served = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let open = args.listen.ip().is_loopback() && !args.dashboard_login;
@@ -88,7 +89,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store: store.clone(),
         served,
         uploading,
-        quota: Arc::new(Quota::new(args.upload_quota_gib.saturating_mul(1 << 30))),
+        quota,
     })
     .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let credentials =
@@ -115,16 +116,32 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .add_service(reflection)
         .into_axum_router()
         .layer(axum::middleware::from_fn_with_state(access, crate::access::grpc::check));
-    let mut builder = Server::builder();
-    if let Some(tls) = tls {
-        builder = builder.tls_config(tls).context("TLS configuration")?;
+    let routes = tonic::service::Routes::from(routes);
+    match tls {
+        Some(config) => run(routes, crate::tls::incoming(listener, config), closing_tx, closing).await?,
+        None => run(routes, tokio_stream::wrappers::TcpListenerStream::new(listener), closing_tx, closing).await?,
     }
-    let server = builder
+    tracing::info!("coordinator stopped");
+    Ok(())
+}
+
+/// Serves `routes` on the connections of `incoming` (plain TCP, or TLS streams) until a stop signal.
+async fn run<IO, IE>(
+    routes: tonic::service::Routes,
+    incoming: impl futures::Stream<Item = Result<IO, IE>> + Send + 'static,
+    closing_tx: tokio::sync::watch::Sender<bool>,
+    closing: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + tonic::transport::server::Connected + Unpin + Send + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let server = Server::builder()
         .accept_http1(true)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .add_routes(tonic::service::Routes::from(routes))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async move {
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, async move {
             shutdown_signal().await;
             let _ = closing_tx.send(true);
         });
@@ -132,7 +149,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         served = server => served.context("serving")?,
         () = linger(closing) => tracing::warn!("connections still open {}s after the stop signal (agent sessions); stopping anyway", LINGER.as_secs()),
     }
-    tracing::info!("coordinator stopped");
     Ok(())
 }
 
@@ -160,13 +176,15 @@ fn spawn_reaper(scheduler: Arc<Scheduler>) {
 }
 
 /// Every minute, abandoned partial uploads older than `max_age` go.
-fn spawn_partial_sweeper(blobs: Arc<BlobStore>, uploading: Uploading, max_age: Duration) {
+fn spawn_partial_sweeper(blobs: Arc<BlobStore>, uploading: Uploading, quota: Arc<Quota>, max_age: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
             let (b, u) = (blobs.clone(), uploading.clone());
-            let _ = tokio::task::spawn_blocking(move || b.expire_partials(max_age, &u)).await;
+            for digest in tokio::task::spawn_blocking(move || b.expire_partials(max_age, &u)).await.unwrap_or_default() {
+                quota.forget_partial(&digest);
+            }
         }
     });
 }

@@ -7,8 +7,18 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{self, RootCertStore, ServerConfig, server::WebPkiClientVerifier};
+
+/// PEM texts of a certificate chain and its key.
+struct Identity {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct TlsArgs {
@@ -35,9 +45,9 @@ pub struct TlsArgs {
 }
 
 /// The TLS configuration to serve with, or `None` for plaintext (loopback, or `--insecure`).
-pub fn server_config(args: &TlsArgs, listen: SocketAddr, data_dir: &Path) -> anyhow::Result<Option<ServerTlsConfig>> {
+pub fn server_config(args: &TlsArgs, listen: SocketAddr, data_dir: &Path) -> anyhow::Result<Option<Arc<ServerConfig>>> {
     let identity = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(Identity::from_pem(read(cert)?, read(key)?)),
+        (Some(cert), Some(key)) => Some(Identity { cert: read(cert)?, key: read(key)? }),
         _ if args.tls_self_signed => Some(self_signed(&data_dir.join("tls"), &names(args, listen))?),
         _ => None,
     };
@@ -45,11 +55,30 @@ pub fn server_config(args: &TlsArgs, listen: SocketAddr, data_dir: &Path) -> any
         plaintext_allowed(args, listen)?;
         return Ok(None);
     };
-    let mut config = ServerTlsConfig::new().identity(identity);
-    if let Some(ca) = &args.client_ca {
-        config = config.client_ca_root(Certificate::from_pem(read(ca)?)).client_auth_optional(false);
-    }
-    Ok(Some(config))
+    rustls_config(&identity, args.client_ca.as_deref()).map(Some)
+}
+
+/// rustls with ring, TLS 1.2 and 1.3, offering HTTP/2 (gRPC, browsers) and HTTP/1.1 (scrapers and
+/// scripts that speak only that), with client certificates of `client_ca` required when given.
+fn rustls_config(identity: &Identity, client_ca: Option<&Path>) -> anyhow::Result<Arc<ServerConfig>> {
+    let certs =
+        CertificateDer::pem_slice_iter(&identity.cert).collect::<Result<Vec<_>, _>>().context("reading the certificate chain (PEM)")?;
+    let key = PrivateKeyDer::from_pem_slice(&identity.key).context("reading the private key (PEM)")?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(&read(ca)?) {
+                roots.add(c.with_context(|| format!("reading {}", ca.display()))?)?;
+            }
+            builder.with_client_cert_verifier(WebPkiClientVerifier::builder_with_provider(roots.into(), provider).build()?)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(certs, key).context("the certificate and its key")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 fn plaintext_allowed(args: &TlsArgs, listen: SocketAddr) -> anyhow::Result<()> {
@@ -84,6 +113,12 @@ fn names(args: &TlsArgs, listen: SocketAddr) -> Vec<String> {
     }
     if !listen.ip().is_unspecified() {
         names.push(listen.ip().to_string());
+    } else if args.tls_names.is_empty() {
+        tracing::warn!(
+            %listen,
+            "the self-signed certificate names no address other machines use for this one: pass --tls-name HOST \
+             (the name or address agents connect to) before the first start, or agents refuse it"
+        );
     }
     names.extend(args.tls_names.iter().cloned());
     names.dedup();
@@ -104,7 +139,7 @@ fn self_signed(dir: &Path, names: &[String]) -> anyhow::Result<Identity> {
         }
         tracing::info!(ca = %dir.join("ca.pem").display(), names = ?names, "made a private CA and a server certificate: clients pass --ca-file with ca.pem");
     }
-    Ok(Identity::from_pem(read(&cert)?, read(&key)?))
+    Ok(Identity { cert: read(&cert)?, key: read(&key)? })
 }
 
 /// PEM texts of a new private CA and a server certificate it signed.
@@ -129,4 +164,54 @@ pub fn make_ca_and_server(names: &[String]) -> Result<Made, rcgen::Error> {
     let key = KeyPair::generate()?;
     let server = params.signed_by(&key, &ca)?;
     Ok(Made { ca: ca.pem(), ca_key: ca_key_pem, server: server.pem(), server_key: key.serialize_pem() })
+}
+
+/// How long a client may take over its TLS handshake.
+const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The TLS connections of `listener`: each handshake in its own task (a slow or silent client
+/// holds up no one), failed ones dropped with a debug log.
+pub fn incoming(
+    listener: tokio::net::TcpListener,
+    config: Arc<ServerConfig>,
+) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    continue;
+                }
+            };
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send(Ok(tls)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake took too long"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_private_ca_signs_a_certificate_rustls_serves_with_both_protocols() {
+        let made = make_ca_and_server(&["coord.lan".into(), "127.0.0.1".into()]).unwrap();
+        let identity = Identity { cert: made.server.into_bytes(), key: made.server_key.into_bytes() };
+        let config = rustls_config(&identity, None).unwrap();
+        assert_eq!(config.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+        let broken = Identity { cert: b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec(), key: identity.key };
+        assert!(rustls_config(&broken, None).is_err());
+    }
 }

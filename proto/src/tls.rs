@@ -1,6 +1,6 @@
 //! How clients and agents reach a coordinator: `http://` in plaintext, `https://` over TLS,
-//! trusting the system's roots and, with `--ca-file`, a private CA (the one `coordinator serve
-//! --tls-self-signed` makes); with a client certificate when the coordinator asks for one.
+//! trusting the system's roots or, with `--ca-file`, only that CA (the private one `coordinator
+//! serve --tls-self-signed` makes); with a client certificate when the coordinator asks for one.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +9,7 @@ use tonic::transport::Endpoint;
 /// What a client needs to reach a coordinator over TLS.
 #[derive(Debug, Clone, Default)]
 pub struct ClientTls {
-    /// A PEM CA certificate to trust beside the system's roots.
+    /// A PEM CA certificate to trust instead of the system's roots.
     pub ca_file: Option<PathBuf>,
     /// A client certificate and key (PEM), for a coordinator that asks for one (mutual TLS).
     pub identity: Option<(PathBuf, PathBuf)>,
@@ -35,10 +35,11 @@ pub fn endpoint(url: &str, tls: &ClientTls) -> Result<Endpoint, String> {
 #[cfg(feature = "tls")]
 fn with_tls(endpoint: Endpoint, tls: &ClientTls) -> Result<Endpoint, String> {
     use tonic::transport::{Certificate, ClientTlsConfig, Identity};
-    let mut config = ClientTlsConfig::new().with_native_roots();
-    if let Some(ca) = &tls.ca_file {
-        config = config.ca_certificate(Certificate::from_pem(read(ca, "--ca-file")?));
-    }
+    // A private CA is the only one trusted; otherwise the system's roots.
+    let mut config = match &tls.ca_file {
+        Some(ca) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca, "--ca-file")?)),
+        None => ClientTlsConfig::new().with_native_roots(),
+    };
     if let Some((cert, key)) = &tls.identity {
         config = config.identity(Identity::from_pem(read(cert, "--client-cert")?, read(key, "--client-key")?));
     }

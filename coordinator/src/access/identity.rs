@@ -13,6 +13,10 @@ use crate::store::Store;
 /// `Ok` when `p` may open a session as the agent `hello` names; binds an agent credential at
 /// its first session.
 pub fn admit(access: &Access, store: &Store, p: &Principal, hello: &pb::Hello) -> Result<()> {
+    // The call was authenticated when the stream opened; the hello may come much later.
+    if access.principal(&p.id).is_none() {
+        return Err(denied(format!("credential `{}` was revoked", p.name)));
+    }
     match p.role {
         Role::Agent => admit_enrolled(access, store, p, hello),
         Role::Admin => admit_unenrolled(access, store, hello),

@@ -34,6 +34,8 @@ fn tokens_stand_for_their_credential_until_revoked() {
     assert_eq!(reloaded.authenticate(&token).map(|p| p.id), Some(cred.id.clone()));
     access.revoke("alice").unwrap();
     assert_eq!(access.authenticate(&token), None);
+    let e = identity::admit(&access, &store, &p, &hello("id-1", "alice")).unwrap_err();
+    assert!(e.to_string().contains("credential `alice` was revoked"), "{e}");
     assert_eq!(access.principal(&cred.id), None);
     assert_eq!(Access::load(store, "bootstrap-secret").unwrap().authenticate(&token), None);
 }
@@ -49,6 +51,13 @@ fn names_and_roles_are_checked() {
     access.revoke("mac-1").unwrap();
     access.create("mac-1", "agent").unwrap();
     assert_eq!(access.list().unwrap().len(), 2);
+    // A person's name stays theirs after revocation: their runs are kept by it.
+    access.create("alice", "user").unwrap();
+    access.revoke("alice").unwrap();
+    for role in ["user", "admin", "agent"] {
+        let e = access.create("alice", role).unwrap_err().to_string();
+        assert!(e.contains("`alice` was a revoked user credential's name"), "{role}: {e}");
+    }
 }
 
 #[test]

@@ -42,19 +42,19 @@ impl BlobStore {
         self.path(digest).map(|p| p.is_file()).unwrap_or(false)
     }
 
-    /// Removes partial uploads not written to for `max_age` (abandoned), but those in progress;
-    /// returns how many.
-    pub fn expire_partials(&self, max_age: std::time::Duration, uploading: &Uploading) -> usize {
-        let Ok(entries) = std::fs::read_dir(self.root.join("partial")) else { return 0 };
-        let busy = uploading.lock().map(|s| s.clone()).unwrap_or_default();
-        let mut removed = 0;
+    /// Removes partial uploads not written to for `max_age` (abandoned), but those in progress
+    /// (checked and removed under the uploads' lock, so none starts meanwhile); returns their digests.
+    pub fn expire_partials(&self, max_age: std::time::Duration, uploading: &Uploading) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.root.join("partial")) else { return vec![] };
+        let mut removed = vec![];
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             let digest = format!("sha256:{}", name.trim_end_matches(".part"));
             let old = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age > max_age);
+            let Ok(busy) = uploading.lock() else { break };
             if old && !busy.contains(&digest) && std::fs::remove_file(e.path()).is_ok() {
                 tracing::info!(digest = %digest, "removed an abandoned partial upload");
-                removed += 1;
+                removed.push(digest);
             }
         }
         removed
@@ -86,7 +86,7 @@ mod tests {
         }
         let uploading = Uploading::default();
         uploading.lock().unwrap().insert(digest('b'));
-        assert_eq!(blobs.expire_partials(Duration::from_secs(24 * 3600), &uploading), 1);
+        assert_eq!(blobs.expire_partials(Duration::from_secs(24 * 3600), &uploading), [digest('a')]);
         let left: Vec<bool> = ['a', 'b', 'c'].iter().map(|c| blobs.partial_path(&digest(*c)).unwrap().exists()).collect();
         assert_eq!(left, [false, true, true]);
     }

@@ -89,11 +89,20 @@ impl pb::artifacts_server::Artifacts for ArtifactService {
         let Some(_guard) = UploadGuard::take(&self.uploading, &header.digest) else {
             return Err(Status::aborted(format!("{} is being uploaded by another call; stat it and resume later", header.digest)));
         };
-        let stored = self.store.bytes_uploaded_by(&uploader.name)?;
-        let _reserved = Reservation::take(&self.quota, &uploader, stored, header.size - header.offset)?;
+        let (store, name) = (self.store.clone(), uploader.name.clone());
+        let stored =
+            tokio::task::spawn_blocking(move || store.bytes_uploaded_by(&name)).await.map_err(|e| Status::internal(e.to_string()))??;
+        let _reserved = Reservation::take(&self.quota, &uploader, stored, &header.digest, header.size)?;
         let partial = self.blobs.partial_path(&header.digest)?;
-        receive(&partial, &header, &mut stream).await?;
-        self.commit(&partial, &header, &uploader.name).await?;
+        let received = receive(&partial, &header, &mut stream).await;
+        let stored = match received {
+            Ok(()) => self.commit(&partial, &header, &uploader.name).await,
+            Err(e) => Err(e),
+        };
+        if !partial.exists() {
+            self.quota.forget_partial(&header.digest); // stored, or refused and removed
+        }
+        stored?;
         Ok(Response::new(pb::UploadResponse { digest: header.digest, size: header.size, deduplicated: false }))
     }
 

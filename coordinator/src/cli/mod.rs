@@ -27,7 +27,7 @@ pub struct ClientArgs {
     /// File holding the bearer token (otherwise the ANEFLEET_TOKEN environment variable).
     #[arg(long, global = true)]
     pub token_file: Option<PathBuf>,
-    /// A CA certificate (PEM) to trust for an https:// coordinator, beside the system's roots
+    /// A CA certificate (PEM) to trust for an https:// coordinator instead of the system's roots
     /// (DATA_DIR/tls/ca.pem of a coordinator serving --tls-self-signed).
     #[arg(long, global = true, env = "ANEFLEET_CA_FILE")]
     pub ca_file: Option<PathBuf>,

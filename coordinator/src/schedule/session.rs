@@ -102,7 +102,7 @@ impl Scheduler {
         histogram::decode(&m.latency)
             .map_err(|e| crate::error::CoordError::InvalidArgument(format!("interval of cell {}: {e}", m.cell_id)))?;
         if !self.store.add_interval(m)? {
-            tracing::warn!(agent = %agent_id, cell = %m.cell_id, "dropped an interval past the attempt's limit");
+            tracing::warn!(agent = %agent_id, cell = %m.cell_id, "dropped an interval past the cell's limit");
             return Ok(());
         }
         self.state()?.progress.insert(m.cell_id.clone(), m.iterations_so_far);

@@ -37,7 +37,10 @@ impl pb::agent_service_server::AgentService for AgentService {
             _ => return Err(Status::invalid_argument("a session starts with Hello")),
         };
         validate_hello(&hello)?;
-        identity::admit(&self.access, &self.store, &principal, &hello)?;
+        let (access, store, p, h) = (self.access.clone(), self.store.clone(), principal.clone(), hello.clone());
+        tokio::task::spawn_blocking(move || identity::admit(&access, &store, &p, &h))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let welcome = pb::CoordinatorMessage {
             body: Some(pb::coordinator_message::Body::Welcome(pb::Welcome {
@@ -49,11 +52,17 @@ impl pb::agent_service_server::AgentService for AgentService {
         tx.send(Ok(welcome)).await.map_err(|_| Status::internal("session closed"))?;
         let agent_id = hello.agent_id.clone();
         let (session, kill) = self.scheduler.connect(hello, tx.clone())?;
-        let scheduler = self.scheduler.clone();
+        let (scheduler, access) = (self.scheduler.clone(), self.access.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     msg = inbound.next() => match msg {
+                        // A revoked credential's session ends at its next message (a heartbeat
+                        // comes every few seconds), whatever its role.
+                        Some(Ok(_)) if access.principal(&principal.id).is_none() => {
+                            tracing::warn!(agent = %agent_id, credential = %principal.name, "credential revoked: session closed");
+                            break;
+                        }
                         Some(Ok(m)) => {
                             // Decoding histograms and writing the store block: off the async
                             // workers, one message at a time, in order.

@@ -205,14 +205,14 @@ impl Store {
         Ok(n)
     }
 
-    /// Keeps an interval histogram unless its attempt already holds [`MAX_INTERVALS_PER_ATTEMPT`];
-    /// returns whether it was kept.
+    /// Keeps an interval histogram unless its cell already holds [`MAX_INTERVALS_PER_CELL`] (counted
+    /// over every attempt: the attempt number is the agent's word); returns whether it was kept.
     pub fn add_interval(&self, iv: &pb::IntervalHistogram) -> Result<bool> {
         let conn = self.conn()?;
         let n = conn.execute(
             "INSERT INTO intervals (cell_id, attempt, repetition, start_ms, end_ms, latency)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6
-             WHERE (SELECT COUNT(*) FROM intervals WHERE cell_id = ?1 AND attempt = ?2) < ?7",
+             WHERE (SELECT COUNT(*) FROM intervals WHERE cell_id = ?1) < ?7",
             params![
                 iv.cell_id,
                 iv.attempt,
@@ -220,7 +220,7 @@ impl Store {
                 iv.start_unix_ms as i64,
                 iv.end_unix_ms as i64,
                 iv.latency,
-                MAX_INTERVALS_PER_ATTEMPT
+                MAX_INTERVALS_PER_CELL
             ],
         )?;
         Ok(n == 1)
@@ -274,9 +274,10 @@ impl Store {
     }
 }
 
-/// Interval histograms kept per attempt of a cell: one every 2 s for 5 hours. An agent that
-/// sends more (a bug, or a hostile peer) fills neither the database nor the run's views.
-pub const MAX_INTERVALS_PER_ATTEMPT: i64 = 9_000;
+/// Interval histograms kept per cell, all attempts together: one every 2 s for 5 hours, three
+/// times. An agent that sends more (a bug, or a hostile peer) fills neither the database nor the
+/// run's views.
+pub const MAX_INTERVALS_PER_CELL: i64 = 27_000;
 
 /// The interval histograms one attempt of a cell streamed, in time order.
 fn intervals_of(conn: &rusqlite::Connection, cell_id: &str, attempt: u32) -> Result<Vec<pb::IntervalHistogram>> {

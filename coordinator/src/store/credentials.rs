@@ -30,15 +30,30 @@ impl Store {
     /// Adds a credential; a live one with the same name is an error naming it.
     pub fn insert_credential(&self, c: &StoredCredential) -> Result<()> {
         let conn = self.conn()?;
-        let taken: bool = conn
-            .query_row("SELECT 1 FROM credentials WHERE name = ?1 AND revoked_ms = 0", [&c.name], |_| Ok(true))
-            .optional()?
-            .unwrap_or(false);
-        if taken {
-            return Err(CoordError::FailedPrecondition(format!(
-                "a credential named `{}` exists: revoke it first, or pick another name",
-                c.name
-            )));
+        // A person's name is never reused, revoked or not: runs are theirs by name. An agent's may
+        // be, once revoked (enrolling the same Mac again).
+        let taken: Option<(String, i64)> = conn
+            .query_row(
+                "SELECT role, revoked_ms FROM credentials WHERE name = ?1 AND (revoked_ms = 0 OR role != 'agent' OR ?2 != 'agent')
+                 ORDER BY revoked_ms LIMIT 1",
+                params![c.name, c.role],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match taken {
+            Some((_, 0)) => {
+                return Err(CoordError::FailedPrecondition(format!(
+                    "a credential named `{}` exists: revoke it first, or pick another name",
+                    c.name
+                )));
+            }
+            Some((role, _)) => {
+                return Err(CoordError::FailedPrecondition(format!(
+                    "`{}` was a revoked {role} credential's name: runs and uploads are kept by name, pick another",
+                    c.name
+                )));
+            }
+            None => {}
         }
         conn.execute(
             "INSERT INTO credentials (id, name, role, secret_hash, agent_id, created_ms, revoked_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
