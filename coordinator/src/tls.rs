@@ -186,6 +186,10 @@ pub fn incoming(
                     continue;
                 }
             };
+            // As tonic's own listener does: small gRPC frames go out at once, not after a delayed ACK.
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(%peer, error = %e, "TCP_NODELAY not set");
+            }
             let (acceptor, tx) = (acceptor.clone(), tx.clone());
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
