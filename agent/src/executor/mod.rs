@@ -95,7 +95,11 @@ pub fn run_cell(job: &CellJob<'_>, events: &mut dyn FnMut(Event)) -> Result<pb::
         Some(clock) => clock.to_pb()?,
         None => Vec::new(),
     };
-    result.threads = candle_core::utils::get_num_threads() as u32;
+    // Core ML schedules its own threads: a count means nothing there.
+    result.threads = if job.spec.backend == "coreml" { 0 } else { candle_core::utils::get_num_threads() as u32 };
+    if job.spec.backend == "candle" && job.spec.unit == "cpu" {
+        result.cpu_gemm = crate::backend::candle::cpu_gemm().into();
+    }
     result.peak_rss_bytes = if peak_known { memory::peak_bytes() } else { 0 };
     Ok(result)
 }

@@ -138,6 +138,9 @@ pub struct CellDoc {
     pub intervals: u32,
     pub measured_s: f64,
     pub threads: u32,
+    /// candle:cpu's matrix-multiply library ("accelerate", "mkl", "gemm"); empty elsewhere.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cpu_gemm: String,
     /// Passed the validity gate: minimum iterations and duration met, and stable.
     pub valid: bool,
     /// Why a cell is not valid, and anything else worth a look.
@@ -296,6 +299,7 @@ pub(crate) fn cell_doc(c: &pb::CellRecord) -> Result<CellDoc, CodecError> {
         intervals: c.intervals,
         measured_s: res.map_or(0.0, |r| r.measured_s),
         threads: res.map_or(0, |r| r.threads),
+        cpu_gemm: res.map_or(String::new(), |r| r.cpu_gemm.clone()),
         valid: false,
         flags: vec![],
         stability: None,

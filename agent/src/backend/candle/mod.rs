@@ -155,3 +155,15 @@ mod tests {
         assert!(matches!(err, BackendError::UnknownUnit { .. }), "{err}");
     }
 }
+
+/// The matrix-multiply library candle's CPU path runs on in this build: Apple's Accelerate (the
+/// AMX units, what PyTorch and llama.cpp use on a Mac), Intel's MKL, or candle's portable gemm.
+pub fn cpu_gemm() -> &'static str {
+    if candle_core::utils::has_accelerate() {
+        "accelerate"
+    } else if candle_core::utils::has_mkl() {
+        "mkl"
+    } else {
+        "gemm"
+    }
+}
