@@ -30,6 +30,11 @@ const DEVICES: [&str; 3] = ["ane", "gpu", "cpu"];
 /// The placement of the compiled model at `dir` under `config`; `None` (logged) where the plan
 /// cannot be built (older macOS, a neural-network model type).
 pub fn placement(dir: &Path, config: &MLModelConfiguration) -> Option<pb::Placement> {
+    if !available() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| tracing::warn!("this macOS has no MLComputePlan (it came with 14.4): cells report no placement"));
+        return None;
+    }
     match load_plan(dir, config) {
         Ok(plan) => Some(summarise(&plan)),
         Err(e) => {
@@ -37,6 +42,12 @@ pub fn placement(dir: &Path, config: &MLModelConfiguration) -> Option<pb::Placem
             None
         }
     }
+}
+
+/// Whether the running macOS has the class (14.4+): asked of the Objective-C runtime by name, since
+/// naming the class through the binding on an older system aborts the process.
+fn available() -> bool {
+    objc2::runtime::AnyClass::get(c"MLComputePlan").is_some()
 }
 
 fn load_plan(dir: &Path, config: &MLModelConfiguration) -> Result<Retained<MLComputePlan>, String> {
