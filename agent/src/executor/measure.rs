@@ -95,9 +95,12 @@ pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, probes: Probes, events: 
     let mut i = 0usize;
     for _ in 0..m.warmup {
         check(job)?;
-        w.before(i)?;
-        w.run(i, &mut phases)?;
-        w.after(i);
+        iteration(|| -> Result<(), ExecError> {
+            w.before(i)?;
+            w.run(i, &mut phases)?;
+            w.after(i);
+            Ok(())
+        })?;
         phases.clear();
         i += 1;
     }
@@ -133,11 +136,14 @@ pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, probes: Probes, events: 
         let (mut interval_start, mut interval_ms) = (Instant::now(), unix_ms());
         while count < m.min_iterations.max(1) as u64 || start.elapsed() < min_duration {
             check(job)?;
-            w.before(i)?;
-            let t0 = Instant::now();
-            w.run(i, &mut phases)?;
-            let ns = t0.elapsed().as_nanos() as u64;
-            w.after(i);
+            let ns = iteration(|| -> Result<u64, ExecError> {
+                w.before(i)?;
+                let t0 = Instant::now();
+                w.run(i, &mut phases)?;
+                let ns = t0.elapsed().as_nanos() as u64;
+                w.after(i);
+                Ok(ns)
+            })?;
             histogram::record(&mut rep_hist, ns);
             histogram::record(&mut interval, ns);
             record_phases(&mut out, &phases);
@@ -169,6 +175,16 @@ pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, probes: Probes, events: 
     }
     out.thermal = sampler.map(ThermalSampler::finish).unwrap_or_default();
     Ok(out)
+}
+
+/// One iteration (`before`, `run`, `after`) in the platform's per-iteration scope: on macOS an
+/// Objective-C autorelease pool, so what Core ML (or Metal) autoreleases is freed every
+/// iteration, the pool's creation and drain outside the timer; nothing elsewhere.
+fn iteration<T>(f: impl FnOnce() -> T) -> T {
+    #[cfg(target_os = "macos")]
+    return crate::backend::coreml::runtime::autoreleased(f);
+    #[cfg(not(target_os = "macos"))]
+    f()
 }
 
 /// The running energy totals (per counter) plus one repetition's; unknown once any part is unknown.

@@ -8,6 +8,11 @@
 pub mod anemll;
 #[cfg(target_os = "macos")]
 pub mod runtime;
+// The runtime's platform-independent rules (version gates, input shapes, the cache folder),
+// tested on every platform.
+#[cfg(all(test, not(target_os = "macos")))]
+#[path = "runtime/rules.rs"]
+mod rules;
 
 use std::path::Path;
 

@@ -3,6 +3,11 @@
 //! comes from `infer` (embeddings → every chunk's `infer` → lm_head → greedy argmax over the
 //! concatenated `logits1..N`). All chunks share one KV-cache state. Every stage is timed into its
 //! own histogram ([`StageClock`]), so the bottleneck stage shows in the results.
+//!
+//! Each stage (its inputs, its timed prediction, the output the next stage takes) runs in an
+//! autorelease pool of its own ([`super::autoreleased`]), drained after the stage's timer stops:
+//! a generation makes thousands of predictions per iteration, and CoreML's autoreleased
+//! temporaries (feature providers, output arrays as large as the logits) must not pile up.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +16,7 @@ use objc2_core_ml::{MLFeatureProvider, MLModel, MLMultiArray, MLState};
 use objc2_foundation::NSString;
 
 use super::arrays::{self, Outputs};
-use super::{artifact, compiled, configuration, load_model, plan};
+use super::{artifact, autoreleased, compiled, configuration, load_model, plan};
 use crate::backend::candle::chat_template::{self, ChatTemplate};
 use crate::backend::candle::qwen3::{HfChat, hf_chat};
 use crate::backend::coreml::anemll::plan::LogitsPart;
@@ -65,7 +70,8 @@ pub fn load(unit: &str, dir: &Path) -> Result<Loaded> {
         chunks.push(Chunk { prefill: open(dir, Some("prefill"))?, infer_takes_update_mask: has_input(&infer, "update_mask"), infer });
     }
     let first = chunks.first().ok_or_else(|| artifact(dir, "meta.yaml names no FFN chunk"))?;
-    // SAFETY: a fresh state of the shared KV cache.
+    // SAFETY: a fresh state of the shared KV cache (`newState`, macOS 15+: `runtime::load` refused
+    // this model on an older or unknown macOS, and `configuration` refuses function names there).
     let state = unsafe { first.prefill.newState() };
     let placement = configuration(unit, Some("infer")).ok().and_then(|config| plan::placement(&chunk_dirs[0], &config));
     let chat = hf_chat(&parts.tokenizer_dir)?;
@@ -127,9 +133,11 @@ fn hidden(out: &Outputs, name: &str) -> Result<Retained<MLMultiArray>> {
 
 impl Anemll {
     fn embed(&mut self, ids: &[i32]) -> Result<Retained<MLMultiArray>> {
-        let input = arrays::features(vec![("input_ids", arrays::array(&[1, ids.len()], ids)?)])?;
-        let out = self.clock.time(0, || arrays::predict(&self.embeddings, &input, None))?;
-        hidden(&out, "hidden_states")
+        autoreleased(|| {
+            let input = arrays::features(vec![("input_ids", arrays::array(&[1, ids.len()], ids)?)])?;
+            let out = self.clock.time(0, || arrays::predict(&self.embeddings, &input, None))?;
+            hidden(&out, "hidden_states")
+        })
     }
 
     /// The prompt through every chunk's `prefill`, window by window.
@@ -137,15 +145,17 @@ impl Anemll {
         for batch in self.planner.prefill(tokens).map_err(|e| BackendError::Inference(e.to_string()))? {
             let mut h = self.embed(&batch.input_ids)?;
             for i in 0..self.chunks.len() {
-                let inputs = arrays::features(vec![
-                    ("hidden_states", h),
-                    ("position_ids", arrays::array(&[batch.position_ids.len()], &batch.position_ids)?),
-                    ("causal_mask", mask(&batch.causal_mask)?),
-                    ("current_pos", arrays::array(&[1], &[batch.current_pos])?),
-                ])?;
-                let (model, state) = (&self.chunks[i].prefill, &*self.state);
-                let out = self.clock.time(1 + 2 * i, || arrays::predict(model, &inputs, Some(state)))?;
-                h = hidden(&out, "output_hidden_states")?;
+                h = autoreleased(|| {
+                    let inputs = arrays::features(vec![
+                        ("hidden_states", h),
+                        ("position_ids", arrays::array(&[batch.position_ids.len()], &batch.position_ids)?),
+                        ("causal_mask", mask(&batch.causal_mask)?),
+                        ("current_pos", arrays::array(&[1], &[batch.current_pos])?),
+                    ])?;
+                    let (model, state) = (&self.chunks[i].prefill, &*self.state);
+                    let out = self.clock.time(1 + 2 * i, || arrays::predict(model, &inputs, Some(state)))?;
+                    hidden(&out, "output_hidden_states")
+                })?;
             }
         }
         Ok(())
@@ -156,42 +166,54 @@ impl Anemll {
         let step = self.planner.infer(token, position).map_err(|e| BackendError::Inference(e.to_string()))?;
         let mut h = self.embed(&[step.input_id])?;
         for i in 0..self.chunks.len() {
-            let mut named = vec![
-                ("hidden_states", h),
-                ("position_ids", arrays::array(&[1], &[step.position])?),
-                ("causal_mask", mask(&step.causal_mask)?),
-                ("current_pos", arrays::array(&[1], &[step.position])?),
-            ];
-            if self.chunks[i].infer_takes_update_mask {
-                named.push(("update_mask", mask(&step.update_mask)?));
-            }
-            let inputs = arrays::features(named)?;
-            let (model, state) = (&self.chunks[i].infer, &*self.state);
-            let out = self.clock.time(2 + 2 * i, || arrays::predict(model, &inputs, Some(state)))?;
-            h = hidden(&out, "output_hidden_states")?;
+            h = autoreleased(|| {
+                let mut named = vec![
+                    ("hidden_states", h),
+                    ("position_ids", arrays::array(&[1], &[step.position])?),
+                    ("causal_mask", mask(&step.causal_mask)?),
+                    ("current_pos", arrays::array(&[1], &[step.position])?),
+                ];
+                if self.chunks[i].infer_takes_update_mask {
+                    named.push(("update_mask", mask(&step.update_mask)?));
+                }
+                let inputs = arrays::features(named)?;
+                let (model, state) = (&self.chunks[i].infer, &*self.state);
+                let out = self.clock.time(2 + 2 * i, || arrays::predict(model, &inputs, Some(state)))?;
+                hidden(&out, "output_hidden_states")
+            })?;
         }
         self.lm_head(h)
     }
 
     fn lm_head(&mut self, h: Retained<MLMultiArray>) -> Result<Vec<f32>> {
-        let inputs = arrays::features(vec![("hidden_states", h)])?;
-        let last = 2 * self.chunks.len() + 1;
-        let out = self.clock.time(last, || arrays::predict(&self.lm_head, &inputs, None))?;
-        let names: Vec<String> = match self.split_lm_head {
-            0 | 1 => vec!["output_logits".into(), "logits1".into()],
-            n => (1..=n).map(|i| format!("logits{i}")).collect(),
-        };
-        let parts = names
-            .into_iter()
-            .filter_map(|name| arrays::output_f32(&out, &name).ok().map(|(shape, data)| LogitsPart { name, shape, data }))
-            .collect::<Vec<_>>();
+        let parts = autoreleased(|| -> Result<Vec<LogitsPart>> {
+            let inputs = arrays::features(vec![("hidden_states", h)])?;
+            let last = 2 * self.chunks.len() + 1;
+            let out = self.clock.time(last, || arrays::predict(&self.lm_head, &inputs, None))?;
+            let names: Vec<String> = match self.split_lm_head {
+                0 | 1 => vec!["output_logits".into(), "logits1".into()],
+                n => (1..=n).map(|i| format!("logits{i}")).collect(),
+            };
+            // A missing name is skipped (`logits` says which are needed); one that is there but
+            // unreadable is an error.
+            let mut parts = Vec::new();
+            for name in names {
+                // SAFETY: reading a feature value the prediction returned.
+                if unsafe { out.featureValueForName(&NSString::from_str(&name)) }.is_some() {
+                    let (shape, data) = arrays::output_f32(&out, &name)?;
+                    parts.push(LogitsPart { name, shape, data });
+                }
+            }
+            Ok(parts)
+        })?;
         crate::backend::coreml::anemll::plan::logits(&parts, self.split_lm_head.max(1)).map_err(|e| BackendError::Inference(e.to_string()))
     }
 
     fn reset_state(&mut self) {
-        // SAFETY: a fresh state replaces the old one; nothing else holds it.
+        // SAFETY: a fresh state replaces the old one; nothing else holds it. `newState` is macOS
+        // 15+, which `load` made sure of.
         if let Some(first) = self.chunks.first() {
-            self.state = unsafe { first.prefill.newState() };
+            self.state = autoreleased(|| unsafe { first.prefill.newState() });
         }
         self.cache.reset();
     }

@@ -74,7 +74,10 @@ pub fn features(inputs: Vec<(&str, Retained<MLMultiArray>)>) -> Result<Retained<
 
 pub type Outputs = Retained<ProtocolObject<dyn MLFeatureProvider>>;
 
-/// One prediction, through `state` when the model keeps one (its KV cache).
+/// One prediction, through `state` when the model keeps one (its KV cache):
+/// `predictionFromFeatures:error:` (macOS 10.13), `predictionFromFeatures:usingState:error:`
+/// (macOS 15, only reached for anemll models, refused below macOS 15 at load). Call it inside an
+/// autorelease pool ([`super::autoreleased`]): CoreML returns and keeps autoreleased objects.
 pub fn predict(model: &MLModel, inputs: &MLDictionaryFeatureProvider, state: Option<&MLState>) -> Result<Outputs> {
     let inputs = ProtocolObject::from_ref(inputs);
     // SAFETY: inputs match the model's description (checked by CoreML, which reports an error).
@@ -87,12 +90,51 @@ pub fn predict(model: &MLModel, inputs: &MLDictionaryFeatureProvider, state: Opt
     out.map_err(|e| BackendError::Inference(format!("prediction: {}", describe(Some(&e)))))
 }
 
-/// Output `name` as f32 values, with its shape; Float16, Float32, Float64 and Int32 arrays.
+/// Output `name` as f32 values, with its shape; Float16, Float32, Float64, Int32 and Int8 arrays
+/// (any other element type is refused, naming it).
 pub fn output_f32(outputs: &Outputs, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
     let missing = || BackendError::Inference(format!("the model gave no output `{name}`"));
     // SAFETY: reading a feature value the prediction returned.
     let array = unsafe { outputs.featureValueForName(&NSString::from_str(name)).and_then(|v| v.multiArrayValue()) }.ok_or_else(missing)?;
-    Ok((shape(&array), to_f32(&array)))
+    let values = to_f32(&array).map_err(|why| BackendError::Inference(format!("output `{name}`: {why}")))?;
+    Ok((shape(&array), values))
+}
+
+/// The element types [`to_f32`] reads; `None` for any other.
+#[derive(Clone, Copy)]
+enum Kind {
+    F16,
+    F32,
+    F64,
+    I32,
+    I8,
+}
+
+impl Kind {
+    fn of(kind: MLMultiArrayDataType) -> Option<Kind> {
+        Some(match kind {
+            MLMultiArrayDataType::Float16 => Kind::F16,
+            MLMultiArrayDataType::Float32 => Kind::F32,
+            MLMultiArrayDataType::Float64 => Kind::F64,
+            MLMultiArrayDataType::Int32 => Kind::I32,
+            // MLMultiArrayDataTypeInt8 is macOS 26; only a newer CoreML hands one over.
+            MLMultiArrayDataType::Int8 => Kind::I8,
+            _ => return None,
+        })
+    }
+}
+
+/// An `MLMultiArrayDataType`'s name (its raw value when unknown: `0x10000 | bits` float,
+/// `0x20000 | bits` integer).
+fn type_name(kind: MLMultiArrayDataType) -> String {
+    match kind {
+        MLMultiArrayDataType::Float16 => "Float16".into(),
+        MLMultiArrayDataType::Float32 => "Float32".into(),
+        MLMultiArrayDataType::Float64 => "Float64".into(),
+        MLMultiArrayDataType::Int32 => "Int32".into(),
+        MLMultiArrayDataType::Int8 => "Int8".into(),
+        other => format!("MLMultiArrayDataType {:#x}", other.0),
+    }
 }
 
 /// An array's shape.
@@ -108,11 +150,13 @@ pub fn dims(numbers: &NSArray<NSNumber>) -> Vec<usize> {
 }
 
 /// An array's values in logical (row-major) order as f32, whatever its strides and storage
-/// (CoreML may keep outputs in a GPU or Neural Engine surface: read through its byte handler).
-fn to_f32(array: &MLMultiArray) -> Vec<f32> {
+/// (CoreML may keep outputs in a GPU or Neural Engine surface: read through its byte handler,
+/// `getBytesWithHandler:`, macOS 12.3). An element type it does not know is refused.
+fn to_f32(array: &MLMultiArray) -> std::result::Result<Vec<f32>, String> {
     let sizes = shape(array);
     // SAFETY: plain properties.
-    let (strides, kind) = unsafe { (dims(&array.strides()), array.dataType()) };
+    let (strides, data_type) = unsafe { (dims(&array.strides()), array.dataType()) };
+    let kind = Kind::of(data_type).ok_or_else(|| format!("element type {} cannot be read", type_name(data_type)))?;
     let count: usize = sizes.iter().product();
     let out = RefCell::new(Vec::with_capacity(count));
     let read = StackBlock::new(|bytes: NonNull<c_void>, _size: NSInteger| {
@@ -122,10 +166,11 @@ fn to_f32(array: &MLMultiArray) -> Vec<f32> {
             // SAFETY: `at` is inside the array by its own shape and strides.
             let v = unsafe {
                 match kind {
-                    MLMultiArrayDataType::Float16 => bytes.cast::<f16>().add(at).read().to_f32(),
-                    MLMultiArrayDataType::Float64 => bytes.cast::<f64>().add(at).read() as f32,
-                    MLMultiArrayDataType::Int32 => bytes.cast::<i32>().add(at).read() as f32,
-                    _ => bytes.cast::<f32>().add(at).read(),
+                    Kind::F16 => bytes.cast::<f16>().add(at).read().to_f32(),
+                    Kind::F32 => bytes.cast::<f32>().add(at).read(),
+                    Kind::F64 => bytes.cast::<f64>().add(at).read() as f32,
+                    Kind::I32 => bytes.cast::<i32>().add(at).read() as f32,
+                    Kind::I8 => f32::from(bytes.cast::<i8>().add(at).read()),
                 }
             };
             out.push(v);
@@ -133,7 +178,7 @@ fn to_f32(array: &MLMultiArray) -> Vec<f32> {
     });
     // SAFETY: the block runs before the call returns and only reads.
     unsafe { array.getBytesWithHandler(&read) };
-    out.into_inner()
+    Ok(out.into_inner())
 }
 
 /// Element offset of logical index `i` in an array of `dims` laid out with `strides`.

@@ -2,24 +2,27 @@
 //! `attention_mask` in, hidden states (mean-pooled here) or a pooled embedding out.
 //!
 //! The artifact is the model (`.mlpackage` / `.mlmodelc`) or a folder holding one model and its
-//! `tokenizer.json`. The sequence length is the one fixed at conversion (the input's shape):
-//! shorter inputs are padded and masked, longer ones refused by the workload.
+//! `tokenizer.json`. The sequence length follows `input_ids`' shape constraint
+//! ([`ShapeRule`]): a ranged input gets the length asked for, an enumerated one the shortest
+//! listed length that holds it, a fixed one its length; what is shorter than that is padded and
+//! masked, what fits no shape refused (longer than the longest, by the workload already).
 
 use std::path::{Path, PathBuf};
 
 use objc2::rc::Retained;
-use objc2_core_ml::{MLModel, MLModelDescription};
+use objc2_core_ml::{MLModel, MLModelDescription, MLMultiArrayConstraint, MLMultiArrayShapeConstraintType};
 use objc2_foundation::NSString;
 
 use super::arrays::{self, Outputs};
+use super::rules::{DimRange, ShapeRule};
 use super::{artifact, compiled, configuration, load_model, plan};
-use crate::backend::{Encoder, Loaded, LoadedModel, Result};
+use crate::backend::{BackendError, Encoder, Loaded, LoadedModel, Result};
 use anefleet_proto::pb::ModelFacts;
 
 /// Loads the encoder at `path` on `unit`.
 pub fn load(unit: &str, path: &Path) -> Result<Loaded> {
     let (model_path, tokenizer_path) = locate(path)?;
-    super::refuse_unsupported(&model_path)?;
+    super::refuse_unsupported(&model_path, false)?;
     let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path).map_err(|e| artifact(&tokenizer_path, e.to_string()))?;
     let compiled = compiled(&model_path)?;
     let config = configuration(unit, None)?;
@@ -32,7 +35,7 @@ pub fn load(unit: &str, path: &Path) -> Result<Loaded> {
         // `locate` only returns a .mlpackage or a .mlmodelc.
         format: model_path.extension().map_or_else(String::new, |e| e.to_string_lossy().into_owned()),
         bytes_on_disk: crate::backend::candle::artifact::tree_bytes(&model_path),
-        max_context: io.seq_len as u32,
+        max_context: u32::try_from(io.max_len).unwrap_or(u32::MAX),
         ..Default::default()
     };
     let placement = plan::placement(&compiled.dir, &config);
@@ -60,9 +63,11 @@ fn locate(path: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((model, tokenizer))
 }
 
-/// What the encoder's inputs and outputs are called and how long a sequence is.
+/// What the encoder's inputs and outputs are called and which shapes `input_ids` takes.
 struct Io {
-    seq_len: usize,
+    shapes: ShapeRule,
+    /// The longest sequence `shapes` takes (`usize::MAX`: unbounded).
+    max_len: usize,
     has_mask: bool,
     output: String,
 }
@@ -75,9 +80,12 @@ impl Io {
             let ids = inputs
                 .objectForKey(&NSString::from_str("input_ids"))
                 .ok_or_else(|| artifact(path, "the model has no `input_ids` input"))?;
-            let shape = ids.multiArrayConstraint().map(|c| arrays::dims(&c.shape())).unwrap_or_default();
-            let seq_len =
-                shape.last().copied().filter(|&n| n > 0).ok_or_else(|| artifact(path, format!("`input_ids` has shape {shape:?}")))?;
+            let constraint = ids.multiArrayConstraint().ok_or_else(|| artifact(path, "`input_ids` is not a multi-array"))?;
+            let shapes = shape_rule(&constraint);
+            let max_len = shapes.longest().map_err(|why| artifact(path, format!("`input_ids`: {why}")))?.unwrap_or(usize::MAX);
+            if max_len == 0 {
+                return Err(artifact(path, format!("`input_ids` takes no tokens ({shapes:?})")));
+            }
             let has_mask = inputs.objectForKey(&NSString::from_str("attention_mask")).is_some();
             let (names, _) = description.outputDescriptionsByName().to_vecs();
             let mut names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
@@ -88,7 +96,34 @@ impl Io {
                 .map(|n| n.to_string())
                 .or_else(|| names.first().cloned())
                 .ok_or_else(|| artifact(path, "the model has no outputs"))?;
-            Ok(Io { seq_len, has_mask, output })
+            Ok(Io { shapes, max_len, has_mask, output })
+        }
+    }
+}
+
+/// The shapes an input takes, from `-[MLMultiArrayConstraint shapeConstraint]` (macOS 10.14):
+/// type `range` gives `sizeRangeForDimension` (one `NSRange` per dimension), `enumerated` gives
+/// `enumeratedShapes`; `unspecified` (and anything unreadable) falls back to `shape`, which for
+/// a flexible input is only its default.
+fn shape_rule(constraint: &MLMultiArrayConstraint) -> ShapeRule {
+    // SAFETY: plain property reads of a constraint CoreML gave.
+    unsafe {
+        let fixed = || ShapeRule::Fixed(arrays::dims(&constraint.shape()));
+        let flexible = constraint.shapeConstraint();
+        match flexible.r#type() {
+            MLMultiArrayShapeConstraintType::Range => {
+                let ranges: Option<Vec<DimRange>> = flexible
+                    .sizeRangeForDimension()
+                    .iter()
+                    .map(|v| v.get_range().map(|r| DimRange::from_ns_range(r.location, r.length)))
+                    .collect();
+                ranges.filter(|r| !r.is_empty()).map_or_else(fixed, ShapeRule::Ranges)
+            }
+            MLMultiArrayShapeConstraintType::Enumerated => {
+                let shapes: Vec<Vec<usize>> = flexible.enumeratedShapes().iter().map(|s| arrays::dims(&s)).collect();
+                if shapes.is_empty() { fixed() } else { ShapeRule::Enumerated(shapes) }
+            }
+            _ => fixed(),
         }
     }
 }
@@ -108,9 +143,12 @@ impl Encoder for CoreMlEncoder {
     }
 
     fn max_context(&self) -> usize {
-        self.io.seq_len
+        self.io.max_len
     }
 
+    /// The batch's sequences one by one. No autorelease pool of its own: the measured loop runs
+    /// each iteration in one, with the timer inside ([`super::autoreleased`]), so the drain is not
+    /// timed; a batch's temporaries live until the iteration ends.
     fn encode(&mut self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
         batch.iter().map(|ids| self.encode_one(ids)).collect()
     }
@@ -118,14 +156,15 @@ impl Encoder for CoreMlEncoder {
 
 impl CoreMlEncoder {
     fn encode_one(&self, ids: &[u32]) -> Result<Vec<f32>> {
-        let n = self.io.seq_len;
+        let shape = self.io.shapes.shape_for(ids.len()).map_err(|why| BackendError::Inference(format!("`input_ids`: {why}")))?;
+        let n = shape.last().copied().unwrap_or(0);
         let real = ids.len().min(n);
         let mut input: Vec<i32> = ids[..real].iter().map(|&t| t as i32).collect();
         input.resize(n, 0);
         let mask: Vec<i32> = (0..n).map(|i| i32::from(i < real)).collect();
-        let mut named = vec![("input_ids", arrays::array(&[1, n], &input)?)];
+        let mut named = vec![("input_ids", arrays::array(&shape, &input)?)];
         if self.io.has_mask {
-            named.push(("attention_mask", arrays::array(&[1, n], &mask)?));
+            named.push(("attention_mask", arrays::array(&shape, &mask)?));
         }
         let inputs = arrays::features(named)?;
         let out: Outputs = arrays::predict(&self.model, &inputs, None)?;
