@@ -118,14 +118,34 @@ pub struct Loaded {
     pub facts: ModelFacts,
     /// Milliseconds of the load spent compiling the model for this device (CoreML's first load).
     pub compile_ms: f64,
-    /// Where the model's operations run, where the backend can tell.
-    pub placement: Option<pb::Placement>,
+    /// The compiled parts whose placement (where their operations run) the backend can tell,
+    /// asked after the timed load so the plan's own cost counts in neither its time nor its memory.
+    pub plan: Option<PlanParts>,
+}
+
+/// What a compute plan is built for: each compiled part of the model with the function the
+/// workload runs in it (`None`: its only one), on one unit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanParts {
+    pub unit: String,
+    pub parts: Vec<(std::path::PathBuf, Option<String>)>,
+}
+
+/// Where the model's operations run, over all its parts; `None` where the platform cannot tell.
+pub fn placement(plan: &PlanParts) -> Option<pb::Placement> {
+    #[cfg(target_os = "macos")]
+    return coreml::runtime::placement(plan);
+    #[cfg(not(target_os = "macos"))]
+    {
+        let _ = plan;
+        None
+    }
 }
 
 impl Loaded {
     /// A model that needed no compilation and has no placement to report.
     pub fn new(model: LoadedModel, facts: ModelFacts) -> Self {
-        Loaded { model, facts, compile_ms: 0.0, placement: None }
+        Loaded { model, facts, compile_ms: 0.0, plan: None }
     }
 }
 

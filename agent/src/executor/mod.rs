@@ -75,6 +75,11 @@ pub fn run_cell(job: &CellJob<'_>, events: &mut dyn FnMut(Event)) -> Result<pb::
     if job.cancel.load(std::sync::atomic::Ordering::Relaxed) {
         return Err(ExecError::Cancelled);
     }
+    let t = Instant::now();
+    let placement = loaded.plan.as_ref().and_then(backend::placement);
+    if placement.is_some() {
+        tracing::info!(cell = %job.cell_id, plan_ms = format!("{:.0}", t.elapsed().as_secs_f64() * 1e3), "operation placement read (not part of load_ms)");
+    }
     let kv_bytes = kv_cache_bytes(&loaded.model, job.spec);
     let mut w = workload::prepare(loaded.model, job.spec, job.data)?;
     let sensors = thermal::Sensors::open();
@@ -90,7 +95,7 @@ pub fn run_cell(job: &CellJob<'_>, events: &mut dyn FnMut(Event)) -> Result<pb::
     result.model = Some(loaded.facts);
     result.kv_cache_bytes = kv_bytes;
     result.compile_ms = loaded.compile_ms;
-    result.placement = loaded.placement;
+    result.placement = placement;
     result.stages = match w.stage_clock() {
         Some(clock) => clock.to_pb()?,
         None => Vec::new(),

@@ -16,12 +16,12 @@ use objc2_core_ml::{MLFeatureProvider, MLModel, MLMultiArray, MLState};
 use objc2_foundation::NSString;
 
 use super::arrays::{self, Outputs};
-use super::{artifact, autoreleased, compiled, configuration, load_model, plan};
+use super::{artifact, autoreleased, compiled, configuration, load_model};
 use crate::backend::candle::chat_template::{self, ChatTemplate};
 use crate::backend::candle::qwen3::{HfChat, hf_chat};
 use crate::backend::coreml::anemll::plan::LogitsPart;
 use crate::backend::coreml::anemll::{Lut, Mask, Meta, Parts, Planner};
-use crate::backend::{BackendError, CachePosition, Decoder, Loaded, LoadedModel, Result, StageClock};
+use crate::backend::{BackendError, CachePosition, Decoder, Loaded, LoadedModel, PlanParts, Result, StageClock};
 use anefleet_proto::pb::ModelFacts;
 
 /// One FFN chunk: its two functions, loaded from the same compiled model.
@@ -61,8 +61,9 @@ pub fn load(unit: &str, dir: &Path) -> Result<Loaded> {
         let config = configuration(unit, function)?;
         load_model(dir, &config)
     };
-    let embeddings = open(&compile(&parts.embeddings)?, None)?;
-    let lm_head = open(&compile(&parts.lm_head)?, None)?;
+    let (embeddings_dir, lm_head_dir) = (compile(&parts.embeddings)?, compile(&parts.lm_head)?);
+    let embeddings = open(&embeddings_dir, None)?;
+    let lm_head = open(&lm_head_dir, None)?;
     let chunk_dirs = parts.chunks.iter().map(|p| compile(p)).collect::<Result<Vec<_>>>()?;
     let mut chunks = Vec::with_capacity(chunk_dirs.len());
     for dir in &chunk_dirs {
@@ -73,7 +74,11 @@ pub fn load(unit: &str, dir: &Path) -> Result<Loaded> {
     // SAFETY: a fresh state of the shared KV cache (`newState`, macOS 15+: `runtime::load` refused
     // this model on an older or unknown macOS, and `configuration` refuses function names there).
     let state = unsafe { first.prefill.newState() };
-    let placement = configuration(unit, Some("infer")).ok().and_then(|config| plan::placement(&chunk_dirs[0], &config));
+    // Placement of the whole model as a token is generated: embeddings, every chunk's `infer`, lm_head.
+    let mut plan_parts = vec![(embeddings_dir, None)];
+    plan_parts.extend(chunk_dirs.iter().map(|d| (d.clone(), Some("infer".to_string()))));
+    plan_parts.push((lm_head_dir, None));
+    let plan = PlanParts { unit: unit.to_string(), parts: plan_parts };
     let chat = hf_chat(&parts.tokenizer_dir)?;
     let facts = facts(&meta, &parts);
     let clock = StageClock::new(stage_names(chunks.len()));
@@ -88,7 +93,7 @@ pub fn load(unit: &str, dir: &Path) -> Result<Loaded> {
         cache: CachePosition::default(),
         clock,
     };
-    Ok(Loaded { model: LoadedModel::Decoder(Box::new(model)), facts, compile_ms, placement })
+    Ok(Loaded { model: LoadedModel::Decoder(Box::new(model)), facts, compile_ms, plan: Some(plan) })
 }
 
 /// Stage order: embeddings, each chunk's prefill and infer, lm_head.

@@ -15,7 +15,8 @@ use objc2_foundation::NSString;
 
 use super::arrays::{self, Outputs};
 use super::rules::{DimRange, ShapeRule};
-use super::{artifact, compiled, configuration, load_model, plan};
+use super::{artifact, compiled, configuration, load_model};
+use crate::backend::PlanParts;
 use crate::backend::{BackendError, Encoder, Loaded, LoadedModel, Result};
 use anefleet_proto::pb::ModelFacts;
 
@@ -38,9 +39,9 @@ pub fn load(unit: &str, path: &Path) -> Result<Loaded> {
         max_context: u32::try_from(io.max_len).unwrap_or(u32::MAX),
         ..Default::default()
     };
-    let placement = plan::placement(&compiled.dir, &config);
+    let plan = PlanParts { unit: unit.to_string(), parts: vec![(compiled.dir.clone(), None)] };
     let encoder = CoreMlEncoder { model, tokenizer, io };
-    Ok(Loaded { model: LoadedModel::Encoder(Box::new(encoder)), facts, compile_ms: compiled.compile_ms, placement })
+    Ok(Loaded { model: LoadedModel::Encoder(Box::new(encoder)), facts, compile_ms: compiled.compile_ms, plan: Some(plan) })
 }
 
 /// The model file and the tokenizer beside it.

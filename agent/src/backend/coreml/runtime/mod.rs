@@ -7,6 +7,8 @@ mod anemll;
 mod arrays;
 mod encoder;
 mod plan;
+
+pub use plan::placement;
 mod rules;
 
 use std::path::{Path, PathBuf};

@@ -16,7 +16,8 @@ use objc2_core_ml::{
 };
 use objc2_foundation::NSError;
 
-use super::{describe, file_url, is};
+use super::{configuration, describe, file_url, is};
+use crate::backend::PlanParts;
 
 /// Counts and cost shares per device, accumulated over operations.
 #[derive(Default)]
@@ -27,21 +28,30 @@ struct Tally {
 
 const DEVICES: [&str; 3] = ["ane", "gpu", "cpu"];
 
-/// The placement of the compiled model at `dir` under `config`; `None` (logged) where the plan
-/// cannot be built (older macOS, a neural-network model type).
-pub fn placement(dir: &Path, config: &MLModelConfiguration) -> Option<pb::Placement> {
+/// Where the operations of every part of `plan` run, each part's compute plan asked for the
+/// function the workload runs in it; `None` (logged) where a plan cannot be built (older macOS, a
+/// neural-network model type). Counts add up over the parts; each part's cost shares (relative
+/// within its own plan) weigh equally in the combined share.
+pub fn placement(plan: &PlanParts) -> Option<pb::Placement> {
     if !available() {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| tracing::warn!("this macOS has no MLComputePlan (it came with 14.4): cells report no placement"));
         return None;
     }
-    match load_plan(dir, config) {
-        Ok(plan) => Some(summarise(&plan)),
-        Err(e) => {
-            tracing::warn!(model = %dir.display(), error = %e, "no compute plan; placement unknown");
-            None
+    super::autoreleased(|| {
+        let mut tally = Tally::default();
+        for (dir, function) in &plan.parts {
+            let outcome = configuration(&plan.unit, function.as_deref()).map_err(|e| e.to_string()).and_then(|c| load_plan(dir, &c));
+            match outcome {
+                Ok(p) => add(&p, function.as_deref(), &mut tally),
+                Err(e) => {
+                    tracing::warn!(model = %dir.display(), error = %e, "no compute plan; placement unknown");
+                    return None;
+                }
+            }
         }
-    }
+        Some(summary(&tally))
+    })
 }
 
 /// Whether the running macOS has the class (14.4+): asked of the Objective-C runtime by name, since
@@ -62,16 +72,29 @@ fn load_plan(dir: &Path, config: &MLModelConfiguration) -> Result<Retained<MLCom
     rx.recv().map_err(|_| "CoreML never answered".to_string())?
 }
 
-fn summarise(plan: &MLComputePlan) -> pb::Placement {
-    let mut tally = Tally::default();
+/// Adds the operations of `function` (every function when `None`: a model with one) to `tally`,
+/// the cost shares normalised within this plan.
+fn add(plan: &MLComputePlan, function: Option<&str>, tally: &mut Tally) {
+    let mut part = Tally::default();
     // SAFETY: walking the plan's own model structure and asking the plan about its operations.
     unsafe {
         if let Some(program) = plan.modelStructure().program() {
-            for function in program.functions().to_vecs().1 {
-                walk(plan, &function.block(), &mut tally);
+            let (names, functions) = program.functions().to_vecs();
+            for (name, f) in names.iter().zip(functions) {
+                if function.is_none_or(|want| name.to_string() == want) {
+                    walk(plan, &f.block(), &mut part);
+                }
             }
         }
     }
+    let cost: f64 = part.cost.iter().sum();
+    for i in 0..DEVICES.len() {
+        tally.ops[i] += part.ops[i];
+        tally.cost[i] += if cost > 0.0 { part.cost[i] / cost } else { 0.0 };
+    }
+}
+
+fn summary(tally: &Tally) -> pb::Placement {
     let total_cost: f64 = tally.cost.iter().sum();
     let devices = DEVICES
         .iter()
