@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use plist::{Dictionary, Value};
 
 use super::steps::{AccountTool, Runner, checked, words};
-use super::{InstallError, RESTART_DELAY_S, ROOT, STOP_TIMEOUT_S, Service, Step, hand_over};
+use super::{InstallError, RESTART_DELAY_S, ROOT, STOP_TIMEOUT_S, Service, Step, checks, hand_over};
 
 /// The daemon's user unless `--user` names another: a hidden role account (the `_` prefix is
 /// macOS's convention for daemons' accounts).
@@ -67,19 +67,47 @@ pub fn plist_bytes(s: &Service) -> Result<Vec<u8>, InstallError> {
     Ok(out)
 }
 
-/// Unloads an earlier version (so that it writes nothing while its files change hands), makes
-/// the daemon's user and hands it the cache dir, the logs and the token file, writes the plist,
-/// loads it into the system domain (which starts it).
+/// How much longer than `ExitTimeOut` the install waits for launchd to release the old daemon's
+/// label: launchd kills the daemon at `ExitTimeOut`, then reaps it.
+pub const RELEASE_MARGIN_S: u32 = 60;
+/// `launchctl bootstrap`'s errors while launchd still holds the label (`Bootstrap failed: 5:
+/// Input/output error`, also right after the label is gone) or is busy with it (37).
+pub const BOOTSTRAP_TRANSIENT: [&str; 2] = ["5: Input/output error", "37: Operation already in progress"];
+/// The pauses between tries of `launchctl bootstrap` (s).
+pub const BOOTSTRAP_PAUSES_S: [u32; 4] = [1, 2, 4, 8];
+
+/// Makes the daemon's user and checks that it will reach its files ([`super::checks`]), unloads
+/// an earlier version (so that it writes nothing while its files change hands) and waits until
+/// launchd lets go of its label, hands the user the cache dir, the logs and the token file, writes
+/// the plist and loads it into the system domain (which starts it).
+///
+/// `launchctl bootout` returns before launchd has released the label — up to `ExitTimeOut`
+/// later, while the old daemon finishes its cell — and a `bootstrap` before then fails with
+/// "5: Input/output error": so `launchctl print system/LABEL` is asked until it fails (the label
+/// is gone), and `bootstrap` is tried again on errors 5 and 37.
 pub fn install_plan(s: &Service) -> Result<Vec<Step>, InstallError> {
     let target = format!("system/{}", s.label);
     let plist = plist_path(&s.label);
     let plist_arg = plist.to_string_lossy().into_owned();
-    let mut steps = vec![Step::try_run(&["launchctl", "bootout", &target])];
-    steps.extend(hand_over(s, s.user_or(DEFAULT_USER), AccountTool::Dscl, &[LOG_DIR]));
+    let user = s.user_or(DEFAULT_USER);
+    let mut steps = checks(s, user, AccountTool::Dscl);
+    steps.extend([
+        Step::try_run(&["launchctl", "bootout", &target]),
+        Step::WaitGone {
+            argv: words(&["launchctl", "print", &target]),
+            what: format!("launchd's {target}"),
+            timeout_s: STOP_TIMEOUT_S + RELEASE_MARGIN_S,
+        },
+    ]);
+    steps.extend(hand_over(s, user, &[LOG_DIR]));
     steps.extend([
         Step::Write { path: plist, contents: plist_bytes(s)? },
         Step::run(&["launchctl", "enable", &target]),
-        Step::run(&["launchctl", "bootstrap", "system", &plist_arg]),
+        Step::Retry {
+            argv: words(&["launchctl", "bootstrap", "system", &plist_arg]),
+            transient: BOOTSTRAP_TRANSIENT.iter().map(|t| t.to_string()).collect(),
+            pauses_s: BOOTSTRAP_PAUSES_S.to_vec(),
+        },
     ]);
     Ok(steps)
 }

@@ -7,7 +7,10 @@
 //! The daemon runs as a dedicated non-root user unless `--user` names another (`root` included):
 //! `_anefleet` on macOS (a hidden role account made with `dscl`), `anefleet` on Linux (made with
 //! `useradd --system`), created when missing. The cache dir becomes that user's, mode 0700, and
-//! the token file that user's, mode 0600: no other user reads either.
+//! the token file that user's, mode 0600: no other user reads either. Before anything changes
+//! hands the install makes sure that user can run the binary and reach the token and CA files
+//! (a daemon that cannot would be restarted forever), and that the token file is root's or
+//! already that user's (see [`checks`]).
 
 pub mod launchd;
 mod steps;
@@ -17,7 +20,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub use steps::{AccountTool, Ran, Runner, Step, System, apply, apply_with, describe};
+pub use steps::{AccountTool, Check, Ran, Reached, Runner, Step, System, apply, apply_with, describe};
 
 /// The daemon's label (launchd) and unit name (systemd) unless `--label` says otherwise.
 pub const DEFAULT_LABEL: &str = "dev.anefleet.agent";
@@ -47,10 +50,56 @@ pub enum InstallError {
     Io { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error("`{command}` failed ({status}): {stderr}")]
     CommandFailed { command: String, status: String, stderr: String },
+    #[error("`{command}` still failed after {tries} tries ({status}): {stderr}")]
+    GaveUp { command: String, tries: u32, status: String, stderr: String },
+    #[error(
+        "{what} was still there after {waited_s} s (`{command}` finds it): the old daemon has not stopped; wait for its cell to end, or stop it, then install again"
+    )]
+    StillThere { what: String, command: String, waited_s: u64 },
+    #[error("{}", unreachable_message(.user, *.what, .path, .said))]
+    Unreachable { user: String, what: Reached, path: PathBuf, said: String },
+    #[error(
+        "token file {} belongs to uid {owner}, not to root or to the daemon's user `{user}`: the install hands the token file \
+         over to `{user}` (chown, mode 0600), which would take it from its owner (a coordinator's own DATA_DIR/token would \
+         stop being the coordinator's). Give the daemon a copy of its own: `sudo install -d -m 755 /etc/anefleet && sudo \
+         install -m 600 {} /etc/anefleet/token`, then install with --token-file /etc/anefleet/token",
+        .path.display(), .path.display()
+    )]
+    TokenFileNotOurs { path: PathBuf, owner: u32, user: String },
     #[error("`{command}` could not start: {source}")]
     CommandMissing { command: String, source: std::io::Error },
     #[error("encoding the launchd plist: {0}")]
     Plist(#[from] plist::Error),
+}
+
+/// What the daemon's user cannot reach, and where the file should go instead.
+fn unreachable_message(user: &str, what: Reached, path: &Path, said: &str) -> String {
+    let p = path.display();
+    let (need, fix) = match what {
+        Reached::Binary => (
+            "run the agent binary",
+            format!(
+                "install it where every user can run it, `sudo install -m 755 {p} /usr/local/bin/agent`, and run `sudo /usr/local/bin/agent install …`"
+            ),
+        ),
+        Reached::TokenFolder => (
+            "reach (search every folder above) the token file",
+            format!(
+                "copy it into a folder of its own: `sudo install -d -m 755 /etc/anefleet && sudo install -m 600 {p} /etc/anefleet/token`, then --token-file /etc/anefleet/token"
+            ),
+        ),
+        Reached::CaFile => (
+            "read the CA file",
+            format!(
+                "copy it where that user can read it: `sudo install -d -m 755 /etc/anefleet && sudo install -m 644 {p} /etc/anefleet/ca.pem`, then --ca-file /etc/anefleet/ca.pem"
+            ),
+        ),
+    };
+    let said = if said.is_empty() { String::new() } else { format!(" ({said})") };
+    format!(
+        "the daemon's user `{user}` cannot {need} {p}{said}: a folder above it is closed to that user (a home folder, mode 0700 or 0750, is); \
+         launchd or systemd would restart the daemon forever. {fix}, or pick another user with --user"
+    )
 }
 
 fn root_hint(e: &std::io::Error) -> &'static str {
@@ -190,15 +239,46 @@ fn check_user(user: &str) -> Result<(), InstallError> {
     if ok { Ok(()) } else { Err(InstallError::BadUser(user.to_string())) }
 }
 
-/// Makes the daemon's `user` when missing (not `root`) and hands it the cache dir (mode 0700),
-/// the folders in `also` (created) and the token file (mode 0600): no other user reads them.
-fn hand_over(s: &Service, user: &str, tool: AccountTool, also: &[&str]) -> Vec<Step> {
-    let (cache, token) = (utf8(&s.cache_dir), utf8(&s.token_file));
+/// What comes before the old daemon stops and anything changes hands: the daemon's `user`, made
+/// when missing (not `root`), and the checks that the daemon will start:
+///
+/// - That user can run the binary, search the token file's folder (every folder above it
+///   included: the file itself becomes that user's) and read the CA file, asked of the system
+///   itself by running `test` as that user (`sudo -n -u` on macOS, `runuser -u` on Linux), so
+///   modes, groups and ACLs all count. Not for root, who reaches everything.
+/// - The token file belongs to root or to that user already. The install hands the token file
+///   over (chown, mode 0600), and a file of another user's is theirs: the coordinator's
+///   `DATA_DIR/token`, say, on a machine that runs both, would stop being readable by the
+///   coordinator. A root-owned file was put there by an administrator for the daemon (the
+///   documented `/etc/anefleet/token`). Anything else is refused with the command that makes the
+///   daemon a copy of its own.
+fn checks(s: &Service, user: &str, tool: AccountTool) -> Vec<Step> {
     let mut steps = Vec::new();
     if user != ROOT {
         steps.push(Step::CreateUser { name: user.to_string(), home: s.cache_dir.clone(), tool });
+        let folder = s.token_file.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+        let mut reach = vec![(Reached::Binary, "-x", &s.exe, &s.exe), (Reached::TokenFolder, "-x", &folder, &s.token_file)];
+        if let Some(ca) = &s.ca_file {
+            reach.push((Reached::CaFile, "-r", ca, ca));
+        }
+        for (what, flag, tested, path) in reach {
+            let mut argv = match tool {
+                AccountTool::Dscl => steps::words(&["sudo", "-n", "-u", user]),
+                AccountTool::Useradd => steps::words(&["runuser", "-u", user, "--"]),
+            };
+            argv.extend(steps::words(&["test", flag, utf8(tested)]));
+            steps.push(Step::Check(Check::Reaches { user: user.to_string(), what, path: path.clone(), argv }));
+        }
     }
-    steps.push(Step::CreateDir(s.cache_dir.clone()));
+    steps.push(Step::Check(Check::TokenOwner { path: s.token_file.clone(), user: user.to_string() }));
+    steps
+}
+
+/// Hands the daemon's `user` the cache dir (mode 0700), the folders in `also` (created) and the
+/// token file (mode 0600): no other user reads them.
+fn hand_over(s: &Service, user: &str, also: &[&str]) -> Vec<Step> {
+    let (cache, token) = (utf8(&s.cache_dir), utf8(&s.token_file));
+    let mut steps = vec![Step::CreateDir(s.cache_dir.clone())];
     steps.extend(also.iter().map(|d| Step::CreateDir(d.into())));
     let mut chown = vec!["chown", "-R", user, cache];
     chown.extend(also);

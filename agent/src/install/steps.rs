@@ -2,8 +2,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use super::{InstallError, launchd, systemd};
+
+/// How often [`Step::WaitGone`] asks again.
+pub const POLL: Duration = Duration::from_secs(1);
+/// How often [`Step::WaitGone`] says it is still waiting.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -27,6 +33,45 @@ pub enum Step {
         home: PathBuf,
         tool: AccountTool,
     },
+    /// Stops the install unless it holds; changes nothing.
+    Check(Check),
+    /// Runs `argv` every [`POLL`] until it fails (what it asks about is gone), for at most
+    /// `timeout_s`, saying every [`PROGRESS_EVERY`] that it still waits; then an error.
+    WaitGone {
+        argv: Vec<String>,
+        /// What `argv` finds while it succeeds, for the messages: "launchd's system/LABEL".
+        what: String,
+        timeout_s: u32,
+    },
+    /// A command that may fail for a while for a passing reason: while its stderr holds one of
+    /// `transient`, it runs again after each pause of `pauses_s` in turn (so `pauses_s.len() + 1`
+    /// tries at most); any other failure, or the last, is an error.
+    Retry {
+        argv: Vec<String>,
+        transient: Vec<String>,
+        pauses_s: Vec<u32>,
+    },
+}
+
+/// What [`Step::Check`] makes sure of before anything changes hands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// `argv` (`test -r`/`-x`, run as `user`: `sudo -n -u` on macOS, `runuser -u` on Linux)
+    /// succeeds: the daemon's user reaches `path`, every folder above it included.
+    Reaches { user: String, what: Reached, path: PathBuf, argv: Vec<String> },
+    /// The token file belongs to root or to `user` already (the rule is [`super::checks`]'s).
+    TokenOwner { path: PathBuf, user: String },
+}
+
+/// Which file [`Check::Reaches`] is about (for its message and its fix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reached {
+    /// The agent binary, run (`test -x`).
+    Binary,
+    /// The token file's folder, searched (`test -x`): the file itself becomes the user's.
+    TokenFolder,
+    /// The CA file, read (`test -r`).
+    CaFile,
 }
 
 /// How a system account is made.
@@ -47,9 +92,16 @@ pub struct Ran {
     pub stderr: String,
 }
 
-/// Runs the commands of the steps: [`System`] on this machine, a fake that records them in tests.
+/// Runs the commands of the steps and keeps their time: [`System`] on this machine, a fake that
+/// records them (and only pretends to sleep) in tests.
 pub trait Runner {
     fn run(&mut self, argv: &[String]) -> Result<Ran, InstallError>;
+    /// Waits `d`.
+    fn sleep(&mut self, d: Duration);
+    /// Monotonic time since some fixed moment.
+    fn now(&mut self) -> Duration;
+    /// Tells the person installing how a long step is going.
+    fn say(&mut self, message: &str);
 }
 
 /// This machine's commands.
@@ -66,6 +118,19 @@ impl Runner for System {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         })
+    }
+
+    fn sleep(&mut self, d: Duration) {
+        std::thread::sleep(d);
+    }
+
+    fn now(&mut self) -> Duration {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        START.get_or_init(Instant::now).elapsed()
+    }
+
+    fn say(&mut self, message: &str) {
+        eprintln!("{message}");
     }
 }
 
@@ -95,6 +160,34 @@ pub fn describe(steps: &[Step]) -> String {
                 out.push_str(if *may_fail { " || true\n" } else { "\n" });
             }
             Step::CreateUser { name, home, tool } => out.push_str(&describe_user(name, home, *tool)),
+            Step::Check(Check::Reaches { user, what, path, argv }) => {
+                let need = match what {
+                    Reached::Binary => "run the agent binary",
+                    Reached::TokenFolder => "reach the token file",
+                    Reached::CaFile => "read the CA file",
+                };
+                out.push_str(&format!("{} || exit 1  # {user} must {need} {}\n", sh_line(argv), sh_quote(&path.to_string_lossy())));
+            }
+            Step::Check(Check::TokenOwner { path, user }) => out.push_str(&format!(
+                "# {} must belong to root or to {user} (it is handed over to {user}, and taken from no one else)\n",
+                sh_quote(&path.to_string_lossy())
+            )),
+            Step::WaitGone { argv, what, timeout_s } => out.push_str(&format!(
+                "# waits until {what} is gone (at most {timeout_s} s)\nwhile {} >/dev/null 2>&1; do sleep {}; done\n",
+                sh_line(argv),
+                POLL.as_secs()
+            )),
+            Step::Retry { argv, transient, pauses_s } => {
+                let pauses: Vec<String> = pauses_s.iter().map(u32::to_string).collect();
+                let quoted: Vec<String> = transient.iter().map(|t| sh_quote(t)).collect();
+                out.push_str(&format!(
+                    "# tried again after {} s while it fails with {}\nfor pause in {} end; do {} && break; [ $pause = end ] && exit 1; sleep $pause; done\n",
+                    pauses.join(", "),
+                    quoted.join(" or "),
+                    pauses.join(" "),
+                    sh_line(argv)
+                ));
+            }
         }
     }
     out
@@ -155,9 +248,106 @@ pub fn apply_with(steps: &[Step], runner: &mut dyn Runner) -> Result<(), Install
                 checked(runner, argv, *may_fail)?;
             }
             Step::CreateUser { name, home, tool } => create_user(runner, name, home, *tool)?,
+            Step::Check(check) => self::check(runner, check)?,
+            Step::WaitGone { argv, what, timeout_s } => wait_gone(runner, argv, what, Duration::from_secs((*timeout_s).into()))?,
+            Step::Retry { argv, transient, pauses_s } => retry(runner, argv, transient, pauses_s)?,
         }
     }
     Ok(())
+}
+
+fn check(runner: &mut dyn Runner, check: &Check) -> Result<(), InstallError> {
+    match check {
+        Check::Reaches { user, what, path, argv } => {
+            let ran = runner.run(argv)?;
+            if ran.ok {
+                return Ok(());
+            }
+            Err(InstallError::Unreachable { user: user.clone(), what: *what, path: path.clone(), said: ran.stderr })
+        }
+        Check::TokenOwner { path, user } => {
+            let owner = owner_uid(path)?;
+            if owner == 0 {
+                return Ok(());
+            }
+            // The user exists by now (its step came first) unless the install is a dry run's.
+            let uid = runner.run(&words(&["id", "-u", user]))?;
+            if uid.ok && uid.stdout.trim().parse::<u32>().ok() == Some(owner) {
+                return Ok(());
+            }
+            Err(InstallError::TokenFileNotOurs { path: path.clone(), owner, user: user.clone() })
+        }
+    }
+}
+
+#[cfg(unix)]
+fn owner_uid(path: &Path) -> Result<u32, InstallError> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::metadata(path).map_err(io("reading token file", path))?.uid())
+}
+
+#[cfg(not(unix))]
+fn owner_uid(_: &Path) -> Result<u32, InstallError> {
+    Ok(0)
+}
+
+/// Asks `argv` every [`POLL`] until it fails, for at most `timeout`.
+fn wait_gone(runner: &mut dyn Runner, argv: &[String], what: &str, timeout: Duration) -> Result<(), InstallError> {
+    let start = runner.now();
+    // When to say something next (time waited); `None` until the first time.
+    let mut next_word: Option<Duration> = None;
+    loop {
+        let present = runner.run(argv)?.ok;
+        let waited = runner.now().saturating_sub(start);
+        if !present {
+            if next_word.is_some() {
+                runner.say(&format!("{what} is gone ({} s)", waited.as_secs()));
+            }
+            return Ok(());
+        }
+        if waited >= timeout {
+            return Err(InstallError::StillThere { what: what.to_string(), command: argv.join(" "), waited_s: waited.as_secs() });
+        }
+        match next_word {
+            None => runner.say(&format!(
+                "waiting until {what} is gone: a running cell finishes first (at most {} s; `{}` shows it)",
+                timeout.as_secs(),
+                argv.join(" ")
+            )),
+            Some(at) if waited >= at => {
+                runner.say(&format!("still waiting until {what} is gone: {} s of at most {} s", waited.as_secs(), timeout.as_secs()))
+            }
+            Some(_) => {}
+        }
+        if next_word.is_none_or(|at| waited >= at) {
+            next_word = Some(waited + PROGRESS_EVERY);
+        }
+        runner.sleep(POLL.min(timeout - waited));
+    }
+}
+
+/// Runs `argv`, again after each pause while it fails with one of the `transient` messages.
+fn retry(runner: &mut dyn Runner, argv: &[String], transient: &[String], pauses_s: &[u32]) -> Result<(), InstallError> {
+    let mut pauses = pauses_s.iter();
+    let mut tries = 1;
+    loop {
+        let ran = runner.run(argv)?;
+        if ran.ok {
+            return Ok(());
+        }
+        let passing = transient.iter().any(|t| ran.stderr.contains(t.as_str()));
+        match pauses.next() {
+            Some(&pause) if passing => {
+                runner.say(&format!("`{}` failed ({}); trying again in {pause} s", argv.join(" "), ran.stderr));
+                runner.sleep(Duration::from_secs(pause.into()));
+                tries += 1;
+            }
+            _ if passing && tries > 1 => {
+                return Err(InstallError::GaveUp { command: argv.join(" "), tries, status: ran.status, stderr: ran.stderr });
+            }
+            _ => return Err(InstallError::CommandFailed { command: argv.join(" "), status: ran.status, stderr: ran.stderr }),
+        }
+    }
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> InstallError {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::steps::{AccountTool, words};
-use super::{RESTART_DELAY_S, ROOT, STOP_TIMEOUT_S, Service, Step, hand_over};
+use super::{RESTART_DELAY_S, ROOT, STOP_TIMEOUT_S, Service, Step, checks, hand_over};
 
 /// The daemon's user unless `--user` names another: a system account made by `install`.
 pub const DEFAULT_USER: &str = "anefleet";
@@ -69,13 +69,16 @@ fn specifiers(value: &str) -> String {
     value.replace('%', "%%")
 }
 
-/// Stops an earlier version (so that it writes nothing while its files change hands), makes the
-/// daemon's user and hands it the cache dir and the token file, writes the unit, enables it at
-/// boot and (re)starts it, so a reinstall runs the new arguments.
+/// Makes the daemon's user and checks that it will reach its files ([`super::checks`]), stops an
+/// earlier version (so that it writes nothing while its files change hands; `systemctl stop`
+/// returns once it has stopped), hands the user the cache dir and the token file, writes the
+/// unit, enables it at boot and (re)starts it, so a reinstall runs the new arguments.
 pub fn install_plan(s: &Service) -> Vec<Step> {
     let unit_name = format!("{}.service", s.label);
-    let mut steps = vec![Step::try_run(&["systemctl", "stop", &unit_name])];
-    steps.extend(hand_over(s, s.user_or(DEFAULT_USER), AccountTool::Useradd, &[]));
+    let user = s.user_or(DEFAULT_USER);
+    let mut steps = checks(s, user, AccountTool::Useradd);
+    steps.push(Step::try_run(&["systemctl", "stop", &unit_name]));
+    steps.extend(hand_over(s, user, &[]));
     steps.extend([
         Step::Write { path: unit_path(&s.label), contents: unit(s).into_bytes() },
         Step::run(&["systemctl", "daemon-reload"]),

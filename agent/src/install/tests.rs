@@ -248,21 +248,52 @@ fn launchd_replaces_a_loaded_daemon_then_bootstraps_it_into_the_system_domain() 
             run(&format!("chown bench {token}"), false),
             run(&format!("chmod 600 {token}"), false),
             run("launchctl enable system/dev.anefleet.agent", false),
-            run("launchctl bootstrap system /Library/LaunchDaemons/dev.anefleet.agent.plist", false),
         ]
     );
-    let write = steps.iter().position(|s| matches!(s, Step::Write { .. })).unwrap();
-    let bootout = steps.iter().position(|s| matches!(s, Step::Run { may_fail: true, .. })).unwrap();
-    assert!(bootout < write && write < steps.len() - 2, "unload, write, then load: {steps:?}");
+    let at = |f: &dyn Fn(&Step) -> bool| steps.iter().position(f).unwrap_or_else(|| panic!("missing from {steps:?}"));
+    let bootout = at(&|s| matches!(s, Step::Run { may_fail: true, .. }));
+    let wait = at(&|s| matches!(s, Step::WaitGone { .. }));
+    let chown = at(&|s| matches!(s, Step::Run { argv, .. } if argv[0] == "chown"));
+    let write = at(&|s| matches!(s, Step::Write { .. }));
+    assert!(
+        steps[..bootout].iter().all(|s| matches!(s, Step::CreateUser { .. } | Step::Check(_))),
+        "only the user and the checks come before the old daemon stops: {steps:?}"
+    );
+    assert_eq!((wait, chown), (bootout + 1, bootout + 4), "stop, wait until launchd lets go, then hand over: {steps:?}");
+    assert_eq!(
+        steps[wait],
+        Step::WaitGone {
+            argv: ["launchctl", "print", "system/dev.anefleet.agent"].map(String::from).to_vec(),
+            what: "launchd's system/dev.anefleet.agent".into(),
+            timeout_s: 960,
+        },
+        "bounded by ExitTimeOut and a margin"
+    );
+    assert!(chown < write && write == steps.len() - 3, "hand over, write, then load: {steps:?}");
     assert!(matches!(&steps[write], Step::Write { path, .. } if path == Path::new("/Library/LaunchDaemons/dev.anefleet.agent.plist")));
+    assert_eq!(
+        steps.last(),
+        Some(&Step::Retry {
+            argv: ["launchctl", "bootstrap", "system", "/Library/LaunchDaemons/dev.anefleet.agent.plist"].map(String::from).to_vec(),
+            transient: vec!["5: Input/output error".into(), "37: Operation already in progress".into()],
+            pauses_s: vec![1, 2, 4, 8],
+        })
+    );
     assert!(steps.contains(&Step::CreateDir("/Library/Logs/anefleet".into())));
     let un = Manager::Launchd.uninstall_plan("x.y").unwrap();
     assert_eq!(un, [Step::try_run(&["launchctl", "bootout", "system/x.y"]), Step::Remove("/Library/LaunchDaemons/x.y.plist".into())]);
 }
 
-/// The steps before the service file: user, folders, owners and modes.
+/// The steps that hand the daemon's user its files: after the old daemon stopped (and launchd
+/// let go of it), before the service file.
 fn hand_over_steps(steps: &[Step]) -> Vec<Step> {
-    steps.iter().skip(1).take_while(|s| !matches!(s, Step::Write { .. })).cloned().collect()
+    let stopped = steps.iter().rposition(|s| matches!(s, Step::WaitGone { .. } | Step::Run { may_fail: true, .. })).unwrap();
+    steps[stopped + 1..].iter().take_while(|s| !matches!(s, Step::Write { .. })).cloned().collect()
+}
+
+/// The steps before the old daemon stops: the user and the checks.
+fn before_stop(steps: &[Step]) -> Vec<Step> {
+    steps.iter().take_while(|s| !matches!(s, Step::Run { .. })).cloned().collect()
 }
 
 #[test]
@@ -271,11 +302,10 @@ fn by_default_launchd_makes_the_anefleet_role_account_and_hands_it_the_cache_and
     let s = service(dir.path(), None);
     let (cache, token) = ("/Library/Application Support/anefleet", s.token_file.to_str().unwrap());
     let steps = Manager::Launchd.install_plan(&s).unwrap();
-    assert_eq!(steps[0], Step::try_run(&["launchctl", "bootout", "system/dev.anefleet.agent"]), "the old daemon stops first");
+    assert_eq!(steps[0], Step::CreateUser { name: "_anefleet".into(), home: cache.into(), tool: AccountTool::Dscl });
     assert_eq!(
         hand_over_steps(&steps),
         [
-            Step::CreateUser { name: "_anefleet".into(), home: cache.into(), tool: AccountTool::Dscl },
             Step::CreateDir(cache.into()),
             Step::CreateDir("/Library/Logs/anefleet".into()),
             Step::run(&["chown", "-R", "_anefleet", cache, "/Library/Logs/anefleet"]),
@@ -284,7 +314,7 @@ fn by_default_launchd_makes_the_anefleet_role_account_and_hands_it_the_cache_and
             Step::run(&["chmod", "600", token]),
         ]
     );
-    let Step::Write { contents, .. } = &steps[8] else { panic!("the plist follows: {steps:?}") };
+    let Some(Step::Write { contents, .. }) = steps.iter().find(|s| matches!(s, Step::Write { .. })) else { panic!("a plist: {steps:?}") };
     let v = Value::from_reader_xml(&contents[..]).unwrap();
     assert_eq!(v.as_dictionary().unwrap()["UserName"].as_string(), Some("_anefleet"));
 }
@@ -296,9 +326,12 @@ fn the_user_flag_names_the_account_made_the_owner_and_the_service_user() {
     let token = s.token_file.to_str().unwrap();
     let steps = Manager::Systemd.install_plan(&s).unwrap();
     assert_eq!(
+        steps[0],
+        Step::CreateUser { name: "bench".into(), home: "/Library/Application Support/anefleet".into(), tool: AccountTool::Useradd }
+    );
+    assert_eq!(
         hand_over_steps(&steps),
         [
-            Step::CreateUser { name: "bench".into(), home: "/Library/Application Support/anefleet".into(), tool: AccountTool::Useradd },
             Step::CreateDir("/Library/Application Support/anefleet".into()),
             Step::run(&["chown", "-R", "bench", "/Library/Application Support/anefleet"]),
             Step::run(&["chmod", "700", "/Library/Application Support/anefleet"]),
@@ -310,22 +343,146 @@ fn the_user_flag_names_the_account_made_the_owner_and_the_service_user() {
     let root = service(dir.path(), Some("root"));
     let steps = Manager::Launchd.install_plan(&root).unwrap();
     assert!(!steps.iter().any(|s| matches!(s, Step::CreateUser { .. })), "root is not created: {steps:?}");
+    assert_eq!(
+        before_stop(&steps),
+        [Step::Check(Check::TokenOwner { path: root.token_file.clone(), user: "root".into() })],
+        "root reaches everything: only the token's owner is checked"
+    );
     assert!(steps.contains(&Step::run(&["chown", "-R", "root", "/Library/Application Support/anefleet", "/Library/Logs/anefleet"])));
 }
 
-/// Answers commands from a script and records them.
-#[derive(Default)]
-struct Fake {
-    ran: Vec<String>,
-    /// Output of a command line; a command not listed succeeds with no output.
-    answers: Vec<(&'static str, Ran)>,
+#[test]
+fn the_daemons_user_must_reach_its_binary_token_and_ca_before_anything_changes_hands() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = service(dir.path(), Some("bench"));
+    s.ca_file = Some("/Users/me/fleet/tls/ca.pem".into());
+    let (token, folder) = (s.token_file.clone(), dir.path().to_str().unwrap().to_string());
+    let reaches = |what, argv: &[&str], path: &Path| {
+        Step::Check(Check::Reaches { user: "bench".into(), what, path: path.into(), argv: argv.iter().map(|a| a.to_string()).collect() })
+    };
+    let ca = Path::new("/Users/me/fleet/tls/ca.pem");
+    let exe = Path::new("/opt/anefleet/bin/agent");
+    let owner = Step::Check(Check::TokenOwner { path: token.clone(), user: "bench".into() });
+    let steps = Manager::Launchd.install_plan(&s).unwrap();
+    assert_eq!(
+        before_stop(&steps)[1..],
+        [
+            reaches(Reached::Binary, &["sudo", "-n", "-u", "bench", "test", "-x", "/opt/anefleet/bin/agent"], exe),
+            reaches(Reached::TokenFolder, &["sudo", "-n", "-u", "bench", "test", "-x", &folder], &token),
+            reaches(Reached::CaFile, &["sudo", "-n", "-u", "bench", "test", "-r", "/Users/me/fleet/tls/ca.pem"], ca),
+            owner.clone(),
+        ]
+    );
+    let steps = Manager::Systemd.install_plan(&s).unwrap();
+    assert_eq!(
+        before_stop(&steps)[1..],
+        [
+            reaches(Reached::Binary, &["runuser", "-u", "bench", "--", "test", "-x", "/opt/anefleet/bin/agent"], exe),
+            reaches(Reached::TokenFolder, &["runuser", "-u", "bench", "--", "test", "-x", &folder], &token),
+            reaches(Reached::CaFile, &["runuser", "-u", "bench", "--", "test", "-r", "/Users/me/fleet/tls/ca.pem"], ca),
+            owner,
+        ]
+    );
+
+    // A CA file under a closed home: the install stops at its check, before the old daemon
+    // stops, naming the file, the user and where to put it.
+    let check = format!("sudo -n -u bench test -r {}", ca.display());
+    let mut fake = Fake { answers: vec![(&check, fails())], ..Fake::default() };
+    let steps = Manager::Launchd.install_plan(&s).unwrap();
+    let e = apply_with(&steps, &mut fake).unwrap_err().to_string();
+    assert!(matches!(
+        apply_with(&steps, &mut Fake { answers: vec![(&check, fails())], ..Fake::default() }),
+        Err(InstallError::Unreachable { .. })
+    ));
+    assert!(e.contains("`bench` cannot read the CA file /Users/me/fleet/tls/ca.pem"), "{e}");
+    assert!(
+        e.contains("sudo install -m 644 /Users/me/fleet/tls/ca.pem /etc/anefleet/ca.pem") && e.contains("--ca-file /etc/anefleet/ca.pem"),
+        "{e}"
+    );
+    assert!(!fake.ran.iter().any(|c| c.starts_with("launchctl") || c.starts_with("chown")), "nothing changed: {:?}", fake.ran);
+
+    let binary = "sudo -n -u bench test -x /opt/anefleet/bin/agent";
+    let e = apply_with(
+        &steps,
+        &mut Fake { answers: vec![(binary, Ran { stderr: "sudo: unknown user bench".into(), ..fails() })], ..Fake::default() },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("cannot run the agent binary /opt/anefleet/bin/agent (sudo: unknown user bench)") && e.contains("/usr/local/bin/agent"),
+        "{e}"
+    );
+    let e = apply_with(&steps, &mut Fake { answers: vec![(&format!("sudo -n -u bench test -x {folder}"), fails())], ..Fake::default() })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&format!("cannot reach (search every folder above) the token file {}", token.display())), "{e}");
+    assert!(e.contains("/etc/anefleet/token"), "{e}");
 }
 
-impl Runner for Fake {
+#[test]
+#[cfg(unix)]
+fn a_token_file_of_another_user_is_not_taken_from_them() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path(), Some("bench"));
+    let owner = Step::Check(Check::TokenOwner { path: s.token_file.clone(), user: "bench".into() });
+    let check = |uid_of_bench: u32| {
+        let answer = says(&format!("{uid_of_bench}\n"));
+        apply_with(std::slice::from_ref(&owner), &mut Fake { answers: vec![("id -u bench", answer)], ..Fake::default() })
+    };
+    let mut mine = std::fs::metadata(&s.token_file).unwrap().uid();
+    // Already the daemon's user's: nothing is taken from anyone.
+    check(mine).unwrap();
+    if mine == 0 {
+        // Root's: put there by an administrator, handed over whoever `bench` is.
+        check(4242).unwrap();
+        // As root, the file can be given to someone else to see the refusal.
+        std::os::unix::fs::chown(&s.token_file, Some(4343), None).unwrap();
+        mine = 4343;
+    }
+    let e = check(mine + 1).unwrap_err().to_string();
+    let path = s.token_file.display();
+    assert!(e.starts_with(&format!("token file {path} belongs to uid {mine}, not to root or to the daemon's user `bench`")), "{e}");
+    assert!(e.contains(&format!("sudo install -m 600 {path} /etc/anefleet/token")) && e.contains("DATA_DIR/token"), "{e}");
+    // A user that does not exist (a dry run's plan taken by hand) owns nothing.
+    let missing = apply_with(&[owner], &mut Fake { answers: vec![("id -u bench", fails())], ..Fake::default() });
+    assert!(matches!(missing, Err(InstallError::TokenFileNotOurs { .. })));
+}
+
+/// Answers commands from a script, records them, and keeps a clock that only its sleeps move.
+#[derive(Default)]
+struct Fake<'a> {
+    ran: Vec<String>,
+    /// Output of a command line; a command not listed succeeds with no output.
+    answers: Vec<(&'a str, Ran)>,
+    /// Outputs of a command line, one per run, taken before `answers`.
+    queued: Vec<(&'a str, std::collections::VecDeque<Ran>)>,
+    clock: std::time::Duration,
+    slept: Vec<u64>,
+    said: Vec<String>,
+}
+
+impl Runner for Fake<'_> {
     fn run(&mut self, argv: &[String]) -> Result<Ran, InstallError> {
         let line = argv.join(" ");
         self.ran.push(line.clone());
+        if let Some(next) = self.queued.iter_mut().find(|(c, _)| *c == line).and_then(|(_, q)| q.pop_front()) {
+            return Ok(next);
+        }
         Ok(self.answers.iter().find(|(c, _)| *c == line).map_or(Ran { ok: true, ..Ran::default() }, |(_, r)| r.clone()))
+    }
+
+    fn sleep(&mut self, d: std::time::Duration) {
+        self.clock += d;
+        self.slept.push(d.as_secs());
+    }
+
+    fn now(&mut self) -> std::time::Duration {
+        self.clock
+    }
+
+    fn say(&mut self, message: &str) {
+        self.said.push(message.to_string());
     }
 }
 
@@ -438,12 +595,17 @@ fn systemd_reloads_enables_and_restarts_and_the_dry_run_shows_it_all() {
     let shown = describe(&steps);
     assert!(shown.contains("cat > /etc/systemd/system/dev.anefleet.agent.service <<'EOF'\n# Written by"), "{shown}");
     assert!(shown.contains(&systemd::unit(&s)) && shown.contains("\nEOF\nsystemctl daemon-reload\n"), "{shown}");
+    let (quoted, folder) = (steps::sh_quote(token), steps::sh_quote(dir.path().to_str().unwrap()));
     assert!(
-        shown.starts_with(
-            "systemctl stop dev.anefleet.agent.service || true\nid -u anefleet >/dev/null 2>&1 || useradd --system --user-group \
+        shown.starts_with(&format!(
+            "id -u anefleet >/dev/null 2>&1 || useradd --system --user-group \
              --no-create-home --home-dir '/Library/Application Support/anefleet' --shell /usr/sbin/nologin anefleet\n\
+             runuser -u anefleet -- test -x /opt/anefleet/bin/agent || exit 1  # anefleet must run the agent binary /opt/anefleet/bin/agent\n\
+             runuser -u anefleet -- test -x {folder} || exit 1  # anefleet must reach the token file {quoted}\n\
+             # {quoted} must belong to root or to anefleet (it is handed over to anefleet, and taken from no one else)\n\
+             systemctl stop dev.anefleet.agent.service || true\n\
              mkdir -p '/Library/Application Support/anefleet'\n"
-        ),
+        )),
         "{shown}"
     );
     let un = describe(&Manager::Systemd.uninstall_plan("a").unwrap());
@@ -471,4 +633,115 @@ fn steps_are_taken_in_order_and_a_failing_command_is_reported() {
     assert!(e.contains("sh -c") && e.contains("nope") && e.contains('3'), "{e}");
     apply(&[Step::Remove(file.clone())]).unwrap();
     assert!(!file.exists());
+}
+
+/// The launchctl steps of a launchd install for `bench` (the rest writes to /Library).
+fn launchctl_steps(dir: &Path) -> Vec<Step> {
+    let steps = Manager::Launchd.install_plan(&service(dir, Some("bench"))).unwrap();
+    steps
+        .into_iter()
+        .filter(|s| match s {
+            Step::WaitGone { .. } | Step::Retry { .. } => true,
+            Step::Run { argv, .. } => argv[0] == "launchctl",
+            _ => false,
+        })
+        .collect()
+}
+
+const PRINT: &str = "launchctl print system/dev.anefleet.agent";
+const BOOTSTRAP: &str = "launchctl bootstrap system /Library/LaunchDaemons/dev.anefleet.agent.plist";
+
+fn bootstrap_fails(code: u32, text: &str) -> Ran {
+    Ran { ok: false, status: format!("exit status: {code}"), stderr: format!("Bootstrap failed: {code}: {text}"), ..Ran::default() }
+}
+
+#[test]
+fn a_reinstall_waits_until_launchd_lets_go_of_the_old_daemon_then_bootstraps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fake = Fake { queued: vec![(PRINT, [says("state = running"), says("state = running"), fails()].into())], ..Fake::default() };
+    apply_with(&launchctl_steps(dir.path()), &mut fake).unwrap();
+    assert_eq!(
+        fake.ran,
+        ["launchctl bootout system/dev.anefleet.agent", PRINT, PRINT, PRINT, "launchctl enable system/dev.anefleet.agent", BOOTSTRAP]
+    );
+    assert_eq!(fake.slept, [1, 1], "one poll a second, on the fake's clock");
+    assert_eq!(
+        fake.said,
+        [
+            format!(
+                "waiting until launchd's system/dev.anefleet.agent is gone: a running cell finishes first (at most 960 s; `{PRINT}` shows it)"
+            ),
+            "launchd's system/dev.anefleet.agent is gone (2 s)".into(),
+        ]
+    );
+    // Nothing loaded: no wait, no word.
+    let mut fake = Fake { answers: vec![(PRINT, fails())], ..Fake::default() };
+    apply_with(&launchctl_steps(dir.path()), &mut fake).unwrap();
+    assert!(fake.slept.is_empty() && fake.said.is_empty(), "{:?} {:?}", fake.slept, fake.said);
+}
+
+#[test]
+fn bootstrap_is_tried_again_while_launchd_answers_5_or_37_and_not_on_other_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let queued = [bootstrap_fails(5, "Input/output error"), bootstrap_fails(37, "Operation already in progress")];
+    let mut fake = Fake { answers: vec![(PRINT, fails())], queued: vec![(BOOTSTRAP, queued.into())], ..Fake::default() };
+    apply_with(&launchctl_steps(dir.path()), &mut fake).unwrap();
+    assert_eq!(fake.ran.iter().filter(|c| *c == BOOTSTRAP).count(), 3, "{:?}", fake.ran);
+    assert_eq!(fake.slept, [1, 2], "backing off");
+    assert!(
+        fake.said[0].contains("Bootstrap failed: 5: Input/output error") && fake.said[0].ends_with("trying again in 1 s"),
+        "{:?}",
+        fake.said
+    );
+
+    let denied = bootstrap_fails(119, "Service is disabled");
+    let mut fake = Fake { answers: vec![(PRINT, fails()), (BOOTSTRAP, denied)], ..Fake::default() };
+    let e = apply_with(&launchctl_steps(dir.path()), &mut fake).unwrap_err();
+    assert!(matches!(e, InstallError::CommandFailed { .. }), "{e}");
+    assert_eq!(fake.ran.last().map(String::as_str), Some(BOOTSTRAP));
+    assert!(fake.slept.is_empty(), "another error is no reason to wait");
+}
+
+#[test]
+fn a_reinstall_gives_up_with_a_clear_error_after_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    // launchd never lets go: at most ExitTimeOut and the margin, on the fake's clock.
+    let mut fake = Fake::default();
+    let e = apply_with(&launchctl_steps(dir.path()), &mut fake).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "launchd's system/dev.anefleet.agent was still there after 960 s (`{PRINT}` finds it): the old daemon has not stopped; \
+             wait for its cell to end, or stop it, then install again"
+        )
+    );
+    assert_eq!(fake.slept.iter().sum::<u64>(), 960);
+    assert!(!fake.ran.iter().any(|c| c == BOOTSTRAP), "no bootstrap after giving up");
+    assert_eq!(fake.said.len(), 32, "a word at the start and every 30 s: {:?}", fake.said);
+    assert_eq!(fake.said[1], "still waiting until launchd's system/dev.anefleet.agent is gone: 30 s of at most 960 s");
+
+    // bootstrap keeps failing with 5: five tries, then an error that says so.
+    let mut fake = Fake { answers: vec![(PRINT, fails()), (BOOTSTRAP, bootstrap_fails(5, "Input/output error"))], ..Fake::default() };
+    let e = apply_with(&launchctl_steps(dir.path()), &mut fake).unwrap_err().to_string();
+    assert_eq!(e, format!("`{BOOTSTRAP}` still failed after 5 tries (exit status: 5): Bootstrap failed: 5: Input/output error"));
+    assert_eq!(fake.slept, [1, 2, 4, 8]);
+}
+
+#[test]
+fn the_dry_run_shows_the_wait_and_the_retries_as_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let shown = describe(&launchctl_steps(dir.path()));
+    assert!(
+        shown.contains(&format!(
+            "# waits until launchd's system/dev.anefleet.agent is gone (at most 960 s)\nwhile {PRINT} >/dev/null 2>&1; do sleep 1; done\n"
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with(&format!(
+            "# tried again after 1, 2, 4, 8 s while it fails with '5: Input/output error' or '37: Operation already in progress'\n\
+             for pause in 1 2 4 8 end; do {BOOTSTRAP} && break; [ $pause = end ] && exit 1; sleep $pause; done\n"
+        )),
+        "{shown}"
+    );
 }

@@ -4,8 +4,9 @@
 //! `max_energy_range_uj` for the wrap-around); the package domains are summed. Recent kernels
 //! expose AMD's RAPL under the same names. Since Linux 5.10 `energy_uj` is readable by root
 //! only: then there is no meter and results carry no energy (absent, never 0). macOS: IOReport's
-//! "Energy Model" channels, CPU, GPU and ANE summed (`crate::probe::macos::ioreport`), readable
-//! without root. Elsewhere there is no meter.
+//! "Energy Model" channels, CPU, GPU and ANE, each summed over the dies of an Ultra
+//! ([`ioreport_unit`]; `crate::probe::macos::ioreport`), readable without root, from one
+//! subscription per process. Elsewhere there is no meter.
 
 use std::path::{Path, PathBuf};
 
@@ -22,9 +23,10 @@ struct Domain {
 /// A set of energy counters whose sum is the energy the machine used.
 pub struct Meter {
     domains: Vec<Domain>,
-    /// macOS: the IOReport subscription the counters come from (`domains` then names its units).
+    /// macOS: the process's IOReport subscription the counters come from (`domains` then names
+    /// its units), shared by every meter.
     #[cfg(target_os = "macos")]
-    ioreport: Option<crate::probe::macos::ioreport::Channels>,
+    ioreport: Option<&'static std::sync::Mutex<crate::probe::macos::ioreport::Channels>>,
 }
 
 impl std::fmt::Debug for Meter {
@@ -87,12 +89,13 @@ impl Meter {
         Ok(meter)
     }
 
-    /// IOReport's CPU, GPU and ANE energy counters.
+    /// IOReport's CPU, GPU and ANE energy counters, from the process's one subscription (opening
+    /// a meter per cell takes no new one).
     #[cfg(target_os = "macos")]
     pub fn from_ioreport() -> Result<Meter, String> {
         use crate::probe::macos::ioreport::{Channels, UNITS};
-        let channels = Channels::open()?;
-        channels.read().ok_or("IOReport gave no energy sample")?;
+        let channels = Channels::shared()?;
+        Channels::lock(channels).read().ok_or("IOReport gave no energy sample")?;
         let domains = UNITS.iter().map(|u| Domain { name: u.to_string(), energy_uj: PathBuf::new(), max_range_uj: None }).collect();
         Ok(Meter { domains, ioreport: Some(channels) })
     }
@@ -113,8 +116,8 @@ impl Meter {
     /// Every counter now; `None` if any fails to read.
     pub fn read(&self) -> Option<Reading> {
         #[cfg(target_os = "macos")]
-        if let Some(channels) = &self.ioreport {
-            return channels.read().map(Reading);
+        if let Some(channels) = self.ioreport {
+            return crate::probe::macos::ioreport::Channels::lock(channels).read().map(Reading);
         }
         self.domains.iter().map(|d| read_uj(&d.energy_uj).ok()).collect::<Option<Vec<u64>>>().map(Reading)
     }
@@ -147,19 +150,53 @@ fn read_trimmed(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-/// Which kind of unit an IOReport energy channel measures (index into `cpu`, `gpu`, `ane`):
-/// "CPU Energy" (and "ECPU"/"PCPU" variants ending so), "GPU Energy", "ANE…"; others (DRAM,
-/// per-core duplicates) are left out so nothing is counted twice.
+/// Which kind of unit an IOReport "Energy Model" channel measures (index into `cpu`, `gpu`,
+/// `ane`); every die of an Ultra counts, each rail once. Names as macOS gives them (macmon's
+/// `src_lib/metrics.rs` and its issues #17, #68; all-smi's M1 Ultra inventory, lablup/all-smi#415):
+///
+/// - CPU: "CPU Energy" on one die; an Ultra has no package channel but "DIE_0_CPU Energy" and
+///   "DIE_1_CPU Energy". The per-cluster and per-core channels ("EACC_CPU", "PACC0_CPU",
+///   "DIE_0_PACC1_CPU3", "…_SRAM", "…_CPM", "PCPU1DTL3e") repeat parts of it: left out.
+/// - GPU: "GPU Energy" (nJ), one channel even on an Ultra; a die-prefixed one counts too. The
+///   "GPU0_0", "GPU CS0_0", "GPU SRAM0_0" breakdown (mJ) is left out.
+/// - ANE: "ANE" (base chips), "ANE0" (Max), "ANE0_0" and "ANE0_1" (Ultra, one per die): every
+///   channel that starts with "ANE", after a die prefix if there is one.
+///
+/// DRAM, AMCC, DCS, ISP, AVE, MSR, PCIe and the rest are not the units a cell runs on.
 pub fn ioreport_unit(channel: &str) -> Option<usize> {
-    if channel == "CPU Energy" {
+    let name = strip_die(channel);
+    if name == "CPU Energy" {
         Some(0)
-    } else if channel == "GPU Energy" {
+    } else if name == "GPU Energy" {
         Some(1)
-    } else if channel.starts_with("ANE") {
+    } else if name.starts_with("ANE") {
         Some(2)
     } else {
         None
     }
+}
+
+/// Microjoules per kind of unit (`cpu`, `gpu`, `ane`) from IOReport channels' (name, unit label,
+/// value): every die's channel added to its kind ([`ioreport_unit`]), the rest left out.
+pub fn ioreport_sum<'a>(channels: impl IntoIterator<Item = (&'a str, &'a str, i64)>) -> [f64; 3] {
+    let mut uj = [0f64; 3];
+    for (name, unit, value) in channels {
+        if let (Some(i), Some(scale)) = (ioreport_unit(name), microjoules_per(unit)) {
+            uj[i] += value as f64 * scale;
+        }
+    }
+    uj
+}
+
+/// A channel's name without its die prefix (`DIE_<n>_`, Ultra chips).
+fn strip_die(channel: &str) -> &str {
+    channel
+        .strip_prefix("DIE_")
+        .and_then(|rest| {
+            let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            (digits > 0).then(|| rest[digits..].strip_prefix('_')).flatten()
+        })
+        .unwrap_or(channel)
 }
 
 /// Microjoules in one of an IOReport channel's units.

@@ -113,16 +113,79 @@ fn this_host_opens_or_declines_without_failing() {
     }
 }
 
+/// Energy Model channel names as macOS reports them: M1/M2 base and Max, and the M1 and M2 Ultra
+/// inventories of macmon#17, macmon#68 and all-smi#415.
+const CHANNELS: &[(&str, Option<usize>)] = &[
+    // One die.
+    ("CPU Energy", Some(0)),
+    ("GPU Energy", Some(1)),
+    ("ANE", Some(2)),
+    ("ANE0", Some(2)),
+    ("EACC_CPU", None),
+    ("PACC0_CPU", None),
+    ("PACC1_CPU", None),
+    ("ECPU0", None),
+    ("PCPU3", None),
+    ("GPU0", None),
+    ("GPU SRAM0", None),
+    ("DRAM", None),
+    ("DRAM0", None),
+    // Ultra: the CPU per die, the ANE per die (suffix), one GPU rail.
+    ("DIE_0_CPU Energy", Some(0)),
+    ("DIE_1_CPU Energy", Some(0)),
+    ("ANE0_0", Some(2)),
+    ("ANE0_1", Some(2)),
+    ("DIE_1_GPU Energy", Some(1)),
+    ("DIE_0_ANE0", Some(2)),
+    ("DIE_0_EACC_CPU0", None),
+    ("DIE_0_PACC0_CPU3", None),
+    ("DIE_0_PACC1_CPM", None),
+    ("DIE_0_EACC_CPU0_SRAM", None),
+    ("DIE_1_PACC1_CPU2_SRAM", None),
+    ("PCPU1DTL3e", None),
+    ("GPU0_0", None),
+    ("GPU CS0_0", None),
+    ("GPU SRAM0_0", None),
+    ("GPU CS SRAM0_0", None),
+    ("ISP0_0", None),
+    ("AVE0_1", None),
+    ("MSR0_0", None),
+    ("DCS0_1", None),
+    ("DRAM0_0", None),
+    ("AMCC0_1", None),
+    ("apciec2 Energy", None),
+    ("PCIe Port 0 Energy", None),
+    // Not a die prefix.
+    ("DIE_CPU Energy", None),
+    ("DIE_x_CPU Energy", None),
+];
+
 #[test]
-fn ioreport_channels_are_counted_once_per_kind_of_unit() {
-    assert_eq!(ioreport_unit("CPU Energy"), Some(0));
-    assert_eq!(ioreport_unit("GPU Energy"), Some(1));
-    assert_eq!(ioreport_unit("ANE0"), Some(2));
-    // Per-cluster and per-core channels repeat what "CPU Energy" already sums.
-    assert_eq!(ioreport_unit("ECPU0"), None);
-    assert_eq!(ioreport_unit("PCPU3"), None);
-    assert_eq!(ioreport_unit("DRAM"), None);
+fn ioreport_channels_are_counted_once_per_kind_of_unit_on_every_die() {
+    for &(name, want) in CHANNELS {
+        assert_eq!(ioreport_unit(name), want, "{name:?}");
+    }
+    // One reading of an M2 Ultra (units as it labels them): both dies count, once each.
+    let ultra = [
+        ("DIE_0_CPU Energy", "mJ", 4_606),
+        ("DIE_1_CPU Energy", "mJ", 573),
+        ("DIE_0_EACC_CPU0", "mJ", 90),
+        ("DIE_1_PACC0_CPU1", "mJ", 70),
+        ("GPU Energy", "nJ", 32_912_460),
+        ("GPU0_0", "mJ", 17),
+        ("GPU SRAM0_0", "mJ", 3),
+        ("ANE0_0", "mJ", 46),
+        ("ANE0_1", "mJ", 11),
+        ("DRAM0_0", "mJ", 646),
+        ("apciec2 Energy", "uJ", 1_000),
+    ];
+    let [cpu, gpu, ane] = ioreport_sum(ultra);
+    assert_eq!(cpu, 5_179_000.0, "DIE_0 + DIE_1, in µJ");
+    assert!((gpu - 32_912.46).abs() < 1e-6, "{gpu}");
+    assert_eq!(ane, 57_000.0);
+    assert_eq!(ioreport_sum([("CPU Energy", "mJ", 10), ("ANE", "mJ", 2), ("GPU Energy", "W", 5)]), [10_000.0, 0.0, 2_000.0]);
     assert_eq!(microjoules_per("mJ"), Some(1e3));
     assert_eq!(microjoules_per("nJ"), Some(1e-3));
+    assert_eq!(microjoules_per("uJ"), Some(1.0));
     assert_eq!(microjoules_per("W"), None);
 }

@@ -3,8 +3,12 @@
 //! Linux: the kernel's high-water mark (`VmHWM`), reset at the start of each cell through
 //! `/proc/self/clear_refs`, so each cell reports its own peak; the current resident set
 //! (`VmRSS`) before and after the model load gives what the load added. macOS: the process's
-//! `phys_footprint` (what Activity Monitor shows) before and after the load; its peak cannot be
-//! reset per cell, so no peak is reported there. Elsewhere: not measured (0 / `None`).
+//! `phys_footprint` (what Activity Monitor shows) before and after the load, and its peak per
+//! cell: `proc_reset_footprint_interval` (libproc, macOS 10.14+, looked up at run time) starts
+//! the interval, `proc_pid_rusage`'s `ri_interval_max_phys_footprint` (`RUSAGE_INFO_V4`) is its
+//! maximum. Where the reset is missing, [`reset_peak`] says so and the peak is reported unknown
+//! ([`peak_bytes`] is then the process's lifetime maximum, which is no cell's own).
+//! Elsewhere: not measured (0 / `None`).
 
 /// Starts a new peak-memory window. Returns false where the platform cannot reset it.
 pub fn reset_peak() -> bool {
@@ -12,19 +16,28 @@ pub fn reset_peak() -> bool {
     {
         std::fs::write("/proc/self/clear_refs", "5").is_ok()
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(target_os = "macos")]
+    {
+        crate::probe::macos::reset_peak_footprint()
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
     {
         false
     }
 }
 
-/// The process's peak resident memory in bytes since the last reset (0 where unknown).
+/// The process's peak resident memory in bytes since the last reset (0 where unknown); on macOS
+/// the peak `phys_footprint`, the same measure as [`current_rss_bytes`] there.
 pub fn peak_bytes() -> u64 {
     #[cfg(target_os = "linux")]
     {
         status_kb("VmHWM:").map_or(0, |kb| kb * 1024)
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(target_os = "macos")]
+    {
+        crate::probe::macos::peak_footprint_bytes().unwrap_or(0)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
     {
         0
     }
@@ -86,13 +99,13 @@ mod parse_tests {
     }
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(all(test, any(target_os = "linux", target_os = "macos")))]
 mod tests {
     // Other tests share this process and load models concurrently, so only what holds whatever
     // they do is asserted: after a reset, the peak covers an allocation that is still live.
     #[test]
     fn the_peak_covers_a_live_allocation_after_a_reset() {
-        assert!(super::reset_peak(), "/proc/self/clear_refs is writable on Linux");
+        assert!(super::reset_peak(), "/proc/self/clear_refs is writable on Linux; macOS 10.14+ has proc_reset_footprint_interval");
         let v = vec![1u8; 64 << 20];
         std::hint::black_box(&v);
         assert!(super::peak_bytes() >= 64 << 20, "peak {} below a live 64 MiB allocation", super::peak_bytes());
@@ -102,7 +115,7 @@ mod tests {
     fn the_resident_set_covers_a_live_allocation() {
         let v = vec![1u8; 32 << 20];
         std::hint::black_box(&v);
-        let rss = super::current_rss_bytes().expect("VmRSS is readable on Linux");
+        let rss = super::current_rss_bytes().expect("VmRSS is readable on Linux, phys_footprint on macOS");
         assert!(rss >= 32 << 20, "resident {rss} below a live, touched 32 MiB allocation");
     }
 }

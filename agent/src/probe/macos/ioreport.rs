@@ -1,12 +1,15 @@
 //! CPU, GPU and ANE energy on Apple Silicon without root, from IOReport's "Energy Model" group
-//! (the counters `powermetrics` and Activity Monitor read). A subscription is taken once; each
-//! reading is the energy each kind of unit used since then, in microjoules, so the energy meter
-//! treats it like any cumulative counter.
+//! (the counters `powermetrics` and Activity Monitor read). One subscription is taken per process
+//! ([`Channels::shared`]) and kept: IOReport does not give back what a subscription holds, so one
+//! per cell would grow the agent with every cell. Each reading is the energy each kind of unit
+//! used since the subscription's first sample, in microjoules, so the energy meter treats it like
+//! any cumulative counter.
 
 use std::ffi::c_void;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use super::cf::{self, CFDictionaryRef, CFStringRef, Owned};
-use crate::probe::energy::{ioreport_unit, microjoules_per};
+use crate::probe::energy::{ioreport_sum, ioreport_unit};
 
 #[link(name = "IOReport", kind = "dylib")]
 unsafe extern "C" {
@@ -35,9 +38,25 @@ pub struct Channels {
     start: Owned,
 }
 
+/// The process's subscription, or why there is none. A failure is kept too: trying again per
+/// cell would take (and leak) a subscription each time where IOReport half-works.
+static SHARED: OnceLock<Result<Mutex<Channels>, String>> = OnceLock::new();
+
 impl Channels {
-    /// Subscribes to the "Energy Model" channels; an error where IOReport offers none.
-    pub fn open() -> Result<Channels, String> {
+    /// The process's subscription to the "Energy Model" channels, taken at the first call; an
+    /// error where IOReport offers none. Cells share it (one at a time, through the lock).
+    pub fn shared() -> Result<&'static Mutex<Channels>, String> {
+        SHARED.get_or_init(|| Channels::open().map(Mutex::new)).as_ref().map_err(Clone::clone)
+    }
+
+    /// The shared subscription, locked; a panic elsewhere while it was held left it whole (it
+    /// holds no state a reading changes).
+    pub fn lock(shared: &Mutex<Channels>) -> MutexGuard<'_, Channels> {
+        shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Subscribes to the "Energy Model" channels and takes the first sample.
+    fn open() -> Result<Channels, String> {
         let group = cf::string("Energy Model");
         // SAFETY: IOReport's documented-by-use calls; every returned object is owned and released.
         unsafe {
@@ -52,12 +71,18 @@ impl Channels {
             }
             let subscribed = Owned(subscribed);
             let start = Owned(IOReportCreateSamples(subscription.0, subscribed.0, std::ptr::null()));
+            if start.0.is_null() {
+                return Err("IOReport gave no first energy sample".into());
+            }
             Ok(Channels { subscription, subscribed, start })
         }
     }
 
     /// Microjoules per kind of unit ([`UNITS`]) since the subscription started.
     pub fn read(&self) -> Option<Vec<u64>> {
+        if self.start.0.is_null() {
+            return None; // `open` refuses that; a delta from null is IOReport's to crash on
+        }
         // SAFETY: samples of our own subscription; the delta is owned and released.
         unsafe {
             let now = Owned(IOReportCreateSamples(self.subscription.0, self.subscribed.0, std::ptr::null()));
@@ -68,14 +93,17 @@ impl Channels {
             if delta.0.is_null() {
                 return None;
             }
-            let mut uj = [0f64; 3];
-            for channel in cf::items(cf::get(delta.0, "IOReportChannels")) {
-                let name = cf::text(IOReportChannelGetChannelName(channel)).unwrap_or_default();
-                let unit = cf::text(IOReportChannelGetUnitLabel(channel)).unwrap_or_default();
-                if let (Some(i), Some(scale)) = (ioreport_unit(&name), microjoules_per(&unit)) {
-                    uj[i] += IOReportSimpleGetIntegerValue(channel, 0) as f64 * scale;
-                }
-            }
+            let channels: Vec<(String, String, i64)> = cf::items(cf::get(delta.0, "IOReportChannels"))
+                .into_iter()
+                .map(|channel| {
+                    let name = cf::text(IOReportChannelGetChannelName(channel)).unwrap_or_default();
+                    let unit = cf::text(IOReportChannelGetUnitLabel(channel)).unwrap_or_default();
+                    // Only the channels counted are read (cheap either way).
+                    let value = if ioreport_unit(&name).is_some() { IOReportSimpleGetIntegerValue(channel, 0) } else { 0 };
+                    (name, unit, value)
+                })
+                .collect();
+            let uj = ioreport_sum(channels.iter().map(|(n, u, v)| (n.as_str(), u.as_str(), *v)));
             Some(uj.iter().map(|v| v.max(0.0) as u64).collect())
         }
     }

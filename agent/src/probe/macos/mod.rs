@@ -1,5 +1,5 @@
 //! What a Mac tells about itself and its state while a cell runs, without root: the chip and its
-//! cores (sysctl, system_profiler), the process's `phys_footprint`, the thermal state, CPU/GPU/ANE
+//! cores (sysctl, system_profiler), the process's `phys_footprint` and its peak per cell, the thermal state, CPU/GPU/ANE
 //! energy through IOReport ([`ioreport`]), and the two things a measurement needs from the OS —
 //! a power assertion that keeps the Mac awake and user-initiated QoS, which keeps the measuring
 //! thread on the performance cores.
@@ -8,6 +8,7 @@ pub mod cf;
 pub mod ioreport;
 
 use std::ffi::{CStr, CString, c_void};
+use std::sync::OnceLock;
 
 use objc2_foundation::{NSProcessInfo, NSProcessInfoThermalState};
 
@@ -49,14 +50,63 @@ pub fn gpu_cores() -> u32 {
         .unwrap_or(0)
 }
 
-/// The agent's `phys_footprint` (what Activity Monitor calls Memory), from `proc_pid_rusage`.
-pub fn phys_footprint_bytes() -> Option<u64> {
-    // SAFETY: the kernel fills a rusage_info_v4 for our own process.
+/// The agent's `rusage_info_v4` (`RUSAGE_INFO_V4`, macOS 10.14+) from `proc_pid_rusage`.
+fn rusage() -> Option<libc::rusage_info_v4> {
+    // SAFETY: the kernel fills a rusage_info_v4 (libc's layout of <sys/resource.h>'s) for our own
+    // process; the buffer is that struct, passed as the `rusage_info_t *` the call takes.
     unsafe {
         let mut info: libc::rusage_info_v4 = std::mem::zeroed();
         let rc = libc::proc_pid_rusage(libc::getpid(), libc::RUSAGE_INFO_V4, (&mut info as *mut libc::rusage_info_v4).cast());
-        (rc == 0).then_some(info.ri_phys_footprint)
+        (rc == 0).then_some(info)
     }
+}
+
+/// The agent's `phys_footprint` (what Activity Monitor calls Memory), from `proc_pid_rusage`.
+pub fn phys_footprint_bytes() -> Option<u64> {
+    rusage().map(|info| info.ri_phys_footprint)
+}
+
+/// `int proc_reset_footprint_interval(pid_t)`: libproc, macOS 10.14+, but declared only in
+/// xnu's private `libproc_internal.h`, not in the SDK's headers (nor in the `libc` crate). It
+/// starts a new interval for `ri_interval_max_phys_footprint`; 0 on success.
+type ResetFootprintInterval = unsafe extern "C" fn(libc::pid_t) -> libc::c_int;
+
+/// `proc_reset_footprint_interval`, looked up once at run time (`dlsym`), so that a macOS
+/// without it, or an SDK whose stubs leave it out, costs the peak and not the start.
+fn reset_footprint_interval_fn() -> Option<ResetFootprintInterval> {
+    static FOUND: OnceLock<Option<ResetFootprintInterval>> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks the symbol up.
+        let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"proc_reset_footprint_interval".as_ptr()) };
+        if symbol.is_null() {
+            tracing::info!("proc_reset_footprint_interval is not in this macOS; cells report no peak memory");
+            return None;
+        }
+        // SAFETY: the symbol is libproc's function of that signature (xnu's libproc_internal.h).
+        Some(unsafe { std::mem::transmute::<*mut c_void, ResetFootprintInterval>(symbol) })
+    })
+}
+
+/// Starts a new peak-footprint interval for this process (`proc_reset_footprint_interval`); false
+/// where the call is missing or fails, so the peak is unknown.
+pub fn reset_peak_footprint() -> bool {
+    let Some(reset) = reset_footprint_interval_fn() else { return false };
+    // SAFETY: our own pid; the call only resets a kernel ledger's interval maximum.
+    let rc = unsafe { reset(libc::getpid()) };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| tracing::warn!(%err, "proc_reset_footprint_interval failed; cells report no peak memory"));
+    }
+    rc == 0
+}
+
+/// The highest `phys_footprint` since the last [`reset_peak_footprint`]
+/// (`ri_interval_max_phys_footprint`); where the reset is missing, the process's lifetime
+/// maximum (`ri_lifetime_max_phys_footprint`), which is no cell's own.
+pub fn peak_footprint_bytes() -> Option<u64> {
+    let info = rusage()?;
+    Some(if reset_footprint_interval_fn().is_some() { info.ri_interval_max_phys_footprint } else { info.ri_lifetime_max_phys_footprint })
 }
 
 /// `NSProcessInfo.thermalState`: nominal, fair, serious or critical.
