@@ -56,7 +56,16 @@ fn admit_unenrolled(access: &Access, store: &Store, hello: &pb::Hello) -> Result
             hello.name, hello.agent_id
         )));
     }
-    let known_as_this = store.agent_name(&hello.agent_id)?.is_some_and(|n| n == hello.name);
+    // An identity keeps its name: taking a known id under another name would put one machine's
+    // figures under another's series (and an identity whose credential was revoked stays its own).
+    let known = store.agent_name(&hello.agent_id)?;
+    if let Some(known) = known.as_ref().filter(|n| **n != hello.name) {
+        return Err(denied(format!(
+            "agent id {} is known as `{known}`: start it with --name {known}, or give a new name a new cache dir",
+            hello.agent_id
+        )));
+    }
+    let known_as_this = known.is_some();
     let others = store.agent_ids_named(&hello.name)?.into_iter().filter(|id| *id != hello.agent_id).collect::<Vec<_>>();
     if !known_as_this && let Some(other) = others.first() {
         return Err(denied(format!(

@@ -96,6 +96,21 @@ fn a_name_belongs_to_the_first_identity_that_used_it() {
     identity::admit(&access, &store, &admin, &h).unwrap();
     let e = identity::admit(&access, &store, &admin, &hello("id-2", "studio")).unwrap_err();
     assert!(e.to_string().contains("the name `studio` belongs to agent id id-1"), "{e}");
+    let e = identity::admit(&access, &store, &admin, &hello("id-1", "thief")).unwrap_err();
+    assert!(e.to_string().contains("agent id id-1 is known as `studio`"), "{e}");
+}
+
+#[test]
+fn a_revoked_agents_identity_cannot_be_taken_under_another_name() {
+    let (_d, store, access) = access();
+    let (_, token) = access.create("mac-1", "agent").unwrap();
+    let h = hello("id-1", "mac-1");
+    identity::admit(&access, &store, &access.authenticate(&token).unwrap(), &h).unwrap();
+    store.upsert_agent(&h).unwrap();
+    access.revoke("mac-1").unwrap();
+    let admin = access.authenticate("bootstrap-secret").unwrap();
+    let e = identity::admit(&access, &store, &admin, &hello("id-1", "thief")).unwrap_err();
+    assert!(e.to_string().contains("agent id id-1 is known as `mac-1`"), "{e}");
 }
 
 #[test]
