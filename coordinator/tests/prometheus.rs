@@ -137,11 +137,12 @@ fn promtool_accepts_metrics_and_prometheus_answers_every_dashboard_query() {
     // The run's own figures, through Prometheus.
     for c in results["cells"].as_array().expect("cells") {
         let sel = format!(
-            "anefleet_last_run_latency_seconds{{percentile=\"50\",agent=\"studio\",model=\"{}\",unit=\"{}:{}\",context_length=\"{}\"}}",
+            "anefleet_last_run_latency_seconds{{percentile=\"50\",agent=\"studio\",model=\"{}\",unit=\"{}:{}\",context_length=\"{}\",batch_size=\"{}\"}}",
             c["model"].as_str().unwrap(),
             c["backend"].as_str().unwrap(),
             c["unit"].as_str().unwrap(),
-            c["context_length"]
+            c["context_length"],
+            c["batch_size"]
         );
         let got = query(&prom, &sel);
         assert_eq!(got.len(), 1, "{sel}: {got:?}");

@@ -23,7 +23,7 @@ use latency::CellLatency;
 /// Bytes of artifacts served to agents (kept by the artifact service).
 pub type Served = Arc<AtomicU64>;
 
-const CELL: [&str; 5] = ["agent", "model", "unit", "workload", "context_length"];
+const CELL: [&str; 6] = ["agent", "model", "unit", "workload", "context_length", "batch_size"];
 const CELL_STATES: [&str; 5] = ["pending", "assigned", "running", "done", "failed"];
 const AGENT_STATES: [&str; 3] = ["idle", "busy", "offline"];
 /// A percentile of a summary, in nanoseconds.
@@ -156,8 +156,8 @@ fn observe_new_cells(web: &Web) -> Result<(), WebError> {
             }
         };
         let unit = format!("{}:{}", c.spec.backend, c.spec.unit);
-        let ctx = c.spec.context_length.to_string();
-        web.metrics.latency.add([c.agent_name.clone(), ctx, c.spec.model.clone(), unit, c.spec.workload.clone()], &h);
+        let (batch, ctx) = (c.spec.batch_size.max(1).to_string(), c.spec.context_length.to_string());
+        web.metrics.latency.add([c.agent_name.clone(), batch, ctx, c.spec.model.clone(), unit, c.spec.workload.clone()], &h);
     }
     Ok(())
 }
@@ -177,8 +177,10 @@ fn temperatures(web: &Web, agents: &[anefleet_proto::pb::AgentInfo]) -> Result<(
     Ok(())
 }
 
-fn labels(c: &CellDoc) -> [String; 5] {
-    [c.agent.clone(), c.model.clone(), format!("{}:{}", c.backend, c.unit), c.workload.clone(), c.context_length.to_string()]
+/// A cell's series: batch sizes apart, so `batch_sizes = [1, 8]` keeps both (the last no longer wins).
+fn labels(c: &CellDoc) -> [String; 6] {
+    let unit = format!("{}:{}", c.backend, c.unit);
+    [c.agent.clone(), c.model.clone(), unit, c.workload.clone(), c.context_length.to_string(), c.batch_size.to_string()]
 }
 
 /// The last run's figures, from its results document (the same analysis as every view).
@@ -219,5 +221,37 @@ fn set_last_run(m: &Metrics, doc: &ResultsDoc) {
                 g.with_label_values(&l).set(v);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use anefleet_analysis::results::ResultsDoc;
+    use anefleet_proto::pb;
+
+    use super::*;
+
+    /// Two cells that differ only in batch size keep a series each with their own figure.
+    #[test]
+    fn batch_sizes_are_series_of_their_own() {
+        let mut h = anefleet_proto::histogram::new_latency();
+        anefleet_proto::histogram::record(&mut h, 1_000_000);
+        let latency = anefleet_proto::histogram::encode(&h).unwrap();
+        let cell = |batch: u32, tokens: f64| {
+            let spec =
+                pb::CellSpec { model: "m".into(), backend: "candle".into(), unit: "cpu".into(), batch_size: batch, ..Default::default() };
+            let result = pb::CellResult { latency: latency.clone(), tokens_per_s: tokens, iterations: 1, ..Default::default() };
+            pb::CellRecord { id: format!("c{batch}"), state: "done".into(), spec: Some(spec), result: Some(result), ..Default::default() }
+        };
+        let run =
+            pb::RunResults { run: Some(pb::RunInfo { id: "r".into(), ..Default::default() }), cells: vec![cell(1, 10.0), cell(8, 60.0)] };
+        let doc = ResultsDoc::from_pb(&run).unwrap();
+        let m = Metrics::new(Default::default());
+        set_last_run(&m, &doc);
+        let text = prometheus::TextEncoder::new().encode_to_string(&m.registry.gather()).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("anefleet_last_run_decode_tokens_per_second{")).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines.iter().any(|l| l.contains("batch_size=\"1\"") && l.ends_with(" 10")), "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("batch_size=\"8\"") && l.ends_with(" 60")), "{lines:?}");
     }
 }

@@ -35,7 +35,11 @@ pub fn speedup_heatmaps(doc: &ResultsDoc) -> String {
     let mut out = vec![];
     for (agent, cells) in by_agent {
         let ratio = |c: &CellDoc| if unit(c) == c.baseline { Some(1.0) } else { c.speedup_vs_baseline };
-        let row = |c: &CellDoc| format!("{} {} {}", c.model, c.workload, unit(c));
+        // A row per batch size too: cells of `batch_sizes = [1, 8]` are not drawn over each other.
+        let row = |c: &CellDoc| match c.batch_size {
+            0 | 1 => format!("{} {} {}", c.model, c.workload, unit(c)),
+            b => format!("{} {} {} ×{b}", c.model, c.workload, unit(c)),
+        };
         let mut xs: Vec<u32> = cells.iter().map(|c| c.context_length).collect();
         let mut ys: Vec<String> = cells.iter().map(|c| row(c)).collect();
         xs.sort();
