@@ -79,7 +79,7 @@ impl Access {
     pub fn authenticate(&self, presented: &str) -> Option<Principal> {
         let presented = presented.trim();
         if token::same(&token::hash(presented), &self.bootstrap) {
-            return Some(Principal { id: BOOTSTRAP_ID.into(), name: "admin".into(), role: Role::Admin, agent_id: String::new() });
+            return Some(bootstrap());
         }
         let t = Token::parse(presented)?;
         let live = self.live.read().ok()?;
@@ -90,7 +90,7 @@ impl Access {
     /// The principal of a credential id while it is valid (web sessions re-check on every page).
     pub fn principal(&self, id: &str) -> Option<Principal> {
         if id == BOOTSTRAP_ID {
-            return Some(Principal { id: BOOTSTRAP_ID.into(), name: "admin".into(), role: Role::Admin, agent_id: String::new() });
+            return Some(bootstrap());
         }
         self.live.read().ok()?.get(id).and_then(principal)
     }
@@ -153,6 +153,11 @@ impl Access {
     fn write(&self) -> Result<std::sync::RwLockWriteGuard<'_, HashMap<String, StoredCredential>>> {
         self.live.write().map_err(|_| CoordError::Internal("credentials lock poisoned".into()))
     }
+}
+
+/// The admin that DATA_DIR/token stands for.
+fn bootstrap() -> Principal {
+    Principal { id: BOOTSTRAP_ID.into(), name: "admin".into(), role: Role::Admin, agent_id: String::new() }
 }
 
 fn principal(c: &StoredCredential) -> Option<Principal> {
