@@ -29,6 +29,8 @@ struct LocalCell {
     data: Vec<dataset::Pair>,
     baseline: String,
     benchmark: u32,
+    reference_variant: String,
+    min_agreement: f64,
 }
 
 /// `models`: the folder a spec's `{models}` stands for (default: the test models' folder).
@@ -51,10 +53,11 @@ pub async fn bench(spec_path: &Path, models: Option<&Path>, format: Format, cool
         let id = format!("local-{i:03}");
         let s = &cell.spec;
         eprintln!(
-            "[{}/{}] {} {}:{} {} ctx {} batch {}",
+            "[{}/{}] {}{} {}:{} {} ctx {} batch {}",
             i + 1,
             total,
             s.model,
+            if s.variant.is_empty() { String::new() } else { format!(" ({})", s.variant) },
             s.backend,
             s.unit,
             s.workload,
@@ -127,6 +130,8 @@ async fn run_local(id: String, cell: LocalCell, profile: &pb::DeviceProfile, coo
         device: Some(profile.clone()),
         baseline_unit: cell.baseline,
         benchmark_index: cell.benchmark,
+        reference_variant: cell.reference_variant,
+        min_agreement: cell.min_agreement,
         intervals: intervals.len() as u32,
         interval_histograms: intervals,
         ..Default::default()
@@ -145,32 +150,39 @@ fn expand(spec: &Spec, file: &str, base: &Path, units: &[String]) -> anyhow::Res
                 continue;
             }
             let (backend, unit_name) = unit.split_once(':').unwrap_or((unit, ""));
-            let reference = spec.models[&b.model].get(backend).unwrap_or_default();
-            let field = format!("models.{}.{backend}", b.model);
-            let model_path = local_path(reference, &field, file, base)?;
-            // The same check `coordinator submit` makes: a file no backend can load is refused now.
-            anefleet_models::format::check(backend, &model_path)
-                .map_err(|e| InvalidSpec(format!("{file}: {field} = {reference:?}: {e}")))?;
-            for &ctx in &b.context_lengths {
-                for &batch in &b.batch_sizes {
-                    cells.push(LocalCell {
-                        spec: pb::CellSpec {
-                            model: b.model.clone(),
-                            backend: backend.into(),
-                            unit: unit_name.into(),
-                            workload: b.workload.clone(),
-                            context_length: ctx,
-                            batch_size: batch,
-                            max_new_tokens: b.max_new_tokens,
-                            dataset_name: b.dataset.clone(),
-                            measure: Some(spec.measure.to_pb()),
-                            ..Default::default()
-                        },
-                        model_path: model_path.clone(),
-                        data: data.clone(),
-                        baseline: b.baseline_unit().to_string(),
-                        benchmark: bi as u32,
-                    });
+            let model = &spec.models[&b.model];
+            for (variant, v) in b.selected_variants(model) {
+                let Some(reference) = v.get(backend) else { continue };
+                let field = model.field(&b.model, &variant, backend);
+                let model_path = local_path(reference, &field, file, base)?;
+                // The same check `coordinator submit` makes: a file no backend can load is refused now.
+                anefleet_models::format::check(backend, &model_path)
+                    .map_err(|e| InvalidSpec(format!("{file}: {field} = {reference:?}: {e}")))?;
+                for &ctx in &b.context_lengths {
+                    for &batch in &b.batch_sizes {
+                        cells.push(LocalCell {
+                            spec: pb::CellSpec {
+                                model: b.model.clone(),
+                                backend: backend.into(),
+                                unit: unit_name.into(),
+                                workload: b.workload.clone(),
+                                context_length: ctx,
+                                batch_size: batch,
+                                max_new_tokens: b.max_new_tokens,
+                                dataset_name: b.dataset.clone(),
+                                measure: Some(spec.measure.to_pb()),
+                                variant: variant.clone(),
+                                knobs: v.knob_strings(),
+                                ..Default::default()
+                            },
+                            model_path: model_path.clone(),
+                            data: data.clone(),
+                            baseline: b.baseline_unit().to_string(),
+                            benchmark: bi as u32,
+                            reference_variant: b.reference_variant(model),
+                            min_agreement: b.min_agreement.unwrap_or(1.0),
+                        });
+                    }
                 }
             }
         }

@@ -9,6 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 mod parse;
+mod variants;
 
 /// Backends and their compute units as spec files name them.
 pub const BACKENDS: &[(&str, &[&str])] =
@@ -77,7 +78,8 @@ pub struct Spec {
     pub targets: Targets,
 }
 
-/// A logical model: one artifact reference per backend.
+/// A logical model: one artifact reference per backend, or several named variants of it (each a
+/// conversion: chunk count, quantization, context), each with its own artifacts and knobs.
 /// A reference is a local file or folder, `hf:REPO[@REV]`, or `sha256:<digest>` already stored.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
@@ -86,9 +88,27 @@ pub struct ModelArtifacts {
     /// A GGUF file for llama.cpp (often the same file as `candle`).
     pub llamacpp: Option<String>,
     pub coreml: Option<String>,
+    /// Conversion knobs of the artifacts above, where their files do not say them.
+    #[serde(default)]
+    pub knobs: BTreeMap<String, Knob>,
+    /// Named variants (`[models.qwen3.variants.chunks2-lut6]`); with artifacts above as well,
+    /// those are the variant [`DEFAULT_VARIANT`].
+    #[serde(default)]
+    pub variants: BTreeMap<String, Variant>,
 }
 
-impl ModelArtifacts {
+/// One conversion of a model: its artifacts and knobs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub candle: Option<String>,
+    pub llamacpp: Option<String>,
+    pub coreml: Option<String>,
+    #[serde(default)]
+    pub knobs: BTreeMap<String, Knob>,
+}
+
+impl Variant {
     pub fn get(&self, backend: &str) -> Option<&str> {
         match backend {
             "candle" => self.candle.as_deref(),
@@ -103,6 +123,66 @@ impl ModelArtifacts {
         [("candle", self.candle.as_deref()), ("llamacpp", self.llamacpp.as_deref()), ("coreml", self.coreml.as_deref())]
             .into_iter()
             .filter_map(|(b, r)| r.map(|r| (b, r)))
+    }
+
+    /// The knobs as they travel with a cell: plain strings.
+    pub fn knob_strings(&self) -> std::collections::HashMap<String, String> {
+        self.knobs.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()
+    }
+}
+
+/// A knob's value as written: a string, a whole number, a number or a boolean.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Knob {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl fmt::Display for Knob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Knob::Bool(b) => write!(f, "{b}"),
+            Knob::Int(i) => write!(f, "{i}"),
+            Knob::Float(x) => write!(f, "{x}"),
+            Knob::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The name the artifacts given beside `variants` take.
+pub const DEFAULT_VARIANT: &str = "default";
+
+impl ModelArtifacts {
+    /// The model's variants by name, in name order: one unnamed (`""`) when it lists none.
+    pub fn variants(&self) -> Vec<(String, Variant)> {
+        let top = Variant { candle: self.candle.clone(), llamacpp: self.llamacpp.clone(), coreml: self.coreml.clone(), knobs: self.knobs.clone() };
+        let has_top = top.iter().next().is_some();
+        if self.variants.is_empty() {
+            return vec![(String::new(), top)];
+        }
+        let mut out: Vec<(String, Variant)> = self.variants.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+        if has_top {
+            out.push((DEFAULT_VARIANT.to_string(), top));
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        out
+    }
+
+    /// Whether any variant has an artifact for `backend`.
+    pub fn has(&self, backend: &str) -> bool {
+        self.variants().iter().any(|(_, v)| v.get(backend).is_some())
+    }
+
+    /// The spec field of a variant's artifact: `models.NAME.candle` or `models.NAME.variants.V.candle`.
+    pub fn field(&self, model: &str, variant: &str, backend: &str) -> String {
+        if self.variants.contains_key(variant) {
+            format!("models.{model}.variants.{variant}.{backend}")
+        } else {
+            format!("models.{model}.{backend}")
+        }
     }
 }
 
@@ -120,12 +200,54 @@ pub struct Benchmark {
     pub batch_sizes: Vec<u32>,
     pub units: Vec<String>,
     pub baseline: Option<String>,
+    /// The model's variants to run; all of them when empty.
+    #[serde(default)]
+    pub variants: Vec<String>,
+    /// The variant whose outputs on the baseline unit every configuration is checked against:
+    /// the first of `variants`, else the first variant (by name) with a baseline artifact.
+    pub reference_variant: Option<String>,
+    /// Share of inputs whose outputs must equal the reference configuration's for a
+    /// configuration to be recommended (embeddings: cosine ≥ 0.999); 1 unless given.
+    pub min_agreement: Option<f64>,
 }
 
 impl Benchmark {
     /// The unit every other unit is compared with: `baseline`, or the first unit.
     pub fn baseline_unit(&self) -> &str {
         self.baseline.as_deref().or(self.units.first().map(String::as_str)).unwrap_or("")
+    }
+
+    /// The variants of `model` this benchmark runs, in name order.
+    pub fn selected_variants(&self, model: &ModelArtifacts) -> Vec<(String, Variant)> {
+        let all = model.variants();
+        if self.variants.is_empty() {
+            return all;
+        }
+        all.into_iter().filter(|(n, _)| self.variants.contains(n)).collect()
+    }
+
+    /// The reference configuration's variant (see `reference_variant`).
+    pub fn reference_variant(&self, model: &ModelArtifacts) -> String {
+        if let Some(v) = &self.reference_variant {
+            return v.clone();
+        }
+        if let Some(v) = self.variants.first() {
+            return v.clone();
+        }
+        let backend = self.baseline_unit().split(':').next().unwrap_or("");
+        let selected = self.selected_variants(model);
+        selected.iter().find(|(_, v)| v.get(backend).is_some()).or(selected.first()).map(|(n, _)| n.clone()).unwrap_or_default()
+    }
+
+    /// The cells this benchmark makes per target: every (variant, unit) whose variant has the
+    /// unit's backend, times context lengths and batch sizes.
+    pub fn cells_per_target(&self, model: &ModelArtifacts) -> usize {
+        let pairs: usize = self
+            .selected_variants(model)
+            .iter()
+            .map(|(_, v)| self.units.iter().filter(|u| v.get(u.split(':').next().unwrap_or("")).is_some()).count())
+            .sum();
+        pairs * self.context_lengths.len() * self.batch_sizes.len()
     }
 }
 
@@ -275,7 +397,7 @@ impl Spec {
         for (i, b) in self.benchmarks.iter().enumerate() {
             self.validate_benchmark(i, b, &err)?;
         }
-        let cells: usize = self.benchmarks.iter().map(|b| b.units.len() * b.context_lengths.len() * b.batch_sizes.len()).sum();
+        let cells: usize = self.benchmarks.iter().map(|b| self.models.get(&b.model).map_or(0, |m| b.cells_per_target(m))).sum();
         if cells > MAX_CELLS_PER_TARGET {
             return Err(err(
                 "benchmarks".into(),
@@ -292,12 +414,7 @@ impl Spec {
             return Err(err("models".into(), String::new(), "at least one [models.NAME] table is required".into()));
         }
         for (name, m) in &self.models {
-            if m.iter().next().is_none() {
-                return Err(err(format!("models.{name}"), String::new(), "names no artifact (keys: candle, llamacpp, coreml)".into()));
-            }
-            for (backend, r) in m.iter() {
-                ArtifactSource::parse(r).map_err(|m| err(format!("models.{name}.{backend}"), quote(r), m))?;
-            }
+            variants::validate_model(name, m, err)?;
         }
         Ok(())
     }
@@ -386,8 +503,10 @@ impl Spec {
     pub fn artifact_refs(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for (name, m) in &self.models {
-            for (backend, r) in m.iter() {
-                out.push((format!("models.{name}.{backend}"), r.to_string()));
+            for (variant, v) in m.variants() {
+                for (backend, r) in v.iter() {
+                    out.push((m.field(name, &variant, backend), r.to_string()));
+                }
             }
         }
         for (i, b) in self.benchmarks.iter().enumerate() {
@@ -425,8 +544,9 @@ fn validate_units(
         if b.units[..j].contains(u) {
             return Err(err(field, quote(u), "listed twice".into()));
         }
-        if model.get(backend).is_none() {
-            return Err(err(field, quote(u), format!("model `{}` has no `{backend}` artifact", b.model)));
+        if !b.selected_variants(model).iter().any(|(_, v)| v.get(backend).is_some()) {
+            let which = if model.variants.is_empty() { String::new() } else { " in the benchmark's variants".to_string() };
+            return Err(err(field, quote(u), format!("model `{}` has no `{backend}` artifact{which}", b.model)));
         }
         let _ = unit;
     }
@@ -435,7 +555,7 @@ fn validate_units(
     {
         return Err(err(f("baseline"), quote(base), format!("must be one of units ({})", b.units.join(", "))));
     }
-    Ok(())
+    variants::validate_benchmark(b, model, f, err)
 }
 
 /// Splits `backend:unit` and checks both are known.

@@ -43,6 +43,8 @@ pub struct DecoderWorkload {
     generated: Vec<u32>,
     /// Decode mode: position of the next token, 0 when a prefill is due.
     pos: usize,
+    /// Decode mode: the input whose sequence is being decoded.
+    sequence_input: usize,
     outputs: Vec<Option<pb::Output>>,
 }
 
@@ -65,6 +67,7 @@ impl DecoderWorkload {
             first_logits: Vec::new(),
             generated: Vec::with_capacity(max_new_tokens + 1),
             pos: 0,
+            sequence_input: 0,
             outputs: vec![None; INPUTS_PER_CELL],
         })
     }
@@ -132,7 +135,9 @@ impl super::Workload for DecoderWorkload {
                     let prompt = &self.prompts[input].ids;
                     let logits = self.model.forward(prompt, 0)?;
                     self.generated.push(argmax(&logits));
+                    self.first_logits = logits; // a move: kept for the consistency checks
                     self.pos = prompt.len();
+                    self.sequence_input = input;
                 }
             }
         }
@@ -158,9 +163,13 @@ impl super::Workload for DecoderWorkload {
         Ok(())
     }
 
+    /// Keeps each input's first output: the whole generation, or in decode mode the sequence once
+    /// it ends (EOS or `max_new_tokens`), so decode cells are checked against their reference too.
     fn after(&mut self, i: usize) {
         if self.mode != Mode::Decode {
             self.record_output(i % self.prompts.len());
+        } else if self.generated.len() >= self.max_new_tokens || self.generated.last().is_some_and(|t| self.is_eos(*t)) {
+            self.record_output(self.sequence_input);
         }
     }
 

@@ -96,6 +96,30 @@ fn decode_and_prefill_run_and_too_long_contexts_are_refused() {
 }
 
 #[test]
+fn a_decode_sequence_is_kept_as_its_output_and_equals_the_generation() {
+    let data = builtin_typo();
+    let mut phases = Phases::default();
+    let mut g = prepare(LoadedModel::Decoder(decoder(TINY_QWEN3)), &spec("generate", 64, 1), &data).unwrap();
+    g.before(0).unwrap();
+    g.run(0, &mut phases).unwrap();
+    g.after(0);
+    let generated = g.outputs();
+    let mut d = prepare(LoadedModel::Decoder(decoder(TINY_QWEN3)), &spec("decode", 64, 1), &data).unwrap();
+    let mut i = 0;
+    while d.outputs().is_empty() && i < 10 {
+        d.before(i).unwrap();
+        d.run(i, &mut phases).unwrap();
+        d.after(i);
+        i += 1;
+    }
+    let decoded = d.outputs();
+    assert_eq!(decoded.len(), 1, "one sequence ended after {i} steps");
+    assert_eq!(decoded[0].input_id, 0);
+    assert_eq!(decoded[0].tokens, generated[0].tokens, "the same greedy tokens, one step per iteration");
+    assert_eq!(decoded[0].first_logit_ids, generated[0].first_logit_ids);
+}
+
+#[test]
 fn encode_batches_record_the_embedding() {
     let data = builtin_typo();
     let LoadedModel::Encoder(e) = load("candle", "cpu", &path(MINILM)).unwrap().model else { panic!("not an encoder") };

@@ -12,7 +12,7 @@ use tokio_stream::StreamExt;
 
 use anefleet_models::{format, test_models};
 use anefleet_proto::pb;
-use anefleet_proto::spec::{ArtifactSource, Spec};
+use anefleet_proto::spec::{ArtifactSource, DEFAULT_VARIANT, Spec};
 
 use super::{ClientArgs, Clients, Format, InvalidSpec, show};
 use crate::upload;
@@ -112,7 +112,15 @@ fn check_format(file: &str, field: &str, reference: &str, path: &Path) -> Result
 /// `model_info.parameters.context_length`; the last position is kept free): a CoreML cell asking
 /// for more cannot run, so the spec is refused before any run exists.
 fn check_fixed_context(spec: &Spec, file: &str, field: &str, path: &Path) -> anyhow::Result<()> {
-    let Some(model) = field.strip_prefix("models.").and_then(|f| f.strip_suffix(".coreml")) else { return Ok(()) };
+    // models.NAME.coreml or models.NAME.variants.V.coreml
+    let Some(path_in_spec) = field.strip_prefix("models.").and_then(|f| f.strip_suffix(".coreml")) else { return Ok(()) };
+    let (model, variant) = match path_in_spec.split_once(".variants.") {
+        Some((m, v)) => (m, Some(v)),
+        None => (path_in_spec, None),
+    };
+    let Some(m) = spec.models.get(model) else { return Ok(()) };
+    // The artifacts beside a model's variants are its variant `default`.
+    let variant = variant.unwrap_or(if m.variants.is_empty() { "" } else { DEFAULT_VARIANT });
     let meta = path.join("meta.yaml");
     if !meta.is_file() {
         return Ok(());
@@ -127,7 +135,7 @@ fn check_fixed_context(spec: &Spec, file: &str, field: &str, path: &Path) -> any
         );
     };
     for (i, b) in spec.benchmarks.iter().enumerate() {
-        if b.model != model || !b.units.iter().any(|u| u.starts_with("coreml:")) {
+        if b.model != model || !b.units.iter().any(|u| u.starts_with("coreml:")) || !b.selected_variants(m).iter().any(|(n, _)| n == variant) {
             continue;
         }
         let generated = if b.workload == "prefill" { 0 } else { u64::from(b.max_new_tokens) };

@@ -1,5 +1,6 @@
-//! Expands a spec into the cells of its matrix: (target, model, backend:unit, workload, context
-//! length, batch size), the target being an agent, a tag or "any" as `fan_out` says.
+//! Expands a spec into the cells of its matrix: (target, model, variant, backend:unit, workload,
+//! context length, batch size), the target being an agent, a tag or "any" as `fan_out` says. A
+//! variant runs on the units whose backend it has an artifact for.
 
 use std::collections::HashMap;
 
@@ -34,7 +35,10 @@ pub fn expand(
     let mut cells = Vec::new();
     let mut skipped = Vec::new();
     for (bi, b) in spec.benchmarks.iter().enumerate() {
-        let models = &spec.models[&b.model];
+        let model = &spec.models[&b.model];
+        let variants = b.selected_variants(model);
+        let dataset = (b.dataset != BUILTIN_TYPO).then(|| artifacts.get(&b.dataset).cloned()).flatten();
+        let reference = b.reference_variant(model);
         for unit in &b.units {
             let Some((backend, unit_name)) = unit.split_once(':') else { continue };
             let targets = targets_for(spec, unit, agents);
@@ -42,32 +46,38 @@ pub fn expand(
                 skipped.push(format!("benchmarks[{bi}] {} {unit}: {}", b.model, no_agent_reason(spec, unit, agents)));
                 continue;
             }
-            let artifact = models.get(backend).and_then(|r| artifacts.get(r)).cloned();
-            let dataset = (b.dataset != BUILTIN_TYPO).then(|| artifacts.get(&b.dataset).cloned()).flatten();
-            for &ctx in &b.context_lengths {
-                for &batch in &b.batch_sizes {
-                    for target in &targets {
-                        let seq = cells.len() as u32;
-                        cells.push(NewCell {
-                            id: format!("{run_id}-{seq:03}"),
-                            seq,
-                            target: target.clone(),
-                            spec: pb::CellSpec {
-                                model: b.model.clone(),
-                                backend: backend.to_string(),
-                                unit: unit_name.to_string(),
-                                workload: b.workload.clone(),
-                                context_length: ctx,
-                                batch_size: batch,
-                                max_new_tokens: b.max_new_tokens,
-                                artifact: artifact.clone(),
-                                dataset: dataset.clone(),
-                                dataset_name: dataset_name(&b.dataset),
-                                measure: Some(spec.measure.to_pb()),
-                            },
-                            baseline_unit: b.baseline_unit().to_string(),
-                            benchmark_index: bi as u32,
-                        });
+            for (variant, v) in &variants {
+                let Some(reference_path) = v.get(backend) else { continue };
+                let artifact = artifacts.get(reference_path).cloned();
+                for &ctx in &b.context_lengths {
+                    for &batch in &b.batch_sizes {
+                        for target in &targets {
+                            let seq = cells.len() as u32;
+                            cells.push(NewCell {
+                                id: format!("{run_id}-{seq:03}"),
+                                seq,
+                                target: target.clone(),
+                                spec: pb::CellSpec {
+                                    model: b.model.clone(),
+                                    backend: backend.to_string(),
+                                    unit: unit_name.to_string(),
+                                    workload: b.workload.clone(),
+                                    context_length: ctx,
+                                    batch_size: batch,
+                                    max_new_tokens: b.max_new_tokens,
+                                    artifact: artifact.clone(),
+                                    dataset: dataset.clone(),
+                                    dataset_name: dataset_name(&b.dataset),
+                                    measure: Some(spec.measure.to_pb()),
+                                    variant: variant.clone(),
+                                    knobs: v.knob_strings(),
+                                },
+                                baseline_unit: b.baseline_unit().to_string(),
+                                benchmark_index: bi as u32,
+                                reference_variant: reference.clone(),
+                                min_agreement: b.min_agreement.unwrap_or(1.0),
+                            });
+                        }
                     }
                 }
             }

@@ -18,6 +18,10 @@ pub struct NewCell {
     pub spec: pb::CellSpec,
     pub baseline_unit: String,
     pub benchmark_index: u32,
+    /// The variant whose outputs on the baseline unit are the reference configuration's.
+    pub reference_variant: String,
+    /// Share of outputs that must equal the reference's for a recommendation.
+    pub min_agreement: f64,
 }
 
 /// A cell waiting for an agent.
@@ -33,9 +37,20 @@ pub struct PendingCell {
 
 pub(super) fn insert(tx: &Transaction<'_>, run_id: &str, c: &NewCell, now: u64) -> Result<()> {
     tx.execute(
-        "INSERT INTO cells (id, run_id, seq, target, spec, baseline_unit, benchmark_index, state, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8)",
-        params![c.id, run_id, c.seq, c.target, c.spec.encode_to_vec(), c.baseline_unit, c.benchmark_index, now as i64],
+        "INSERT INTO cells (id, run_id, seq, target, spec, baseline_unit, benchmark_index, state, updated_ms, reference_variant, min_agreement)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?10)",
+        params![
+            c.id,
+            run_id,
+            c.seq,
+            c.target,
+            c.spec.encode_to_vec(),
+            c.baseline_unit,
+            c.benchmark_index,
+            now as i64,
+            c.reference_variant,
+            c.min_agreement
+        ],
     )?;
     Ok(())
 }
@@ -235,7 +250,8 @@ impl Store {
         }
         let mut stmt = conn.prepare(
             "SELECT id, run_id, target, agent_id, agent_name, spec, state, error, attempts, result, device, baseline_unit, benchmark_index,
-                (SELECT COUNT(*) FROM intervals i WHERE i.cell_id = c.id AND i.attempt = c.attempts)
+                (SELECT COUNT(*) FROM intervals i WHERE i.cell_id = c.id AND i.attempt = c.attempts),
+                reference_variant, min_agreement
              FROM cells c WHERE run_id = ?1 ORDER BY seq",
         )?;
         let mut rows = stmt.query([run_id])?;
@@ -261,6 +277,8 @@ impl Store {
                 benchmark_index: r.get::<_, i64>(12)? as u32,
                 intervals: r.get::<_, i64>(13)? as u32,
                 interval_histograms: vec![],
+                reference_variant: r.get(14)?,
+                min_agreement: r.get(15)?,
             });
         }
         drop(rows);

@@ -51,11 +51,17 @@ impl Store {
 
 /// Brings a database made by an older coordinator up to the schema: columns added since.
 fn migrate(conn: &Connection) -> Result<()> {
-    for (table, column) in [("runs", "submitted_by"), ("artifacts", "uploaded_by")] {
+    const ADDED: [(&str, &str, &str); 4] = [
+        ("runs", "submitted_by", "TEXT NOT NULL DEFAULT ''"),
+        ("artifacts", "uploaded_by", "TEXT NOT NULL DEFAULT ''"),
+        ("cells", "reference_variant", "TEXT NOT NULL DEFAULT ''"),
+        ("cells", "min_agreement", "REAL NOT NULL DEFAULT 1.0"),
+    ];
+    for (table, column, kind) in ADDED {
         let has: i64 =
             conn.query_row(&format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}'"), [], |r| r.get(0))?;
         if has == 0 {
-            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''"))?;
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
         }
     }
     Ok(())

@@ -21,6 +21,8 @@ CREATE TABLE IF NOT EXISTS cells (
     spec             BLOB NOT NULL,
     baseline_unit    TEXT NOT NULL,
     benchmark_index  INTEGER NOT NULL,
+    reference_variant TEXT NOT NULL DEFAULT '',
+    min_agreement    REAL NOT NULL DEFAULT 1.0,
     state            TEXT NOT NULL,
     agent_id         TEXT NOT NULL DEFAULT '',
     agent_name       TEXT NOT NULL DEFAULT '',

@@ -16,6 +16,8 @@ fn cell(id: &str, seq: u32, target: &str) -> NewCell {
         spec: pb::CellSpec { model: "m".into(), ..Default::default() },
         baseline_unit: "candle:cpu".into(),
         benchmark_index: 0,
+        reference_variant: String::new(),
+        min_agreement: 1.0,
     }
 }
 

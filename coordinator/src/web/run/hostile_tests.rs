@@ -25,6 +25,8 @@ fn cell(unit: &str, ctx: u32, median_ms: u64) -> pb::CellRecord {
             context_length: ctx,
             batch_size: 1,
             dataset_name: HOSTILE.into(),
+            variant: HOSTILE.into(),
+            knobs: [(HOSTILE.to_string(), HOSTILE.to_string())].into(),
             ..Default::default()
         }),
         result: Some(pb::CellResult {
