@@ -1,4 +1,4 @@
-//! Comparing two runs (or a run and a saved baseline): cells matched by (model, workload,
+//! Comparing two runs (or a run and a saved baseline): cells matched by (model, variant, workload,
 //! backend:unit, context length, batch size, device model), both medians, the ratio with its
 //! bootstrap interval and a verdict; and a run against reference figures measured elsewhere.
 
@@ -16,6 +16,8 @@ use crate::stats::{self, RatioCi, Verdict};
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Key {
     pub model: String,
+    /// The model's variant: another conversion is other work.
+    pub variant: String,
     pub workload: String,
     pub unit: String,
     pub context_length: u32,
@@ -84,6 +86,7 @@ fn key(c: &pb::CellRecord) -> Key {
     let max_new_tokens = if matches!(s.workload.as_str(), "generate" | "decode") { s.max_new_tokens } else { 0 };
     Key {
         model: s.model,
+        variant: s.variant,
         workload: s.workload,
         unit: format!("{}:{}", s.backend, s.unit),
         context_length: s.context_length,

@@ -1,7 +1,13 @@
-//! Output consistency of a cell against its baseline, input by input (matched by the prompt's
+//! Output consistency of a cell against its reference, input by input (matched by the prompt's
 //! hash): exact match of the generated tokens, where they first diverge, top-1 agreement per
-//! step, the largest logit difference at the first generated position (anemll's own check: under
-//! 0.1 with the same top-1), and for embeddings the cosine similarity.
+//! step, the character error rate of the text against the reference's text, the largest logit
+//! difference at the first generated position (anemll's own check: under 0.1 with the same
+//! top-1), and for embeddings the cosine similarity.
+//!
+//! Both sequences are free-running greedy generations, not teacher-forced: up to the first
+//! divergence both saw the same prefix, so `mean_first_divergence` is where the answers part;
+//! after it each conditions on its own tokens, and `top1_agreement` (positions with the same
+//! token) is a lower bound on what teacher forcing would give.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,8 +22,11 @@ pub struct Consistency {
     pub exact_match_rate: Option<f64>,
     /// Mean first position where token sequences differ, over the inputs that differ.
     pub mean_first_divergence: Option<f64>,
-    /// Share of generated positions with the same token.
+    /// Share of generated positions with the same token, free-running (see the module doc).
     pub top1_agreement: Option<f64>,
+    /// Mean character error rate of the generated text against the reference's text.
+    #[serde(default)]
+    pub cer: Option<f64>,
     pub max_abs_logit_diff: Option<f64>,
     /// Lowest cosine similarity of embeddings (encode).
     pub cosine_min: Option<f64>,
@@ -64,6 +73,7 @@ pub fn compare(against: &str, cell: &[pb::Output], base: &[pb::Output]) -> Optio
         exact_match_rate: None,
         mean_first_divergence: None,
         top1_agreement: None,
+        cer: None,
         max_abs_logit_diff: None,
         cosine_min: None,
         worst_input: None,
@@ -81,6 +91,8 @@ pub fn compare(against: &str, cell: &[pb::Output], base: &[pb::Output]) -> Optio
             (s + o.tokens.iter().zip(&b.tokens).filter(|(x, y)| x == y).count(), t + n)
         });
         c.top1_agreement = (total > 0).then(|| same as f64 / total as f64);
+        let cers: Vec<f64> = tokens.iter().map(|(o, b)| crate::accuracy::cer(&o.text, &b.text)).collect();
+        c.cer = Some(cers.iter().sum::<f64>() / cers.len() as f64);
     }
     c.max_abs_logit_diff = matched.iter().filter_map(|(o, b)| max_abs_diff(o, b)).reduce(f64::max);
     let cosines: Vec<(u32, f64)> =
@@ -107,6 +119,7 @@ mod tests {
         assert_eq!(c.exact_match_rate, Some(1.0));
         assert_eq!(c.mean_first_divergence, None);
         assert_eq!(c.top1_agreement, Some(1.0));
+        assert_eq!(c.cer, Some(0.0));
         assert_eq!(c.inputs, 2);
     }
 

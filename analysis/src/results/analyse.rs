@@ -5,35 +5,29 @@
 
 use std::collections::BTreeMap;
 
-use hdrhistogram::Histogram;
 
 use anefleet_proto::histogram::{self, CodecError};
 use anefleet_proto::pb;
 
-use super::{CellDoc, ComparisonDoc, CrossoverDoc, Recommendation, ScalingDoc};
+use super::latencies::Latencies;
+use super::{CellDoc, ComparisonDoc, CrossoverDoc, ScalingDoc, knobs};
 use crate::stats::{self, Verdict};
 use crate::{accuracy, consistency};
 
 /// anemll's bound on the logit difference between a converted model and its reference.
 const MAX_LOGIT_DIFF: f64 = 0.1;
 
-/// Decoded latency histograms, aligned with the cells.
-fn latencies(records: &[pb::CellRecord]) -> Result<Vec<Option<Histogram<u64>>>, CodecError> {
-    records
-        .iter()
-        .map(|r| match &r.result {
-            Some(res) if !res.latency.is_empty() => histogram::decode(&res.latency).map(Some),
-            _ => Ok(None),
-        })
-        .collect()
-}
-
-fn unit_of(c: &CellDoc) -> String {
+pub(super) fn unit_of(c: &CellDoc) -> String {
     format!("{}:{}", c.backend, c.unit)
 }
 
-/// The same work: same benchmark, context length and batch size.
+/// The same work: same benchmark, model variant, context length and batch size.
 fn same_work(a: &CellDoc, b: &CellDoc) -> bool {
+    a.variant == b.variant && same_input(a, b)
+}
+
+/// The same inputs: same benchmark, context length and batch size, whatever the variant.
+fn same_input(a: &CellDoc, b: &CellDoc) -> bool {
     a.benchmark == b.benchmark
         && a.model == b.model
         && a.workload == b.workload
@@ -41,18 +35,14 @@ fn same_work(a: &CellDoc, b: &CellDoc) -> bool {
         && a.batch_size == b.batch_size
 }
 
-/// A stable seed per pair of cells, so a document renders the same every time.
-fn seed(a: &str, b: &str) -> u64 {
-    stats::rng::seed_from(&format!("{a}\0{b}"))
-}
-
 /// Fills the computed fields of every cell.
-pub fn cells(records: &[pb::CellRecord], docs: &mut [CellDoc]) -> Result<(), CodecError> {
-    let hists = latencies(records)?;
+pub fn cells(records: &[pb::CellRecord], lat: &Latencies, docs: &mut [CellDoc]) -> Result<(), CodecError> {
     for i in 0..docs.len() {
         let Some(res) = records[i].result.as_ref() else { continue };
         validity(&records[i], res, &mut docs[i])?;
-        docs[i].comparisons = comparisons(i, docs, &hists);
+        let spec = records[i].spec.clone().unwrap_or_default();
+        docs[i].flags.extend(knobs::disagreements(&spec, res.model.as_ref()));
+        docs[i].comparisons = comparisons(i, docs, lat);
         docs[i].speedup_vs_baseline = docs[i].comparisons.iter().find(|c| c.against == "baseline").map(|c| c.ratio);
         docs[i].consistency = consistency_of(i, records, docs);
         if docs[i].workload == "generate" {
@@ -64,13 +54,20 @@ pub fn cells(records: &[pb::CellRecord], docs: &mut [CellDoc]) -> Result<(), Cod
     Ok(())
 }
 
-/// Outputs against the baseline unit on the same agent; for the baseline itself, against the
-/// same unit on another agent (the same model should answer the same on every device).
+/// Whether a cell is its benchmark's reference configuration: the reference variant on the
+/// baseline unit.
+pub fn is_reference(c: &CellDoc) -> bool {
+    unit_of(c) == c.baseline && c.variant == c.reference_variant
+}
+
+/// Outputs against the reference configuration (the reference variant on the baseline unit) on
+/// the same agent; for the reference itself, against the same unit on another agent (the same
+/// model should answer the same on every device).
 fn consistency_of(i: usize, records: &[pb::CellRecord], docs: &[CellDoc]) -> Option<consistency::Consistency> {
     let c = &docs[i];
     let outputs = |j: usize| records[j].result.as_ref().map(|r| r.outputs.as_slice());
-    let base =
-        (0..docs.len()).find(|&j| j != i && docs[j].agent_id == c.agent_id && same_work(c, &docs[j]) && unit_of(&docs[j]) == c.baseline);
+    let base = (0..docs.len())
+        .find(|&j| j != i && docs[j].agent_id == c.agent_id && same_input(c, &docs[j]) && is_reference(&docs[j]) && !is_reference(c));
     if let Some(k) = base.and_then(|j| consistency::compare("baseline", outputs(i)?, outputs(j)?)) {
         return Some(k);
     }
@@ -99,13 +96,18 @@ fn validity(record: &pb::CellRecord, res: &pb::CellResult, doc: &mut CellDoc) ->
     Ok(())
 }
 
-/// Against the baseline unit on the same agent, and against the same unit on other agents.
-fn comparisons(i: usize, docs: &[CellDoc], hists: &[Option<Histogram<u64>>]) -> Vec<ComparisonDoc> {
-    let Some(mine) = &hists[i] else { return vec![] };
+/// Against the baseline unit (same variant) on the same agent, and against the same unit on
+/// other agents.
+fn comparisons(i: usize, docs: &[CellDoc], lat: &Latencies) -> Vec<ComparisonDoc> {
+    if !lat.has(i) {
+        return vec![];
+    }
     let c = &docs[i];
     let mut out = Vec::new();
     for (j, other) in docs.iter().enumerate() {
-        let Some(theirs) = hists[j].as_ref().filter(|_| j != i && same_work(c, other)) else { continue };
+        if j == i || !same_work(c, other) {
+            continue;
+        }
         let against = if other.agent_id == c.agent_id && unit_of(other) == c.baseline && unit_of(c) != c.baseline {
             "baseline".to_string()
         } else if other.agent_id != c.agent_id && unit_of(other) == unit_of(c) {
@@ -113,7 +115,7 @@ fn comparisons(i: usize, docs: &[CellDoc], hists: &[Option<Histogram<u64>>]) -> 
         } else {
             continue;
         };
-        if let Some(ci) = stats::speedup_ci(theirs, mine, stats::RESAMPLES, seed(&c.id, &other.id)) {
+        if let Some(ci) = lat.speedup(i, j) {
             out.push(ComparisonDoc {
                 against,
                 unit: unit_of(other),
@@ -146,45 +148,6 @@ fn against(a: &str) -> String {
         Some(name) => format!("the same unit on {name}"),
         None => "the baseline".into(),
     }
-}
-
-/// Outputs the same as the baseline's (or the cell is the baseline).
-fn consistent(c: &CellDoc) -> bool {
-    match &c.consistency {
-        // Nothing to compare with: the baseline itself, or a workload without outputs to check.
-        None => unit_of(c) == c.baseline || c.workload == "decode",
-        Some(k) => k.exact_match_rate.is_none_or(|r| r >= 1.0) && k.cosine_min.is_none_or(|v| v >= 0.999),
-    }
-}
-
-/// The fastest valid, consistent configuration per (agent, model, workload, context length);
-/// batches are compared per item.
-pub fn recommend(docs: &[CellDoc]) -> Vec<Recommendation> {
-    // Within one benchmark: its units and batch sizes ran the same data set and settings.
-    let mut groups: BTreeMap<(String, String, String, u32, u32), Vec<&CellDoc>> = BTreeMap::new();
-    for c in docs.iter().filter(|c| c.latency.is_some()) {
-        groups.entry((c.agent.clone(), c.model.clone(), c.workload.clone(), c.context_length, c.benchmark)).or_default().push(c);
-    }
-    let per_item = |c: &CellDoc| c.latency.as_ref().map_or(f64::MAX, |l| l.p50_ns as f64 / f64::from(c.batch_size.max(1)));
-    let mut out = Vec::new();
-    for ((agent, model, workload, ctx, _), cells) in groups {
-        let Some(best) = cells.iter().filter(|c| c.valid && consistent(c)).min_by(|a, b| per_item(a).total_cmp(&per_item(b))) else {
-            continue;
-        };
-        let vs = best
-            .comparisons
-            .iter()
-            .find(|k| k.against == "baseline")
-            .map(|k| format!(", {:.2}x vs {} [{:.2}, {:.2}] {}", k.ratio, k.unit, k.ci95[0], k.ci95[1], verdict_word(k.verdict)))
-            .unwrap_or_default();
-        let why = format!(
-            "fastest valid {} with outputs consistent with the baseline: p50 {:.2} ms per item{vs}",
-            if cells.len() > 1 { "of the configurations" } else { "configuration" },
-            per_item(best) / 1e6
-        );
-        out.push(Recommendation { agent, model, workload, context_length: ctx, unit: unit_of(best), batch_size: best.batch_size, why });
-    }
-    out
 }
 
 pub fn verdict_word(v: Verdict) -> &'static str {

@@ -50,6 +50,8 @@ const COLUMNS: &[(&str, Get)] = &[
     ("chip", |c| text(c.device.as_ref().map_or("", |d| &d.chip))),
     ("cpu_model", |c| text(c.device.as_ref().map_or("", |d| &d.cpu_model))),
     ("model", |c| text(&c.model)),
+    ("variant", |c| text(&c.variant)),
+    ("knobs", |c| text(&c.knobs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";"))),
     ("backend", |c| text(&c.backend)),
     ("unit", |c| text(&c.unit)),
     ("workload", |c| text(&c.workload)),
@@ -94,6 +96,7 @@ const COLUMNS: &[(&str, Get)] = &[
     ("exact_match_rate", |c| Num(c.consistency.as_ref().and_then(|k| k.exact_match_rate))),
     ("mean_first_divergence", |c| Num(c.consistency.as_ref().and_then(|k| k.mean_first_divergence))),
     ("top1_agreement", |c| Num(c.consistency.as_ref().and_then(|k| k.top1_agreement))),
+    ("cer_vs_reference", |c| Num(c.consistency.as_ref().and_then(|k| k.cer))),
     ("max_abs_logit_diff", |c| Num(c.consistency.as_ref().and_then(|k| k.max_abs_logit_diff))),
     ("cosine_min", |c| Num(c.consistency.as_ref().and_then(|k| k.cosine_min))),
     ("worst_input", |c| Int(c.consistency.as_ref().and_then(|k| k.worst_input).map(u64::from))),
@@ -247,7 +250,7 @@ mod tests {
     /// Python's `csv` module reads the document: unique names, typed columns, no ragged rows.
     #[test]
     fn python_reads_typed_columns() {
-        const TEXT: &str = "run_id,cell_id,agent,chip,cpu_model,model,backend,unit,workload,dataset,baseline,state,error,flags,\
+        const TEXT: &str = "run_id,cell_id,agent,chip,cpu_model,model,variant,knobs,backend,unit,workload,dataset,baseline,state,error,flags,\
             vs_baseline_verdict,consistency_against,energy_source,quantization";
         const SCRIPT: &str = r#"
 import csv, io, math, sys

@@ -14,24 +14,19 @@ use anefleet_proto::pb;
 pub struct ResultsDoc {
     pub run: RunDoc,
     pub cells: Vec<CellDoc>,
-    /// Per (agent, model, workload, context length): the fastest valid configuration whose
-    /// outputs stay consistent with the baseline.
+    /// Per (agent, model, workload, context length): the fastest valid configuration (variant ×
+    /// unit × batch) whose outputs agree with the reference configuration's, with its evidence.
     pub recommendations: Vec<Recommendation>,
+    /// Latency per item against output error, energy and memory: the Pareto frontiers.
+    pub frontiers: Vec<FrontierDoc>,
+    /// Model size against latency per item.
+    pub sizes: Vec<SizeDoc>,
+    /// Speedup over the baseline unit by context length, per model, variant and unit.
+    pub context_advantage: Vec<AdvantageDoc>,
     /// Latency against context length per (agent, model, workload, unit, batch).
     pub scaling: Vec<ScalingDoc>,
     /// Where one unit overtakes another as the context grows.
     pub crossovers: Vec<CrossoverDoc>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Recommendation {
-    pub agent: String,
-    pub model: String,
-    pub workload: String,
-    pub context_length: u32,
-    pub unit: String,
-    pub batch_size: u32,
-    pub why: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -114,6 +109,10 @@ pub struct CellDoc {
     pub target: String,
     pub device: Option<DeviceDoc>,
     pub model: String,
+    /// The model's variant (a conversion of it); empty when the model has one artifact per backend.
+    pub variant: String,
+    /// The variant's conversion knobs: the spec's, overridden by what the model's files say.
+    pub knobs: std::collections::BTreeMap<String, String>,
     pub backend: String,
     pub unit: String,
     pub workload: String,
@@ -126,6 +125,10 @@ pub struct CellDoc {
     /// Index of the spec's `[[benchmarks]]` entry the cell comes from.
     pub benchmark: u32,
     pub baseline: String,
+    /// The reference configuration's variant: outputs are checked against it on `baseline`.
+    pub reference_variant: String,
+    /// Share of outputs that must equal the reference's for a recommendation.
+    pub min_agreement: f64,
     pub load_ms: Option<f64>,
     pub latency: Option<Summary>,
     pub ttft: Option<Summary>,
@@ -240,10 +243,14 @@ impl ResultsDoc {
         let mut records = r.cells.clone();
         sanitize(&mut records);
         let mut cells = records.iter().map(cell_doc).collect::<Result<Vec<_>, _>>()?;
-        analyse::cells(&records, &mut cells)?;
-        let (recommendations, scaling, crossovers) = (analyse::recommend(&cells), analyse::scaling(&cells), analyse::crossovers(&cells));
+        let lat = latencies::Latencies::of(&records)?;
+        analyse::cells(&records, &lat, &mut cells)?;
+        let (recommendations, scaling, crossovers) = (recommend::recommend(&cells, &lat), analyse::scaling(&cells), analyse::crossovers(&cells));
         Ok(ResultsDoc {
             recommendations,
+            frontiers: pareto::frontiers(&cells),
+            sizes: advantage::sizes(&cells),
+            context_advantage: advantage::context_advantage(&cells),
             scaling,
             crossovers,
             run: RunDoc {
@@ -265,6 +272,7 @@ impl ResultsDoc {
 pub(crate) fn cell_doc(c: &pb::CellRecord) -> Result<CellDoc, CodecError> {
     let spec = c.spec.clone().unwrap_or_default();
     let res = c.result.as_ref();
+    let knobs = knobs::merged(&spec, res.and_then(|r| r.model.as_ref()));
     let summary = |pick: fn(&pb::CellResult) -> &Vec<u8>| -> Result<Option<Summary>, CodecError> {
         match res {
             Some(r) => Summary::from_encoded(pick(r)),
@@ -278,6 +286,8 @@ pub(crate) fn cell_doc(c: &pb::CellRecord) -> Result<CellDoc, CodecError> {
         target: c.target.clone(),
         device: c.device.as_ref().map(device_doc),
         model: spec.model,
+        variant: spec.variant.clone(),
+        knobs,
         backend: spec.backend,
         unit: spec.unit,
         workload: spec.workload,
@@ -289,6 +299,8 @@ pub(crate) fn cell_doc(c: &pb::CellRecord) -> Result<CellDoc, CodecError> {
         attempts: c.attempts,
         benchmark: c.benchmark_index,
         baseline: c.baseline_unit.clone(),
+        reference_variant: c.reference_variant.clone(),
+        min_agreement: if c.min_agreement > 0.0 && c.min_agreement <= 1.0 { c.min_agreement } else { 1.0 },
         load_ms: res.map(|r| r.load_ms),
         latency: summary(|r| &r.latency)?,
         ttft: summary(|r| &r.ttft)?,
@@ -388,8 +400,18 @@ fn thermal_doc(t: &pb::ThermalSample) -> ThermalDoc {
     ThermalDoc { unix_ms: t.unix_ms, sensor: t.sensor.clone(), celsius: t.celsius, state: t.state.clone() }
 }
 
+pub mod advantage;
 mod analyse;
 pub mod breakdown;
+mod configurations;
+mod knobs;
+mod latencies;
+pub mod pareto;
+pub mod recommend;
+pub use advantage::{AdvantageDoc, AdvantagePoint, SizeDoc};
+pub use analyse::is_reference;
+pub use pareto::{FrontierDoc, FrontierPoint, Objective};
+pub use recommend::{Recommendation, Rejected, RunnerUp};
 pub use analyse::verdict_word;
 mod csv;
 mod render;

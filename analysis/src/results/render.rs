@@ -11,6 +11,7 @@ pub use super::csv::render_csv;
 const COLUMNS: &[&str] = &[
     "agent",
     "model",
+    "variant",
     "unit",
     "workload",
     "ctx",
@@ -45,6 +46,7 @@ fn opt<T>(v: Option<T>, f: impl Fn(T) -> String) -> String {
 fn vs_baseline(c: &CellDoc) -> String {
     match c.comparisons.iter().find(|k| k.against == "baseline") {
         Some(k) => format!("{:.2}x [{:.2}, {:.2}] {}", k.ratio, k.ci95[0], k.ci95[1], verdict_word(k.verdict)),
+        None if super::is_reference(c) && !c.variant.is_empty() && c.latency.is_some() => "reference".into(),
         None if format!("{}:{}", c.backend, c.unit) == c.baseline && c.latency.is_some() => "baseline".into(),
         None => String::new(),
     }
@@ -85,6 +87,7 @@ fn row(c: &CellDoc) -> Vec<String> {
     vec![
         c.agent.clone(),
         c.model.clone(),
+        c.variant.clone(),
         format!("{}:{}", c.backend, c.unit),
         c.workload.clone(),
         c.context_length.to_string(),
@@ -129,27 +132,12 @@ pub fn render_markdown(doc: &ResultsDoc) -> String {
     if !doc.run.skipped.is_empty() {
         out.push('\n');
     }
-    recommendations(doc, &mut out);
+    super::configurations::render_markdown(doc, &mut out);
     scaling(doc, &mut out);
     super::breakdown::render_markdown(doc, &mut out);
     flags(doc, &mut out);
     samples(doc, &mut out);
     out
-}
-
-fn recommendations(doc: &ResultsDoc, out: &mut String) {
-    if doc.recommendations.is_empty() {
-        return;
-    }
-    out.push_str(
-        "\n### Recommended configurations\n\n| agent | model | workload | ctx | unit | batch | why |\n|---|---|---|---|---|---|---|\n",
-    );
-    for r in &doc.recommendations {
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
-            r.agent, r.model, r.workload, r.context_length, r.unit, r.batch_size, r.why
-        ));
-    }
 }
 
 fn scaling(doc: &ResultsDoc, out: &mut String) {

@@ -11,7 +11,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Bucket, LabelPair, Metric, MetricFamily, MetricType};
 
 /// The label names, sorted (as the text format and the registry expect them).
-const LABELS: [&str; 6] = ["agent", "batch_size", "context_length", "model", "unit", "workload"];
+const LABELS: [&str; 7] = ["agent", "batch_size", "context_length", "model", "unit", "variant", "workload"];
 
 #[derive(Debug, Default, Clone)]
 struct Series {
@@ -25,7 +25,7 @@ pub struct CellLatency {
     desc: Desc,
     /// Upper bounds in seconds, ascending.
     bounds: Vec<f64>,
-    series: Mutex<BTreeMap<[String; 6], Series>>,
+    series: Mutex<BTreeMap<[String; 7], Series>>,
 }
 
 impl CellLatency {
@@ -36,8 +36,8 @@ impl CellLatency {
     }
 
     /// Adds every sample of `h` (nanoseconds) to the series of these labels, in the order of
-    /// [`LABELS`]: agent, batch size, context length, model, unit, workload.
-    pub fn add(&self, labels: [String; 6], h: &Histogram<u64>) {
+    /// [`LABELS`]: agent, batch size, context length, model, unit, variant, workload.
+    pub fn add(&self, labels: [String; 7], h: &Histogram<u64>) {
         let Ok(mut all) = self.series.lock() else { return };
         let s = all.entry(labels).or_insert_with(|| Series { buckets: vec![0; self.bounds.len()], ..Series::default() });
         for v in h.iter_recorded() {
@@ -50,7 +50,7 @@ impl CellLatency {
         }
     }
 
-    fn metric(&self, labels: &[String; 6], s: &Series) -> Metric {
+    fn metric(&self, labels: &[String; 7], s: &Series) -> Metric {
         let mut m = Metric::default();
         m.set_label(
             LABELS
@@ -108,8 +108,8 @@ mod tests {
 
     use super::*;
 
-    fn labels() -> [String; 6] {
-        ["m2".into(), "1".into(), "128".into(), "qwen3".into(), "coreml:ane".into(), "generate".into()]
+    fn labels() -> [String; 7] {
+        ["m2".into(), "1".into(), "128".into(), "qwen3".into(), "coreml:ane".into(), "chunks2-lut6".into(), "generate".into()]
     }
 
     #[test]

@@ -23,7 +23,7 @@ use latency::CellLatency;
 /// Bytes of artifacts served to agents (kept by the artifact service).
 pub type Served = Arc<AtomicU64>;
 
-const CELL: [&str; 6] = ["agent", "model", "unit", "workload", "context_length", "batch_size"];
+const CELL: [&str; 7] = ["agent", "model", "variant", "unit", "workload", "context_length", "batch_size"];
 const CELL_STATES: [&str; 5] = ["pending", "assigned", "running", "done", "failed"];
 const AGENT_STATES: [&str; 3] = ["idle", "busy", "offline"];
 /// A percentile of a summary, in nanoseconds.
@@ -157,7 +157,8 @@ fn observe_new_cells(web: &Web) -> Result<(), WebError> {
         };
         let unit = format!("{}:{}", c.spec.backend, c.spec.unit);
         let (batch, ctx) = (c.spec.batch_size.max(1).to_string(), c.spec.context_length.to_string());
-        web.metrics.latency.add([c.agent_name.clone(), batch, ctx, c.spec.model.clone(), unit, c.spec.workload.clone()], &h);
+        let labels = [c.agent_name.clone(), batch, ctx, c.spec.model.clone(), unit, c.spec.variant.clone(), c.spec.workload.clone()];
+        web.metrics.latency.add(labels, &h);
     }
     Ok(())
 }
@@ -177,10 +178,11 @@ fn temperatures(web: &Web, agents: &[anefleet_proto::pb::AgentInfo]) -> Result<(
     Ok(())
 }
 
-/// A cell's series: batch sizes apart, so `batch_sizes = [1, 8]` keeps both (the last no longer wins).
-fn labels(c: &CellDoc) -> [String; 6] {
+/// A cell's series: variants and batch sizes apart, so `batch_sizes = [1, 8]` or two variants
+/// keep a series each (the last no longer wins).
+fn labels(c: &CellDoc) -> [String; 7] {
     let unit = format!("{}:{}", c.backend, c.unit);
-    [c.agent.clone(), c.model.clone(), unit, c.workload.clone(), c.context_length.to_string(), c.batch_size.to_string()]
+    [c.agent.clone(), c.model.clone(), c.variant.clone(), unit, c.workload.clone(), c.context_length.to_string(), c.batch_size.to_string()]
 }
 
 /// The last run's figures, from its results document (the same analysis as every view).

@@ -44,7 +44,8 @@ pub fn consistency(doc: &ResultsDoc) -> String {
         "inputs",
         "exact match",
         "mean first divergence",
-        "top-1 agreement",
+        "top-1 agreement (free-running)",
+        "CER vs reference",
         "max |logit diff|",
         "min cosine",
         "worst input",
@@ -61,6 +62,7 @@ pub fn consistency(doc: &ResultsDoc) -> String {
                 pct(k.exact_match_rate),
                 num(k.mean_first_divergence, 1),
                 pct(k.top1_agreement),
+                num(k.cer, 4),
                 num(k.max_abs_logit_diff, 4),
                 num(k.cosine_min, 6),
                 k.worst_input.map_or("–".into(), |i| i.to_string()),
@@ -87,17 +89,27 @@ pub fn accuracy(doc: &ResultsDoc) -> String {
 }
 
 pub fn recommendations(doc: &ResultsDoc) -> String {
-    let mut t = Table::new(&["agent", "model", "workload", "ctx", "recommended", "batch", "why"]);
+    let mut t = Table::new(&["agent", "model", "workload", "ctx", "variant", "recommended", "batch", "checked against", "runner-up [95% CI]", "why"]);
+    let mut rejected = Table::new(&["agent", "model", "ctx", "configuration", "why not"]);
     for r in &doc.recommendations {
+        let runner = r.runner_up.as_ref().map_or("–".to_string(), |u| {
+            format!("{} {} batch {}: {:.2}x [{:.2}, {:.2}] {}", u.variant, u.unit, u.batch_size, u.ratio, u.ci95[0], u.ci95[1], verdict_word(u.verdict))
+        });
         t.row(vec![
             esc(&r.agent),
             esc(&r.model),
             esc(&r.workload),
             r.context_length.to_string(),
+            esc(if r.variant.is_empty() { "–" } else { &r.variant }),
             format!("<strong>{}</strong>", esc(&r.unit)),
             r.batch_size.to_string(),
+            esc(&r.reference),
+            esc(&runner),
             esc(&r.why),
         ]);
+        for x in &r.rejected {
+            rejected.row_class("bad", vec![esc(&r.agent), esc(&r.model), r.context_length.to_string(), esc(&x.configuration), esc(&x.reason)]);
+        }
     }
     let mut cmp = Table::new(&["cell", "against", "unit", "speedup [95% CI]", "verdict"]);
     for c in &doc.cells {
@@ -120,6 +132,8 @@ pub fn recommendations(doc: &ResultsDoc) -> String {
         }
     }
     let s = body(t, "recommendations-table", "no valid configuration with checked outputs yet")
+        + "<h4>Rejected configurations</h4>"
+        + &body(rejected, "rejected-table", "none rejected")
         + "<h4>Every comparison</h4>"
         + &body(cmp, "comparisons-table", "no comparison: one unit per benchmark and agent");
     panel("recommendations", "Recommended configuration per device and context length", &s)
