@@ -108,8 +108,13 @@ enum Command {
         /// Also compare the run with this saved baseline (or another run), regressions highlighted.
         #[arg(long)]
         baseline: Option<String>,
-        #[arg(long, default_value = "report.html")]
-        out: PathBuf,
+        /// Write the optimal-configurations document (Markdown) instead: per device the recommended
+        /// configuration per context length with its evidence, the trade-offs and what was rejected.
+        #[arg(long)]
+        optimal: bool,
+        /// Default: report.html, or optimal-configurations.md with --optimal ("-": standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -158,7 +163,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Baseline { command, client } => cli::baseline::baseline(&client, command).await?,
         Command::Credentials { command, client } => cli::credentials::credentials(&client, command).await?,
-        Command::Report { run, baseline, out, client } => cli::report::report(&client, &run, baseline.as_deref(), &out).await?,
+        Command::Report { run, baseline, optimal: false, out, client } => {
+            cli::report::report(&client, &run, baseline.as_deref(), &out.unwrap_or_else(|| "report.html".into())).await?
+        }
+        Command::Report { run, optimal: true, out, client, .. } => {
+            cli::report::optimal(&client, &run, &out.unwrap_or_else(|| "optimal-configurations.md".into())).await?
+        }
         Command::Quickstart(args) => return cli::quickstart::quickstart(args).await,
     }
     Ok(ExitCode::SUCCESS)

@@ -146,7 +146,7 @@ fn consistency_flags(c: Option<&consistency::Consistency>) -> Vec<String> {
 fn against(a: &str) -> String {
     match a.strip_prefix("agent:") {
         Some(name) => format!("the same unit on {name}"),
-        None => "the baseline".into(),
+        None => "the reference configuration".into(),
     }
 }
 
@@ -158,15 +158,15 @@ pub fn verdict_word(v: Verdict) -> &'static str {
     }
 }
 
-/// (agent, model, workload, unit, batch size, benchmark).
-type SeriesKey = (String, String, String, String, u32, u32);
+/// (agent, model, workload, variant, unit, batch size, benchmark).
+type SeriesKey = (String, String, String, String, String, u32, u32);
 
-/// Median latency by context length per (agent, model, workload, unit, batch).
+/// Median latency by context length per (agent, model, workload, variant, unit, batch).
 fn series(docs: &[CellDoc]) -> BTreeMap<SeriesKey, Vec<(u32, f64)>> {
     let mut s: BTreeMap<SeriesKey, Vec<(u32, f64)>> = BTreeMap::new();
     for c in docs {
         if let Some(l) = &c.latency {
-            s.entry((c.agent.clone(), c.model.clone(), c.workload.clone(), unit_of(c), c.batch_size, c.benchmark))
+            s.entry((c.agent.clone(), c.model.clone(), c.workload.clone(), c.variant.clone(), unit_of(c), c.batch_size, c.benchmark))
                 .or_default()
                 .push((c.context_length, l.p50_ns as f64));
         }
@@ -180,12 +180,13 @@ fn series(docs: &[CellDoc]) -> BTreeMap<SeriesKey, Vec<(u32, f64)>> {
 pub fn scaling(docs: &[CellDoc]) -> Vec<ScalingDoc> {
     series(docs)
         .into_iter()
-        .filter_map(|((agent, model, workload, unit, batch_size, _), pts)| {
+        .filter_map(|((agent, model, workload, variant, unit, batch_size, _), pts)| {
             let f = stats::fit(&pts)?;
             Some(ScalingDoc {
                 agent,
                 model,
                 workload,
+                variant,
                 unit,
                 batch_size,
                 context_lengths: pts.iter().map(|p| p.0).collect(),
@@ -200,9 +201,9 @@ pub fn scaling(docs: &[CellDoc]) -> Vec<ScalingDoc> {
 pub fn crossovers(docs: &[CellDoc]) -> Vec<CrossoverDoc> {
     let s = series(docs);
     let mut out = Vec::new();
-    for ((agent, model, workload, unit, batch, bench), a) in &s {
-        for ((agent2, model2, workload2, unit2, batch2, bench2), b) in &s {
-            if (agent, model, workload, batch, bench) != (agent2, model2, workload2, batch2, bench2) || unit >= unit2 {
+    for ((agent, model, workload, variant, unit, batch, bench), a) in &s {
+        for ((agent2, model2, workload2, variant2, unit2, batch2, bench2), b) in &s {
+            if (agent, model, workload, variant, batch, bench) != (agent2, model2, workload2, variant2, batch2, bench2) || unit >= unit2 {
                 continue;
             }
             let Some(x) = stats::crossover(a, b) else { continue };
@@ -213,6 +214,7 @@ pub fn crossovers(docs: &[CellDoc]) -> Vec<CrossoverDoc> {
                 agent: agent.clone(),
                 model: model.clone(),
                 workload: workload.clone(),
+                variant: variant.clone(),
                 unit: fast.clone(),
                 overtaken_by: slow.clone(),
                 context_length: x,

@@ -34,6 +34,7 @@ pub struct ScalingDoc {
     pub agent: String,
     pub model: String,
     pub workload: String,
+    pub variant: String,
     pub unit: String,
     pub batch_size: u32,
     pub context_lengths: Vec<u32>,
@@ -47,6 +48,7 @@ pub struct CrossoverDoc {
     pub agent: String,
     pub model: String,
     pub workload: String,
+    pub variant: String,
     /// Faster at short contexts.
     pub unit: String,
     /// Faster from `context_length` on.
@@ -406,6 +408,7 @@ pub mod breakdown;
 mod configurations;
 mod knobs;
 mod latencies;
+mod optimal;
 pub mod pareto;
 pub mod recommend;
 pub use advantage::{AdvantageDoc, AdvantagePoint, SizeDoc};
@@ -415,7 +418,9 @@ pub use recommend::{Recommendation, Rejected, RunnerUp};
 pub use analyse::verdict_word;
 mod csv;
 mod render;
+pub use optimal::render_optimal;
 pub use render::{render_csv, render_markdown};
 
 #[cfg(test)]
 mod sanitize_tests;
+#[cfg(test)] mod known_answers_tests;

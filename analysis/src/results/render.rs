@@ -144,13 +144,14 @@ fn scaling(doc: &ResultsDoc, out: &mut String) {
     if doc.scaling.is_empty() {
         return;
     }
-    out.push_str("\n### Context-length scaling\n\n| agent | model | workload | unit | batch | contexts | ms per 100 tokens | intercept ms | r² |\n|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("\n### Context-length scaling\n\n| agent | model | variant | workload | unit | batch | contexts | ms per 100 tokens | intercept ms | r² |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for s in &doc.scaling {
         let ctx: Vec<String> = s.context_lengths.iter().map(u32::to_string).collect();
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.3} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.3} |\n",
             s.agent,
             s.model,
+            if s.variant.is_empty() { "–" } else { &s.variant },
             s.workload,
             s.unit,
             s.batch_size,
@@ -176,13 +177,15 @@ fn flags(doc: &ResultsDoc, out: &mut String) {
     out.push_str("\n### Flags\n\n");
     for c in flagged {
         out.push_str(&format!(
-            "- {} {} {}:{} {} ctx {}: {}\n",
+            "- {} {}{} {}:{} {} ctx {} batch {}: {}\n",
             c.agent,
             c.model,
+            if c.variant.is_empty() { String::new() } else { format!(" ({})", c.variant) },
             c.backend,
             c.unit,
             c.workload,
             c.context_length,
+            c.batch_size,
             c.flags.join("; ")
         ));
     }
@@ -197,7 +200,8 @@ fn samples(doc: &ResultsDoc, out: &mut String) {
     for c in samples {
         let text = c.outputs[0].text.replace('\n', " ");
         let short: String = text.chars().take(100).collect();
-        out.push_str(&format!("- {} {}:{} ctx {}: {:?}\n", c.agent, c.backend, c.unit, c.context_length, short));
+        let variant = if c.variant.is_empty() { String::new() } else { format!(" {}", c.variant) };
+        out.push_str(&format!("- {}{variant} {}:{} ctx {}: {:?}\n", c.agent, c.backend, c.unit, c.context_length, short));
     }
 }
 

@@ -1,6 +1,7 @@
 //! `coordinator report RUN [--baseline NAME] --out report.html`: one self-contained HTML file
 //! (inline SVG and CSS, no script, nothing fetched) with every panel of the run page, and the
 //! comparison with a saved baseline when asked; for a pull request or a design review.
+//! `coordinator report RUN --optimal`: the optimal-configurations document in Markdown.
 
 use std::path::Path;
 
@@ -29,6 +30,20 @@ pub async fn report(client: &ClientArgs, run_id: &str, baseline: Option<&str>, o
     let html = page(Frame::Report, &format!("Run report: {}", doc.run.name), &body, None);
     write(out, &html)?;
     eprintln!("wrote {} ({} cells{})", out.display(), doc.cells.len(), baseline.map_or(String::new(), |b| format!(", compared with {b}")));
+    Ok(())
+}
+
+pub async fn optimal(client: &ClientArgs, run_id: &str, out: &Path) -> anyhow::Result<()> {
+    let mut c = client.connect().await?;
+    let results = super::show::fetch(&mut c, run_id).await?;
+    let doc = ResultsDoc::from_pb(&results).context("analysing the run")?;
+    let text = anefleet_analysis::results::render_optimal(&doc);
+    if out == Path::new("-") {
+        print!("{text}");
+        return Ok(());
+    }
+    write(out, &text)?;
+    eprintln!("wrote {} ({} recommendations over {} cells)", out.display(), doc.recommendations.len(), doc.cells.len());
     Ok(())
 }
 

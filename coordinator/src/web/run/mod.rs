@@ -54,7 +54,8 @@ pub fn unit(c: &CellDoc) -> String {
 /// A cell in a few words.
 pub fn label(c: &CellDoc) -> String {
     let batch = if c.batch_size > 1 { format!(" batch {}", c.batch_size) } else { String::new() };
-    format!("{} {} on {} {} ctx {}{batch}", c.model, unit(c), c.agent_or_target(), c.workload, c.context_length)
+    let variant = if c.variant.is_empty() { String::new() } else { format!(" ({})", c.variant) };
+    format!("{}{variant} {} on {} {} ctx {}{batch}", c.model, unit(c), c.agent_or_target(), c.workload, c.context_length)
 }
 
 trait AgentOrTarget {
@@ -106,6 +107,7 @@ fn cells(doc: &ResultsDoc) -> String {
         "agent",
         "device",
         "model",
+        "variant",
         "unit",
         "workload",
         "ctx",
@@ -134,6 +136,7 @@ fn cells(doc: &ResultsDoc) -> String {
                 esc(c.agent_or_target()),
                 esc(&device(c)),
                 esc(&c.model),
+                esc(if c.variant.is_empty() { "–" } else { &c.variant }),
                 esc(&unit(c)),
                 esc(&c.workload),
                 c.context_length.to_string(),
