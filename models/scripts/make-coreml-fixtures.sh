@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Generates the small real Core ML fixtures (make-coreml-fixtures.py) into
 # $ANEFLEET_TEST_MODELS/coreml (default ~/.cache/anefleet/test-models/coreml): plain, stateful,
-# multifunction and ranged-input .mlpackage files, an anemll-shaped split model, the inputs
+# multifunction and ranged-input .mlpackage files, an anemll-shaped split model (2 FFN chunks) and
+# the same model converted with 1 chunk (anemll-chunks1), the inputs
 # anemll's chat loop feeds it, and a compiled-layout .mlmodelc.
 # coremltools (pinned, from PyPI) goes into its own virtual environment, never into yours:
 # $ANEFLEET_COREMLTOOLS_VENV, default ~/.cache/anefleet/venv-coremltools. Uses python3.11 where
@@ -21,7 +22,7 @@ dest="$root/coreml"
 venv="${ANEFLEET_COREMLTOOLS_VENV:-$HOME/.cache/anefleet/venv-coremltools}"
 python="${PYTHON:-$(command -v python3.11 || echo python3)}"
 # Bump when the fixtures change: older ones are regenerated.
-version="3"
+version="4"
 pins=(coremltools==9.0 numpy==2.4.6 protobuf==7.36.2)
 
 if [ -f "$dest/.complete" ] && [ "$(cat "$dest/.complete")" = "$version" ]; then

@@ -10,7 +10,21 @@ use std::path::{Path, PathBuf};
 /// What a spec writes for the test-model folder.
 pub const PLACEHOLDER: &str = "{models}";
 /// What the fetch script leaves in the folder.
-pub const FILES: &[&str] = &["all-minilm-l6-v2/model.safetensors", "smollm2-135m-instruct.q4_1.gguf", "tiny-qwen3/model.safetensors"];
+pub const FILES: &[&str] = &[
+    "all-minilm-l6-v2/model.safetensors",
+    "smollm2-135m-instruct.q4_1.gguf",
+    "tiny-qwen3/model.safetensors",
+    TINY_QWEN3_GGUF[0].1,
+    TINY_QWEN3_GGUF[1].1,
+    TINY_QWEN3_GGUF[2].1,
+];
+/// GGUF variants of tiny-qwen3's weights (`make-tiny-qwen3.py --gguf`, run by the fetch script):
+/// (quantization, path), largest first. The tokenizer is in their metadata.
+pub const TINY_QWEN3_GGUF: [(&str, &str); 3] = [
+    ("f16", "tiny-qwen3-gguf/tiny-qwen3.f16.gguf"),
+    ("q8_0", "tiny-qwen3-gguf/tiny-qwen3.q8_0.gguf"),
+    ("q4_1", "tiny-qwen3-gguf/tiny-qwen3.q4_1.gguf"),
+];
 /// The command that fetches them.
 pub const FETCH: &str = "models/scripts/fetch-test-models.sh";
 

@@ -51,6 +51,8 @@ pub fn load(dir: &Path, model_type: &str, device: &Device) -> Result<Loaded> {
         format: "safetensors".into(),
         parameters,
         bytes_on_disk: artifact::bytes_on_disk(&files),
+        // The safetensors weights' dtype is the only conversion knob a Hugging Face folder records.
+        knobs: [("dtype".to_string(), quantization.clone())].into(),
         quantization,
         max_context: max_context as u32,
     };
@@ -166,6 +168,7 @@ mod tests {
         let (mut e, facts) = minilm();
         assert_eq!((facts.architecture.as_str(), facts.max_context), ("bert", 512));
         assert_eq!(facts.quantization, "f32");
+        assert_eq!(facts.knobs, [("dtype".to_string(), "f32".to_string())].into());
         assert!(facts.bytes_on_disk > 80_000_000, "{facts:?}");
         let a = embed(&mut e, "The cat sits on the mat.");
         let b = embed(&mut e, "A cat is sitting on a mat.");

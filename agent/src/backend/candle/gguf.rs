@@ -74,7 +74,9 @@ impl Header {
     }
 
     /// Facts from the header: parameters from the tensor shapes, quantization = the ggml type
-    /// holding the most elements; `max_context` is what the loading backend can run.
+    /// holding the most elements; `max_context` is what the loading backend can run. Knobs:
+    /// `quantization` (as the facts') and `file_type` (`general.file_type` by llama.cpp's name for
+    /// it, "q4_k_m"; the number when unknown) when the file has it.
     pub fn facts(&self, path: &Path, max_context: usize) -> ModelFacts {
         let mut by_type: HashMap<String, u64> = HashMap::new();
         for info in self.content.tensor_infos.values() {
@@ -82,15 +84,63 @@ impl Header {
         }
         let mut files = vec![path.to_path_buf()];
         files.extend(path.parent().map(|d| d.join("tokenizer.json")).filter(|p| p.is_file()));
+        let parameters = by_type.values().sum();
+        let quantization = artifact::dominant(by_type);
+        let mut knobs = HashMap::from([("quantization".to_string(), quantization.clone())]);
+        if let Some(t) = md_u32(&self.content, "general.file_type") {
+            knobs.insert("file_type".into(), file_type_name(t));
+        }
         ModelFacts {
             architecture: self.arch.clone(),
             format: "gguf".into(),
-            parameters: by_type.values().sum(),
+            parameters,
             bytes_on_disk: artifact::bytes_on_disk(&files),
-            quantization: artifact::dominant(by_type),
+            quantization,
             max_context: max_context as u32,
+            knobs,
         }
     }
+}
+
+/// llama.cpp's name of a `general.file_type` (`llama_ftype` in llama.h), lowercased: "q8_0",
+/// "q4_k_m", "f32" for `ALL_F32`; the number itself when llama.cpp has no name for it.
+pub fn file_type_name(file_type: u32) -> String {
+    const NAMES: &[(u32, &str)] = &[
+        (0, "f32"),
+        (1, "f16"),
+        (2, "q4_0"),
+        (3, "q4_1"),
+        (7, "q8_0"),
+        (8, "q5_0"),
+        (9, "q5_1"),
+        (10, "q2_k"),
+        (11, "q3_k_s"),
+        (12, "q3_k_m"),
+        (13, "q3_k_l"),
+        (14, "q4_k_s"),
+        (15, "q4_k_m"),
+        (16, "q5_k_s"),
+        (17, "q5_k_m"),
+        (18, "q6_k"),
+        (19, "iq2_xxs"),
+        (20, "iq2_xs"),
+        (21, "q2_k_s"),
+        (22, "iq3_xs"),
+        (23, "iq3_xxs"),
+        (24, "iq1_s"),
+        (25, "iq4_nl"),
+        (26, "iq3_s"),
+        (27, "iq3_m"),
+        (28, "iq2_s"),
+        (29, "iq2_m"),
+        (30, "iq4_xs"),
+        (31, "iq1_m"),
+        (32, "bf16"),
+        (36, "tq1_0"),
+        (37, "tq2_0"),
+        (38, "mxfp4_moe"),
+    ];
+    NAMES.iter().find(|(n, _)| *n == file_type).map_or_else(|| file_type.to_string(), |(_, name)| (*name).to_string())
 }
 
 /// The `general.architecture` values this backend runs.
@@ -158,6 +208,23 @@ mod tests {
         assert_eq!(d.eos_token_ids(), [2, 0]);
         // 30 layers × 3 KV heads × 64 dims, keys and values, f32.
         assert_eq!(d.kv_bytes_per_token(), Some(2 * 30 * 3 * 64 * 4));
+    }
+
+    #[test]
+    fn smollm2_knobs_are_read_from_the_file() {
+        let (_, facts) = smollm2();
+        let knobs: std::collections::BTreeMap<_, _> = facts.knobs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(knobs, [("file_type", "q4_1"), ("quantization", "q4_1")].into());
+    }
+
+    #[test]
+    fn file_type_names_follow_llama_cpp() {
+        assert_eq!(file_type_name(0), "f32");
+        assert_eq!(file_type_name(7), "q8_0");
+        assert_eq!(file_type_name(15), "q4_k_m");
+        // Removed from llama.cpp (Q4_1_SOME_F16) and never assigned: the number.
+        assert_eq!(file_type_name(4), "4");
+        assert_eq!(file_type_name(1024), "1024");
     }
 
     #[test]

@@ -230,3 +230,50 @@ fn qwen3_gguf_tokenizer_from_metadata_generates_like_safetensors() {
     assert_eq!(d.eos_token_ids(), reference.eos_token_ids());
     assert_generates_like_reference(d.as_mut(), &src);
 }
+
+/// tiny-qwen3's GGUF variants as the fetch script converts them (`make-tiny-qwen3.py --gguf`):
+/// its own weights in f16, q8_0 and q4_1, the tokenizer in the metadata, `general.file_type` set.
+const VARIANTS: [(&str, &str); 3] = anefleet_models::test_models::TINY_QWEN3_GGUF;
+
+#[test]
+fn tiny_qwen3_gguf_variants_report_their_quantization_and_generate() {
+    let (reference, want) = reference(&test_models::path(test_models::TINY_QWEN3));
+    let prompt = reference.render_chat("Fix the typos: teh cat").unwrap();
+    let ids = reference.tokenizer().encode(prompt.as_str(), false).unwrap().get_ids().to_vec();
+    let mut sizes = Vec::new();
+    for (quantization, file) in VARIANTS {
+        let path = test_models::path(file);
+        assert!(!path.with_file_name("tokenizer.json").exists(), "the tokenizer must come from the metadata");
+        let loaded = super::load("cpu", &path).unwrap();
+        let facts = loaded.facts.clone();
+        assert_eq!((facts.architecture.as_str(), facts.format.as_str(), facts.quantization.as_str()), ("qwen3", "gguf", quantization));
+        assert_eq!((facts.parameters, facts.max_context), (want.parameters, want.max_context), "{facts:?}");
+        assert_eq!(facts.bytes_on_disk, std::fs::metadata(&path).unwrap().len());
+        let knob = |k: &str| facts.knobs.get(k).map(String::as_str);
+        assert_eq!((knob("quantization"), knob("file_type")), (Some(quantization), Some(quantization)), "{facts:?}");
+        sizes.push(facts.bytes_on_disk);
+        let mut d = decoder(loaded);
+        assert_eq!(d.render_chat("Fix the typos: teh cat").unwrap(), prompt);
+        assert_eq!(d.tokenizer().encode(prompt.as_str(), false).unwrap().get_ids(), ids);
+        assert_eq!(d.eos_token_ids(), reference.eos_token_ids());
+        let tokens = greedy(d.as_mut(), &prompt, 8);
+        assert!(!tokens.is_empty());
+        d.clear_cache();
+        assert_eq!(greedy(d.as_mut(), &prompt, 8), tokens, "{quantization}: after clear_cache");
+    }
+    assert!(sizes.windows(2).all(|w| w[0] > w[1]), "f16 > q8_0 > q4_1 on disk: {sizes:?}");
+}
+
+/// f16 weights (f32 norms) are the safetensors model within f16 rounding: the same greedy tokens.
+#[test]
+fn tiny_qwen3_f16_gguf_generates_like_safetensors() {
+    let (mut reference, _) = reference(&test_models::path(test_models::TINY_QWEN3));
+    let mut d = decoder(super::load("cpu", &test_models::path(VARIANTS[0].1)).unwrap());
+    let prompt = reference.render_chat("Fix the typos: teh cat").unwrap();
+    assert_eq!(greedy(d.as_mut(), &prompt, 8), greedy(reference.as_mut(), &prompt, 8));
+    let ids = reference.tokenizer().encode(prompt.as_str(), false).unwrap().get_ids().to_vec();
+    let (a, b) = (d.forward(&ids, 0).unwrap(), reference.forward(&ids, 0).unwrap());
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    // The largest logit is about 0.5.
+    assert!(diff < 5e-3, "prompt logits differ by up to {diff}");
+}

@@ -42,6 +42,8 @@ pub fn load(dir: &Path, device: &Device) -> Result<Loaded> {
         format: "safetensors".into(),
         parameters,
         bytes_on_disk: artifact::bytes_on_disk(&files),
+        // The safetensors weights' dtype is the only conversion knob a Hugging Face folder records.
+        knobs: [("dtype".to_string(), quantization.clone())].into(),
         quantization,
         max_context: config.max_position_embeddings as u32,
     };
@@ -139,6 +141,7 @@ mod tests {
         assert_eq!(loaded.facts.architecture, "qwen3");
         assert_eq!(loaded.facts.format, "safetensors");
         assert!(loaded.facts.parameters > 0 && loaded.facts.max_context > 0, "{:?}", loaded.facts);
+        assert_eq!(loaded.facts.knobs, [("dtype".to_string(), "f32".to_string())].into());
         let LoadedModel::Decoder(mut d) = loaded.model else { panic!("tiny-qwen3 loaded as an encoder") };
         assert!(!d.eos_token_ids().is_empty());
         let prompt = d.render_chat("Fix: teh cat").unwrap();

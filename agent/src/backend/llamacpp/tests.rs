@@ -107,3 +107,46 @@ fn refuses_what_it_cannot_run() {
     let err = load("cpu", &test_models::path(test_models::MINILM)).err().unwrap();
     assert!(err.to_string().contains("llama.cpp runs GGUF files"), "{err}");
 }
+
+/// tiny-qwen3's GGUF variants (`make-tiny-qwen3.py --gguf`: architecture `qwen3`, tokenizer in the
+/// metadata, f16 / q8_0 / q4_1): llama.cpp loads each, tokenizes the chat prompt as our tokenizer
+/// does, and generates; teacher-forced on its tokens, candle on the same file picks the same next
+/// token except in a near tie (a random model's logits are close together).
+#[test]
+fn tiny_qwen3_gguf_variants_load_and_generate_like_candle() {
+    const NEAR_TIE: f32 = 0.05;
+    for (quantization, file) in anefleet_models::test_models::TINY_QWEN3_GGUF {
+        let path = test_models::path(file);
+        let loaded = load("cpu", &path).unwrap();
+        assert_eq!((loaded.facts.architecture.as_str(), loaded.facts.quantization.as_str()), ("qwen3", quantization));
+        let (header, _) = Header::read(&path).unwrap();
+        let model = LlamaModel::load_from_file(llama().unwrap(), &path, &LlamaModelParams::default().with_n_gpu_layers(0)).unwrap();
+        let own = LlamaDecoder::new(llama().unwrap(), model, header, 256, false).unwrap();
+        let prompt = own.render_chat("Fix the typos: teh cat sat on teh mat").unwrap();
+        let ours = own.tokenizer().encode(prompt.as_str(), false).unwrap().get_ids().to_vec();
+        let theirs: Vec<u32> = own._model.vocab().tokenize(prompt.as_bytes(), false, true).iter().map(|t| t.0 as u32).collect();
+        assert_eq!(ours, theirs, "{quantization}: token ids");
+        let mut llama = match loaded.model {
+            LoadedModel::Decoder(d) => d,
+            LoadedModel::Encoder(_) => panic!("tiny-qwen3 loaded as an encoder"),
+        };
+        let tokens = greedy(llama.as_mut(), &prompt, 8);
+        assert!(!tokens.is_empty(), "{quantization}");
+        assert_eq!(greedy(llama.as_mut(), &prompt, 8), tokens, "{quantization}: restarting at position 0");
+        let mut candle = match crate::backend::candle::load("cpu", &path).unwrap().model {
+            LoadedModel::Decoder(d) => d,
+            LoadedModel::Encoder(_) => panic!("tiny-qwen3 loaded as an encoder"),
+        };
+        let (mut l, mut c) = (llama.forward(&ours, 0).unwrap(), candle.forward(&ours, 0).unwrap());
+        let mut exact = 0;
+        for pos in ours.len()..ours.len() + 8 {
+            let (a, b) = (crate::backend::argmax(&l), crate::backend::argmax(&c));
+            let gap = |logits: &[f32]| (logits[a as usize] - logits[b as usize]).abs();
+            assert!(a == b || (gap(&l) < NEAR_TIE && gap(&c) < NEAR_TIE), "{quantization} position {pos}: llama.cpp {a}, candle {b}");
+            exact += usize::from(a == b);
+            l = llama.forward(&[a], pos).unwrap();
+            c = candle.forward(&[a], pos).unwrap();
+        }
+        assert!(exact >= 7, "{quantization}: only {exact} of 8 steps agree exactly");
+    }
+}

@@ -1,6 +1,7 @@
 //! `meta.yaml`: what anemll's converter records about a split model (`model_info.parameters`), read
 //! with the same keys and defaults as anemll's chat loop (`tests/chat.py`).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -33,6 +34,14 @@ impl Lut {
         match self {
             Lut::None => String::new(),
             Lut::Bits(b) => format!("_lut{b}"),
+        }
+    }
+
+    /// The value of a `lut_*` knob: `"none"` or the bits (`"6"`).
+    pub fn knob(self) -> String {
+        match self {
+            Lut::None => "none".into(),
+            Lut::Bits(b) => b.to_string(),
         }
     }
 }
@@ -98,6 +107,27 @@ impl Meta {
         };
         meta.check(&params)?;
         Ok(meta)
+    }
+
+    /// The conversion knobs the model reports (`ModelFacts.knobs`): `context_length`,
+    /// `batch_size` (tokens per prefill call), `chunks`, `lut_ffn`, `lut_embeddings`, `lut_lmhead`
+    /// (`none` or bits) and, when the file names it, `anemll_version`.
+    pub fn knobs(&self) -> HashMap<String, String> {
+        let mut knobs: HashMap<String, String> = [
+            ("context_length", self.context_length.to_string()),
+            ("batch_size", self.batch_size.to_string()),
+            ("chunks", self.num_chunks.to_string()),
+            ("lut_ffn", self.lut_ffn.knob()),
+            ("lut_embeddings", self.lut_embeddings.knob()),
+            ("lut_lmhead", self.lut_lmhead.knob()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        if let Some(v) = self.version.as_ref().filter(|v| !v.is_empty()) {
+            knobs.insert("anemll_version".into(), v.clone());
+        }
+        knobs
     }
 
     fn check(&self, params: &Fields) -> Result<(), MetaError> {

@@ -50,6 +50,26 @@ fn reads_what_anemll_writes() {
 }
 
 #[test]
+fn knobs_are_the_conversion_settings() {
+    let knobs: std::collections::BTreeMap<String, String> = parse(QWEN3).unwrap().knobs().into_iter().collect();
+    let want = [
+        ("anemll_version", "0.3.4"),
+        ("batch_size", "64"),
+        ("chunks", "2"),
+        ("context_length", "512"),
+        ("lut_embeddings", "8"),
+        ("lut_ffn", "6"),
+        ("lut_lmhead", "none"),
+    ];
+    assert_eq!(knobs, want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    // No version written: no `anemll_version` knob.
+    let m = parse(&QWEN3.replace("  version: 0.3.4\n", "")).unwrap();
+    assert_eq!(m.version, None);
+    assert!(!m.knobs().contains_key("anemll_version"));
+    assert_eq!(m.knobs().len(), 6);
+}
+
+#[test]
 fn defaults_are_anemll_chat_loops() {
     let text = QWEN3.replace("    model_prefix: qwen\n", "").replace("    split_lm_head: 16\n", "");
     let m = parse(&text).unwrap();
@@ -102,4 +122,23 @@ fn broken_yaml_and_a_missing_file_name_the_file() {
 fn lut_suffixes_are_anemlls_file_names() {
     assert_eq!(Lut::Bits(4).suffix(), "_lut4");
     assert_eq!(Lut::None.suffix(), "");
+}
+
+/// The Core ML fixtures' two conversions of one split model (make-coreml-fixtures.py): `anemll`
+/// (2 FFN chunks) and `anemll-chunks1` (1 chunk holding both layers). Only `chunks` tells them
+/// apart; both are whole (every part found, no problem `agent inspect` reports) and hold the same
+/// KV-cache state.
+#[test]
+fn the_fixtures_chunk_variants_differ_only_in_chunks() {
+    let inspect = |name: &str| crate::inspect::inspect(&crate::inspect::fixtures::path(name)).unwrap();
+    let (two, one) = (inspect("anemll"), inspect("anemll-chunks1"));
+    let knobs = |info: &crate::inspect::ModelInfo| info.anemll.as_ref().unwrap().meta.knobs();
+    let (mut k2, k1) = (knobs(&two), knobs(&one));
+    assert_eq!((k2["chunks"].as_str(), k1["chunks"].as_str()), ("2", "1"));
+    k2.insert("chunks".into(), "1".into());
+    assert_eq!(k2, k1);
+    assert!(one.anemll.as_ref().unwrap().problems.is_empty(), "{:?}", one.anemll.as_ref().unwrap().problems);
+    let parts: Vec<&str> = one.parts.iter().map(|p| p.path.rsplit('/').next().unwrap_or_default()).collect();
+    assert_eq!(parts, ["qwen_embeddings.mlpackage", "qwen_FFN_PF_chunk_01of01.mlpackage", "qwen_lm_head.mlpackage"]);
+    assert_eq!((one.states.clone(), one.inputs.clone(), one.outputs.clone()), (two.states, two.inputs, two.outputs));
 }

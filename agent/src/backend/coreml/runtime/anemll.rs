@@ -117,6 +117,7 @@ fn facts(meta: &Meta, parts: &Parts) -> ModelFacts {
             Lut::None => "f16".into(),
         },
         max_context: meta.context_length.saturating_sub(1) as u32,
+        knobs: meta.knobs(),
         ..Default::default()
     }
 }

@@ -37,11 +37,19 @@ pub fn load(unit: &str, path: &Path) -> Result<Loaded> {
         format: model_path.extension().map_or_else(String::new, |e| e.to_string_lossy().into_owned()),
         bytes_on_disk: crate::backend::candle::artifact::tree_bytes(&model_path),
         max_context: u32::try_from(io.max_len).unwrap_or(u32::MAX),
+        knobs: spec_knobs(&model_path),
         ..Default::default()
     };
     let plan = PlanParts { unit: unit.to_string(), parts: vec![(compiled.dir.clone(), None)] };
     let encoder = CoreMlEncoder { model, tokenizer, io };
     Ok(Loaded { model: LoadedModel::Encoder(Box::new(encoder)), facts, compile_ms: compiled.compile_ms, plan: Some(plan) })
+}
+
+/// `spec_version`: the Core ML specification version, read from the model's files by
+/// `agent inspect`'s reader (no Core ML call); none when they do not say.
+fn spec_knobs(model_path: &Path) -> std::collections::HashMap<String, String> {
+    let version = crate::inspect::inspect(model_path).ok().and_then(|info| info.specification_version);
+    version.map(|v| ("spec_version".to_string(), v.to_string())).into_iter().collect()
 }
 
 /// The model file and the tokenizer beside it.
