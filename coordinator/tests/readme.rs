@@ -76,6 +76,7 @@ fn ways() -> Vec<(&'static str, Way)> {
         ("coordinator compare before <RUN_ID> --fail-on-regression", Run(compared_with_itself)),
         ("coordinator report <RUN_ID> --baseline before --out report.html", Run(report_written)),
         ("coordinator report <RUN_ID> --out report.html", Run(report_written)),
+        ("coordinator report <RUN_ID> --optimal --out optimal.md", Run(optimal_written)),
         ("agent bench examples/quickstart.toml --format md", Run(bench_done)),
         ("agent info", Run(agent_info)),
         ("coordinator submit examples/quickstart.toml", Run(submitted)),
@@ -410,6 +411,19 @@ fn report_written(ctx: &mut Ctx, _: &Done) -> Result<(), String> {
         return Err("report.html of a finished run has no chart".into());
     }
     Ok(())
+}
+
+/// The optimal-configurations document of the quickstart run: a section for the README's agent
+/// with a recommendation at the context lengths quickstart measures.
+fn optimal_written(ctx: &mut Ctx, _: &Done) -> Result<(), String> {
+    let path = ctx.work.join("optimal.md");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("optimal.md: {e}"))?;
+    std::fs::remove_file(&path).map_err(|e| e.to_string())?;
+    let wanted = ["# Optimal configurations", "\n## studio-m2", "\n### minilm-l6 encode", "\n| 128 | candle:cpu batch 1 |", "\n| 512 | candle:cpu batch 1 |"];
+    match wanted.iter().find(|w| !text.contains(*w)) {
+        None => Ok(()),
+        Some(w) => Err(format!("optimal.md has no {w:?}:\n{text}")),
+    }
 }
 
 fn bench_done(ctx: &mut Ctx, done: &Done) -> Result<(), String> {

@@ -193,6 +193,24 @@ mod tests {
     }
 
     #[test]
+    fn each_variant_runs_on_the_units_it_has_an_artifact_for() {
+        let text = "name = \"v\"\n[models.q.variants.fp16]\ncandle = \"./a\"\ncoreml = \"./b\"\nknobs = { chunks = 1 }\n\
+                    [models.q.variants.lut6]\ncoreml = \"./c\"\n[[benchmarks]]\nmodel = \"q\"\nworkload = \"prefill\"\n\
+                    context_lengths = [64]\nunits = [\"coreml:cpu\", \"candle:cpu\", \"coreml:ane\"]\nmin_agreement = 0.5\n";
+        let spec = Spec::parse(text, "v.toml").unwrap();
+        let agents = [agent("mac", &[], &["candle:cpu", "coreml:cpu", "coreml:ane"])];
+        let (cells, skipped) = expand("r", &spec, &HashMap::new(), &agents);
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let got: Vec<(String, String)> = cells.iter().map(|c| (c.spec.variant.clone(), format!("{}:{}", c.spec.backend, c.spec.unit))).collect();
+        let want = [("fp16", "coreml:cpu"), ("lut6", "coreml:cpu"), ("fp16", "candle:cpu"), ("fp16", "coreml:ane"), ("lut6", "coreml:ane")];
+        assert_eq!(got, want.map(|(v, u)| (v.to_string(), u.to_string())));
+        assert_eq!(cells.len(), spec.benchmarks[0].cells_per_target(&spec.models["q"]));
+        assert_eq!(cells[0].spec.knobs["chunks"], "1");
+        assert!(cells[1].spec.knobs.is_empty());
+        assert!(cells.iter().all(|c| c.reference_variant == "fp16" && c.min_agreement == 0.5 && c.baseline_unit == "coreml:cpu"));
+    }
+
+    #[test]
     fn tag_and_any_fan_out() {
         let agents = [agent("a", &["m2"], &["candle:cpu"]), agent("b", &["m2"], &["candle:cpu"]), agent("c", &["m3"], &["candle:cpu"])];
         let (cells, _) = expand("r", &spec("tag", "\"m2\", \"m3\", \"m4\""), &HashMap::new(), &agents);

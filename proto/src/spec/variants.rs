@@ -77,21 +77,32 @@ fn check_name(name: &str, field: &str, err: Err) -> Result<(), SpecError> {
     }
 }
 
-pub(super) fn validate_benchmark(b: &Benchmark, model: &ModelArtifacts, f: &impl Fn(&str) -> String, err: Err) -> Result<(), SpecError> {
-    let names: Vec<String> = model.variants().into_iter().map(|(n, _)| n).collect();
-    let known = || names.iter().map(|n| if n.is_empty() { "(none: the model has no variants)".to_string() } else { n.clone() }).collect::<Vec<_>>().join(", ");
+/// The variants' names: known to the model, each once. Checked before the units, which depend on them.
+pub(super) fn validate_selection(b: &Benchmark, model: &ModelArtifacts, f: &impl Fn(&str) -> String, err: Err) -> Result<(), SpecError> {
+    let known = known(model);
     for (j, v) in b.variants.iter().enumerate() {
-        if !names.contains(v) || v.is_empty() {
-            return Err(err(format!("{}[{j}]", f("variants")), quote(v), format!("model `{}` has no such variant ({})", b.model, known())));
+        if v.is_empty() || !model.variants().iter().any(|(n, _)| n == v) {
+            return Err(err(format!("{}[{j}]", f("variants")), quote(v), format!("model `{}` has no such variant ({known})", b.model)));
         }
         if b.variants[..j].contains(v) {
             return Err(err(format!("{}[{j}]", f("variants")), quote(v), "listed twice".into()));
         }
     }
+    Ok(())
+}
+
+/// Names of the model's variants, for messages.
+fn known(model: &ModelArtifacts) -> String {
+    let names: Vec<String> = model.variants().into_iter().map(|(n, _)| if n.is_empty() { "none: the model has no variants".into() } else { n }).collect();
+    names.join(", ")
+}
+
+/// The reference configuration exists (after the units are checked) and the agreement is a share.
+pub(super) fn validate_reference(b: &Benchmark, model: &ModelArtifacts, f: &impl Fn(&str) -> String, err: Err) -> Result<(), SpecError> {
     let reference = b.reference_variant(model);
     let selected = b.selected_variants(model);
     let Some((_, variant)) = selected.iter().find(|(n, _)| *n == reference) else {
-        return Err(err(f("reference_variant"), quote(&reference), format!("must be one of the benchmark's variants ({})", known())));
+        return Err(err(f("reference_variant"), quote(&reference), format!("must be one of the benchmark's variants ({})", known(model))));
     };
     let base = b.baseline_unit();
     let backend = base.split(':').next().unwrap_or("");
@@ -109,3 +120,7 @@ pub(super) fn validate_benchmark(b: &Benchmark, model: &ModelArtifacts, f: &impl
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "variants_tests.rs"]
+mod tests;

@@ -50,6 +50,7 @@ fn hostile_names_are_text_in_every_panel() {
         agent: HOSTILE.into(),
         model: HOSTILE.into(),
         workload: HOSTILE.into(),
+        variant: HOSTILE.into(),
         unit: HOSTILE.into(),
         overtaken_by: HOSTILE.into(),
         context_length: 300.0,
