@@ -213,3 +213,5 @@ fn figures(cmp: &Comparison) -> String {
     }
     format!("<h4>Reference figures</h4>{}", t.render("figures-table"))
 }
+
+#[cfg(test)] #[path = "compare_tests.rs"] mod compare_tests;

@@ -1,51 +1,11 @@
-//! Line and scatter charts; a log axis is drawn as log10 of the values with labels in the
-//! values' own terms (plain numbers, or percentiles for the HdrHistogram "1/(1-p)" axis).
+//! Line and scatter charts, optionally with error bars (e.g. 95% confidence intervals) and a
+//! horizontal reference line (e.g. 1.0: no speed-up); see [`super::axis`] for the scales.
 
 use plotters::prelude::*;
 
+use super::axis::Axis;
+use super::plane::{AxisSpec, DrawError, Plane, error_bar, plane, reference_line};
 use super::{ChartError, HEIGHT, HoverLayer, WIDTH, color};
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Axis {
-    Linear,
-    /// log10 scale; labels show the values.
-    Log,
-    /// x = 1/(1-p) on a log scale; labels show p as a percentile.
-    Percentile,
-}
-
-impl Axis {
-    fn to_plot(self, v: f64) -> f64 {
-        match self {
-            Axis::Linear => v,
-            Axis::Log | Axis::Percentile => v.max(f64::MIN_POSITIVE).log10(),
-        }
-    }
-
-    fn label(self, v: f64) -> String {
-        match self {
-            Axis::Linear => short(v),
-            Axis::Log => short(10f64.powf(v)),
-            Axis::Percentile => {
-                let p = 100.0 * (1.0 - 1.0 / 10f64.powf(v));
-                if p < 99.0 { format!("{p:.0}%") } else { format!("{}%", format!("{p:.4}").trim_end_matches('0').trim_end_matches('.')) }
-            }
-        }
-    }
-}
-
-fn short(v: f64) -> String {
-    let a = v.abs();
-    if a >= 1000.0 || a == 0.0 || (a - a.round()).abs() < 1e-9 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else if a >= 0.1 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Point {
@@ -74,79 +34,93 @@ pub struct LineChart {
     pub lines: bool,
 }
 
-fn range(vals: impl Iterator<Item = f64>, axis: Axis) -> std::ops::Range<f64> {
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in vals.map(|v| axis.to_plot(v)).filter(|v| v.is_finite()) {
-        lo = lo.min(v);
-        hi = hi.max(v);
+impl LineChart {
+    /// Whether the chart would show nothing to compare: lines none of which has two points, or
+    /// a scatter of fewer than two points. Such a panel says why instead ([`super::nothing`]).
+    pub fn nothing_to_compare(&self) -> bool {
+        if self.lines {
+            self.series.iter().all(|s| s.points.len() < 2)
+        } else {
+            self.series.iter().map(|s| s.points.len()).sum::<usize>() < 2
+        }
     }
-    if !lo.is_finite() {
-        return 0.0..1.0;
-    }
-    if axis == Axis::Linear && lo > 0.0 {
-        lo = 0.0;
-    }
-    let pad = ((hi - lo) * 0.06).max(if axis == Axis::Linear { hi.abs() * 0.05 + 1e-9 } else { 0.05 });
-    (lo - if axis == Axis::Linear && lo == 0.0 { 0.0 } else { pad })..(hi + pad)
 }
 
-/// How many labels an axis gets: one per decade on a log axis, plotters' choice otherwise.
-fn labels(axis: Axis, r: &std::ops::Range<f64>) -> usize {
-    match axis {
-        Axis::Linear => 10,
-        Axis::Log | Axis::Percentile => ((r.end.floor() - r.start.ceil()) as usize + 1).max(2),
-    }
+/// A vertical error bar with caps on a line chart, e.g. a 95% confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ErrorBar {
+    /// Index into [`LineChart::series`]: the bar takes that series' colour.
+    pub series: usize,
+    pub x: f64,
+    /// Low and high ends, in the y axis' units.
+    pub low: f64,
+    pub high: f64,
+}
+
+/// What a line chart may draw besides its series.
+#[derive(Debug, Clone, Default)]
+pub struct LineExtras {
+    pub error_bars: Vec<ErrorBar>,
+    /// A horizontal dashed line at this y, in the legend under the text, e.g. (1.0, "no speed-up").
+    pub reference_y: Option<(f64, String)>,
 }
 
 pub fn line_chart(c: &LineChart) -> Result<String, ChartError> {
+    line_chart_with(c, &LineExtras::default())
+}
+
+pub fn line_chart_with(c: &LineChart, extras: &LineExtras) -> Result<String, ChartError> {
     let err = ChartError::of(&c.title);
     let mut svg = String::new();
     let mut hover = HoverLayer::default();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(&err)?;
-        let pts = || c.series.iter().flat_map(|s| s.points.iter());
-        let (xr, yr) = (range(pts().map(|p| p.x), c.x_axis), range(pts().map(|p| p.y), c.y_axis));
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&c.title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(42)
-            .y_label_area_size(64)
-            .build_cartesian_2d(xr, yr)
-            .map_err(&err)?;
-        let (xa, ya) = (c.x_axis, c.y_axis);
-        let (nx, ny) = (labels(xa, &chart.x_range()), labels(ya, &chart.y_range()));
-        chart
-            .configure_mesh()
-            .x_labels(nx)
-            .y_labels(ny)
-            .x_desc(&c.x_label)
-            .y_desc(&c.y_label)
-            .x_label_formatter(&|v| xa.label(*v))
-            .y_label_formatter(&|v| ya.label(*v))
-            .light_line_style(RGBColor(240, 240, 240))
-            .draw()
-            .map_err(&err)?;
-        for s in &c.series {
-            let col = color(s.color);
-            let xy: Vec<(f64, f64)> = s.points.iter().map(|p| (xa.to_plot(p.x), ya.to_plot(p.y))).collect();
-            let drawn = if c.lines {
-                chart.draw_series(LineSeries::new(xy.clone(), col.stroke_width(2))).map_err(&err)?
-            } else {
-                chart.draw_series(xy.iter().map(|&p| Circle::new(p, 5, col.filled()))).map_err(&err)?
-            };
-            drawn.label(&s.name).legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], col.filled()));
-            if c.lines && xy.len() <= 60 {
-                chart.draw_series(xy.iter().map(|&p| Circle::new(p, 3, col.filled()))).map_err(&err)?;
-            }
-            for (p, q) in s.points.iter().zip(&xy) {
-                hover.point(chart.backend_coord(q), &format!("{}: {}", s.name, p.hover));
-            }
+        let (x, y) = axes(c, extras);
+        let mut chart = plane(&root, &c.title, &x, &y).map_err(&err)?;
+        if let Some((at, name)) = &extras.reference_y {
+            reference_line(&mut chart, c.y_axis, *at, name).map_err(&err)?;
         }
-        if !c.series.is_empty() {
+        for b in &extras.error_bars {
+            let col = c.series.get(b.series).map_or(BLACK, |s| color(s.color));
+            let (ya, xa) = (c.y_axis, c.x_axis);
+            error_bar(&mut chart, xa.to_plot(b.x), (ya.to_plot(b.low), ya.to_plot(b.high)), col).map_err(&err)?;
+        }
+        for s in &c.series {
+            draw_series(&mut chart, c, s, &mut hover).map_err(&err)?;
+        }
+        if !c.series.is_empty() || extras.reference_y.is_some() {
             super::legend(&mut chart, SeriesLabelPosition::UpperLeft).map_err(&err)?;
         }
         root.present().map_err(&err)?;
     }
     Ok(hover.finish(svg, &c.title))
+}
+
+/// Both axes, covering every point, error bar and the reference line.
+fn axes<'c>(c: &'c LineChart, extras: &LineExtras) -> (AxisSpec<'c>, AxisSpec<'c>) {
+    let pts = || c.series.iter().flat_map(|s| s.points.iter());
+    let bars = || extras.error_bars.iter();
+    let xs = pts().map(|p| p.x).chain(bars().map(|b| b.x)).collect();
+    let ys = pts().map(|p| p.y).chain(bars().flat_map(|b| [b.low, b.high])).chain(extras.reference_y.as_ref().map(|r| r.0)).collect();
+    (AxisSpec { axis: c.x_axis, values: xs, desc: &c.x_label }, AxisSpec { axis: c.y_axis, values: ys, desc: &c.y_label })
+}
+
+/// One series: its line (or dots), its legend entry and a hover value per point.
+fn draw_series(chart: &mut Plane, c: &LineChart, s: &Series, hover: &mut HoverLayer) -> Result<(), DrawError> {
+    let col = color(s.color);
+    let xy: Vec<(f64, f64)> = s.points.iter().map(|p| (c.x_axis.to_plot(p.x), c.y_axis.to_plot(p.y))).collect();
+    let drawn = if c.lines {
+        chart.draw_series(LineSeries::new(xy.clone(), col.stroke_width(2)))?
+    } else {
+        chart.draw_series(xy.iter().map(|&p| Circle::new(p, 5, col.filled())))?
+    };
+    drawn.label(&s.name).legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], col.filled()));
+    if c.lines && xy.len() <= 60 {
+        chart.draw_series(xy.iter().map(|&p| Circle::new(p, 3, col.filled())))?;
+    }
+    for (p, q) in s.points.iter().zip(&xy) {
+        hover.point(chart.backend_coord(q), &format!("{}: {}", s.name, p.hover));
+    }
+    Ok(())
 }

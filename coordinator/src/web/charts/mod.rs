@@ -1,15 +1,23 @@
-//! Charts drawn on the server as SVG with `plotters`: lines and scatters, bars, heat maps. Every
-//! chart has a title, axis descriptions with units and a legend; a transparent layer of shapes
-//! with `<title>` elements over the data gives each value on hover.
+//! Charts drawn on the server as SVG with `plotters`: lines and scatters (with error bars and a
+//! reference line), Pareto-frontier scatters, bars, heat maps. Every chart has a title, axis
+//! descriptions with units and a legend; a transparent layer of shapes with `<title>` elements
+//! over the data gives each value on hover.
 
+mod axis;
 mod bars;
+mod frontier;
 pub mod heatmap;
 mod lines;
+mod plane;
 
+pub use axis::Axis;
 pub use bars::{Bar, BarChart, bar_chart};
+pub use frontier::{FrontierChart, FrontierPoint, FrontierSeries, frontier_chart};
 pub use heatmap::{HeatCell, HeatMap, heatmap};
-pub use lines::{Axis, LineChart, Point, Series, line_chart};
+pub use lines::{ErrorBar, LineExtras, line_chart_with};
+pub use lines::{LineChart, Point, Series, line_chart};
 
+use plotters::coord::ranged1d::Ranged;
 use plotters::style::{Palette, Palette99, RGBColor};
 
 pub const WIDTH: u32 = 760;
@@ -28,14 +36,9 @@ impl ChartError {
     }
 }
 
-/// The colour of the `i`-th series, the same in every chart of a page.
 /// The series legend, drawn alike on every chart.
-pub fn legend<'a, 'b: 'a>(
-    chart: &mut plotters::chart::ChartContext<
-        'a,
-        plotters::backend::SVGBackend<'b>,
-        plotters::coord::cartesian::Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
-    >,
+pub fn legend<'a, 'b: 'a, X: Ranged, Y: Ranged>(
+    chart: &mut plotters::chart::ChartContext<'a, plotters::backend::SVGBackend<'b>, plotters::coord::cartesian::Cartesian2d<X, Y>>,
     at: plotters::chart::SeriesLabelPosition,
 ) -> Result<(), plotters::drawing::DrawingAreaErrorKind<std::io::Error>> {
     use plotters::style::Color;
@@ -48,6 +51,7 @@ pub fn legend<'a, 'b: 'a>(
         .draw()
 }
 
+/// The colour of the `i`-th series, the same in every chart of a page.
 pub fn color(i: usize) -> RGBColor {
     let (r, g, b) = Palette99::COLORS[i % Palette99::COLORS.len()];
     RGBColor(r, g, b)

@@ -257,3 +257,5 @@ mod tests {
         assert!(lines.iter().any(|l| l.contains("batch_size=\"8\"") && l.ends_with(" 60")), "{lines:?}");
     }
 }
+
+#[cfg(test)] mod known_answers_tests;

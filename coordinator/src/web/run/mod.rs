@@ -7,6 +7,7 @@ mod hostile_tests;
 mod plots;
 mod tables;
 mod time;
+mod tradeoffs;
 
 use anefleet_analysis::results::{CellDoc, ResultsDoc};
 
@@ -24,6 +25,8 @@ pub fn panels(doc: &ResultsDoc) -> String {
     s.push_str(&bars::memory_energy(doc, &units));
     s.push_str(&time::over_time(doc));
     s.push_str(&plots::size_vs_latency(doc, &units));
+    s.push_str(&tradeoffs::frontiers(doc));
+    s.push_str(&tradeoffs::context_advantage(doc));
     s.push_str(&tables::validity(doc));
     s.push_str(&tables::consistency(doc));
     s.push_str(&tables::accuracy(doc));

@@ -160,7 +160,7 @@ pub fn scaling(doc: &ResultsDoc, units: &Units) -> String {
                     Series { color: units.color(&u), name: u, points }
                 })
                 .collect();
-            draw(charts::line_chart(&LineChart {
+            let chart = LineChart {
                 title: format!("Context scaling: {model} {workload} on {agent}"),
                 x_label: "context length (tokens)".into(),
                 y_label: "median latency (ms)".into(),
@@ -168,7 +168,8 @@ pub fn scaling(doc: &ResultsDoc, units: &Units) -> String {
                 y_axis: Axis::Linear,
                 series,
                 lines: true,
-            }))
+            };
+            if chart.nothing_to_compare() { nothing(&chart.title, &one_context(&chart)) } else { draw(charts::line_chart(&chart)) }
         })
         .collect();
     let crossovers: String = doc
@@ -191,6 +192,19 @@ pub fn scaling(doc: &ResultsDoc, units: &Units) -> String {
     panel("scaling", "Context-length scaling", &(body + &extra))
 }
 
+/// Why a context-scaling chart whose lines have a point each is not drawn, in the user's terms.
+fn one_context(chart: &LineChart) -> String {
+    let mut ctx: Vec<u32> = chart.series.iter().flat_map(|s| &s.points).map(|p| p.x as u32).collect();
+    ctx.sort();
+    ctx.dedup();
+    let list = ctx.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+    let measured = match ctx.len() {
+        1 => format!("one context length ({list} tokens) measured"),
+        _ => format!("each unit measured at one context length only ({list} tokens)"),
+    };
+    format!("{measured}: run several context lengths to see how latency scales")
+}
+
 /// Model size on disk against median latency: one point per cell.
 pub fn size_vs_latency(doc: &ResultsDoc, units: &Units) -> String {
     let mut by_unit: BTreeMap<String, Vec<Point>> = BTreeMap::new();
@@ -204,7 +218,7 @@ pub fn size_vs_latency(doc: &ResultsDoc, units: &Units) -> String {
         nothing("Model size vs latency", "no finished cell reported its model's size")
     } else {
         let series = by_unit.into_iter().map(|(u, points)| Series { color: units.color(&u), name: u, points }).collect();
-        draw(charts::line_chart(&LineChart {
+        let chart = LineChart {
             title: "Model size vs median latency".into(),
             x_label: "model size on disk (MB, log scale)".into(),
             y_label: "median latency (ms, log scale)".into(),
@@ -212,7 +226,96 @@ pub fn size_vs_latency(doc: &ResultsDoc, units: &Units) -> String {
             y_axis: Axis::Log,
             series,
             lines: false,
-        }))
+        };
+        if chart.nothing_to_compare() { nothing(&chart.title, &one_size(&chart)) } else { draw(charts::line_chart(&chart)) }
     };
     panel("size-latency", "Model size vs latency", &body)
+}
+
+/// Why a size-against-latency chart of a single cell is not drawn, in the user's terms.
+fn one_size(chart: &LineChart) -> String {
+    let mb = chart.series.iter().flat_map(|s| &s.points).next().map(|p| p.x);
+    let size = mb.map_or(String::new(), |mb| format!(" ({})", crate::web::html::bytes((mb * 1e6).round() as u64)));
+    format!("one model size{size} measured: benchmark several models or quantizations to see how size relates to latency")
+}
+
+#[cfg(test)]
+mod tests {
+    use anefleet_analysis::results::ResultsDoc;
+    use anefleet_proto::{histogram, pb};
+
+    use super::super::Units;
+
+    /// A finished cell of `unit` at `ctx` tokens whose latencies sit at `median_ms`.
+    fn cell(unit: &str, ctx: u32, median_ms: u64, model_bytes: u64) -> pb::CellRecord {
+        let mut h = histogram::new_latency();
+        for i in 0..20 {
+            histogram::record(&mut h, median_ms * 1_000_000 + i);
+        }
+        pb::CellRecord {
+            id: format!("{unit}-{ctx}"),
+            agent_name: "m1".into(),
+            state: "done".into(),
+            baseline_unit: "candle:cpu".into(),
+            spec: Some(pb::CellSpec {
+                model: "qwen3".into(),
+                backend: "candle".into(),
+                unit: unit.into(),
+                workload: "generate".into(),
+                context_length: ctx,
+                batch_size: 1,
+                ..Default::default()
+            }),
+            result: Some(pb::CellResult {
+                latency: histogram::encode(&h).expect("encode"),
+                model: Some(pb::ModelFacts { bytes_on_disk: model_bytes, ..Default::default() }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn doc(cells: Vec<pb::CellRecord>) -> ResultsDoc {
+        ResultsDoc::from_pb(&pb::RunResults { run: Some(pb::RunInfo { id: "r".into(), ..Default::default() }), cells }).expect("doc")
+    }
+
+    const ONE_CONTEXT: &str = "one context length (128 tokens) measured: run several context lengths to see how latency scales";
+
+    #[test]
+    fn context_scaling_of_one_context_length_says_so_instead_of_drawing_lone_dots() {
+        let d = doc(vec![cell("cpu", 128, 10, 0), cell("gpu", 128, 5, 0)]);
+        let html = super::scaling(&d, &Units::of(&d));
+        assert!(html.contains(ONE_CONTEXT), "{html}");
+        assert!(html.contains("Context scaling: qwen3 generate on m1"), "the panel keeps its title: {html}");
+        assert!(!html.contains("<svg"), "no chart for the group: {html}");
+    }
+
+    #[test]
+    fn context_scaling_of_two_context_lengths_draws_the_lines() {
+        let d = doc(vec![cell("cpu", 128, 10, 0), cell("cpu", 512, 40, 0), cell("gpu", 128, 5, 0)]);
+        let html = super::scaling(&d, &Units::of(&d));
+        assert_eq!(html.matches("<svg").count(), 1, "{html}");
+        assert!(!html.contains("one context length"), "{html}");
+    }
+
+    #[test]
+    fn size_against_latency_of_one_cell_says_so_and_of_two_draws() {
+        let one = doc(vec![cell("cpu", 128, 10, 600_000_000)]);
+        let html = super::size_vs_latency(&one, &Units::of(&one));
+        assert!(html.contains("one model size (") && html.contains("benchmark several models or quantizations"), "{html}");
+        assert!(!html.contains("<svg"), "{html}");
+        let two = doc(vec![cell("cpu", 128, 10, 600_000_000), cell("gpu", 128, 5, 600_000_000)]);
+        assert!(super::size_vs_latency(&two, &Units::of(&two)).contains("<svg"));
+    }
+
+    #[test]
+    fn percentile_curves_of_one_cell_are_still_drawn_with_percentile_labels() {
+        let d = doc(vec![cell("cpu", 128, 10, 0)]);
+        let html = super::percentile_curves(&d);
+        assert_eq!(html.matches("<svg").count(), 1, "{html}");
+        for label in [">50%<", ">90%<", ">99%<", ">99.9%<", ">99.99%<"] {
+            assert!(html.replace(char::is_whitespace, "").contains(label), "{label} missing");
+        }
+        assert!(!html.replace(char::is_whitespace, "").contains(">0%<"));
+    }
 }
