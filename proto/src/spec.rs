@@ -538,6 +538,7 @@ fn validate_units(
     if b.units.is_empty() {
         return Err(err(f("units"), "[]".into(), "at least one backend:unit is required".into()));
     }
+    variants::validate_selection(b, model, f, err)?;
     for (j, u) in b.units.iter().enumerate() {
         let field = format!("{}[{j}]", f("units"));
         let (backend, unit) = parse_unit(u).map_err(|m| err(field.clone(), quote(u), m))?;
@@ -555,7 +556,7 @@ fn validate_units(
     {
         return Err(err(f("baseline"), quote(base), format!("must be one of units ({})", b.units.join(", "))));
     }
-    variants::validate_benchmark(b, model, f, err)
+    variants::validate_reference(b, model, f, err)
 }
 
 /// Splits `backend:unit` and checks both are known.
