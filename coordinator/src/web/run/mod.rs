@@ -34,14 +34,19 @@ pub fn panels(doc: &ResultsDoc) -> String {
     s
 }
 
-/// A colour per backend:unit, the same in every chart of the run.
+/// A colour per backend:unit (and per variant and batch of one), the same in every chart of the run.
 pub struct Units(Vec<String>);
 
 impl Units {
+    /// The units first, then every variant and batch of them ([`series_name`]).
     fn of(doc: &ResultsDoc) -> Units {
         let mut u: Vec<String> = doc.cells.iter().map(unit).collect();
         u.sort();
         u.dedup();
+        let mut series: Vec<String> = doc.cells.iter().map(series_name).filter(|s| !u.contains(s)).collect();
+        series.sort();
+        series.dedup();
+        u.extend(series);
         Units(u)
     }
 
@@ -52,6 +57,13 @@ impl Units {
 
 pub fn unit(c: &CellDoc) -> String {
     format!("{}:{}", c.backend, c.unit)
+}
+
+/// A line of its own in a chart: the unit, with the variant and batch size where there are any.
+pub fn series_name(c: &CellDoc) -> String {
+    let variant = if c.variant.is_empty() { String::new() } else { format!(" {}", c.variant) };
+    let batch = if c.batch_size > 1 { format!(" ×{}", c.batch_size) } else { String::new() };
+    format!("{}{variant}{batch}", unit(c))
 }
 
 /// A cell in a few words.

@@ -35,10 +35,14 @@ pub fn speedup_heatmaps(doc: &ResultsDoc) -> String {
     let mut out = vec![];
     for (agent, cells) in by_agent {
         let ratio = |c: &CellDoc| if unit(c) == c.baseline { Some(1.0) } else { c.speedup_vs_baseline };
-        // A row per batch size too: cells of `batch_sizes = [1, 8]` are not drawn over each other.
-        let row = |c: &CellDoc| match c.batch_size {
-            0 | 1 => format!("{} {} {}", c.model, c.workload, unit(c)),
-            b => format!("{} {} {} ×{b}", c.model, c.workload, unit(c)),
+        // A row per variant and batch size too: cells of `batch_sizes = [1, 8]` or of two
+        // variants are not drawn over each other.
+        let row = |c: &CellDoc| {
+            let variant = if c.variant.is_empty() { String::new() } else { format!(" {}", c.variant) };
+            match c.batch_size {
+                0 | 1 => format!("{}{variant} {} {}", c.model, c.workload, unit(c)),
+                b => format!("{}{variant} {} {} ×{b}", c.model, c.workload, unit(c)),
+            }
         };
         let mut xs: Vec<u32> = cells.iter().map(|c| c.context_length).collect();
         let mut ys: Vec<String> = cells.iter().map(|c| row(c)).collect();
@@ -115,7 +119,7 @@ pub fn percentile_curves(doc: &ResultsDoc) -> String {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, c)| {
-                    Some(Series { name: format!("{} on {}", unit(c), c.agent), points: curve(c.latency.as_ref()?), color: i })
+                    Some(Series { name: format!("{} on {}", super::series_name(c), c.agent), points: curve(c.latency.as_ref()?), color: i })
                 })
                 .collect();
             draw(charts::line_chart(&LineChart {
@@ -141,14 +145,16 @@ pub fn scaling(doc: &ResultsDoc, units: &Units) -> String {
     let mut groups: BTreeMap<(String, String, String), BTreeMap<String, Vec<Point>>> = BTreeMap::new();
     for c in done(doc) {
         let Some(l) = &c.latency else { continue };
-        let fit = doc.scaling.iter().find(|s| s.agent == c.agent && s.model == c.model && s.workload == c.workload && s.unit == unit(c));
+        let fit = doc.scaling.iter().find(|s| {
+            s.agent == c.agent && s.model == c.model && s.workload == c.workload && s.unit == unit(c) && s.variant == c.variant && s.batch_size == c.batch_size
+        });
         let slope = fit.map_or(String::new(), |f| format!(" (fit: {:.2} ms per 100 tokens, r² {:.2})", f.slope_ms_per_100_tokens, f.r2));
         let p = Point {
             x: c.context_length as f64,
             y: l.p50_ns as f64 / 1e6,
             hover: format!("ctx {}: p50 {}{slope}", c.context_length, ms(l.p50_ns as f64)),
         };
-        groups.entry((c.agent.clone(), c.model.clone(), c.workload.clone())).or_default().entry(unit(c)).or_default().push(p);
+        groups.entry((c.agent.clone(), c.model.clone(), c.workload.clone())).or_default().entry(super::series_name(c)).or_default().push(p);
     }
     let out: Vec<String> = groups
         .into_iter()
