@@ -194,7 +194,7 @@ fn check_variables(path: &Path, d: &Value) {
     let vars: Vec<&str> = d["templating"]["list"].as_array().expect("templating").iter().filter_map(|v| v["name"].as_str()).collect();
     assert!(vars.contains(&"datasource"), "{}: {vars:?}", path.display());
     if path.ends_with("run-comparison.json") {
-        for v in ["model", "unit", "agent", "context_length"] {
+        for v in ["model", "variant", "unit", "agent", "context_length"] {
             assert!(vars.contains(&v), "{}: no ${v} variable", path.display());
         }
     }
