@@ -10,7 +10,7 @@ use serde::Serialize;
 use anefleet_proto::histogram::{self, CodecError};
 use anefleet_proto::pb;
 
-use crate::stats::{self, RatioCi, Verdict};
+use crate::stats::{self, Blocks, Level, RatioCi, Verdict};
 
 /// What identifies the same measurement in two runs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -29,6 +29,16 @@ pub struct Key {
     pub max_new_tokens: u32,
 }
 
+impl Key {
+    /// The measurement in a few words: "qwen3 chunks2 generate coreml:ane ctx 512 batch 4 on Apple M2"
+    /// (variant and batch only where there are any).
+    pub fn words(&self) -> String {
+        let variant = if self.variant.is_empty() { String::new() } else { format!(" {}", self.variant) };
+        let batch = if self.batch_size > 1 { format!(" batch {}", self.batch_size) } else { String::new() };
+        format!("{}{variant} {} {} ctx {}{batch} on {}", self.model, self.workload, self.unit, self.context_length, self.device)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     #[serde(flatten)]
@@ -38,6 +48,8 @@ pub struct Row {
     /// median(A) / median(B): above 1, B is faster.
     pub ratio: f64,
     pub ci95: [f64; 2],
+    /// What the interval resampled: repetitions, intervals, or single iterations (no blocks).
+    pub level: Level,
     /// How B compares with A.
     pub verdict: Verdict,
 }
@@ -108,27 +120,42 @@ fn by_key(run: &pb::RunResults) -> Result<BTreeMap<Key, Histogram<u64>>, CodecEr
     Ok(out)
 }
 
-fn ci_of(a: &Histogram<u64>, b: &Histogram<u64>, k: &str) -> Option<RatioCi> {
+/// Every done cell's latency blocks (repetitions, intervals), pooled per key: the bootstrap
+/// resamples where the noise lives.
+fn blocks_by_key(run: &pb::RunResults) -> Result<BTreeMap<Key, Blocks>, CodecError> {
+    let mut out: BTreeMap<Key, Blocks> = BTreeMap::new();
+    for c in run.cells.iter().filter(|c| c.state == "done") {
+        if let Some(b) = stats::blocks_of(c)? {
+            out.entry(key(c)).or_default().extend(b);
+        }
+    }
+    Ok(out)
+}
+
+fn ci_of(a: &Blocks, b: &Blocks, k: &str) -> Option<RatioCi> {
     let seed = stats::rng::seed_from(k);
-    stats::speedup_ci(a, b, stats::RESAMPLES, seed)
+    stats::speedup_ci_blocks(a, b, stats::RESAMPLES, seed)
 }
 
 /// Run A against run B, cell by cell.
 pub fn runs(a_name: &str, a: &pb::RunResults, b_name: &str, b: &pb::RunResults) -> Result<Comparison, CodecError> {
     let (ka, kb) = (by_key(a)?, by_key(b)?);
+    let (ba, bb) = (blocks_by_key(a)?, blocks_by_key(b)?);
     let mut cmp = Comparison { a: a_name.into(), b: b_name.into(), ..Default::default() };
     for (k, ha) in &ka {
         let Some(hb) = kb.get(k) else {
             cmp.only_in_a.push(k.clone());
             continue;
         };
-        let Some(ci) = ci_of(ha, hb, &format!("{k:?}")) else { continue };
+        let (Some(xa), Some(xb)) = (ba.get(k), bb.get(k)) else { continue };
+        let Some(ci) = ci_of(xa, xb, &format!("{k:?}")) else { continue };
         cmp.rows.push(Row {
             key: k.clone(),
             a_p50_ns: ha.value_at_quantile(0.5),
             b_p50_ns: hb.value_at_quantile(0.5),
             ratio: ci.ratio,
             ci95: [ci.low, ci.high],
+            level: ci.level,
             verdict: stats::verdict(&ci, stats::NOISE),
         });
     }
@@ -142,8 +169,7 @@ pub fn figures(figures: &[pb::ReferenceFigure], b: &pb::RunResults) -> Result<Ve
     let mut out = Vec::new();
     for f in figures {
         for (cell, base) in figure_pairs(f, b) {
-            let (Some(rc), Some(rb)) = (&cell.result, &base.result) else { continue };
-            let (hc, hb) = (histogram::decode(&rc.latency)?, histogram::decode(&rb.latency)?);
+            let (Some(hc), Some(hb)) = (stats::blocks_of(cell)?, stats::blocks_of(base)?) else { continue };
             let Some(ci) = ci_of(&hb, &hc, &format!("{}{}", cell.id, base.id)) else { continue };
             let outcome = if ci.low > f.speedup {
                 "above"

@@ -49,6 +49,11 @@ fn cosine(a: &[f32], b: &[f32]) -> Option<f64> {
     if a.len() != b.len() || a.is_empty() {
         return None;
     }
+    // Identical vectors are exactly alike: the sums below would round to 0.9999999999999999 and
+    // make an output error out of nothing.
+    if a == b && a.iter().any(|x| *x != 0.0) {
+        return Some(1.0);
+    }
     let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
     let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();

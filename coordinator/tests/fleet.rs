@@ -45,7 +45,7 @@ fn two_agents_share_a_run_and_bring_back_decodable_histograms() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "submit --wait failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
     let run = last_line(&out.stdout);
-    assert!(stdout.contains("| agent | model | unit |"), "no results table before the run id:\n{stdout}");
+    assert!(stdout.contains("| agent | model | variant | unit |"), "no results table before the run id:\n{stdout}");
 
     let r = f.results(&run);
     assert_eq!(r["run"]["state"], "finished");
@@ -75,7 +75,25 @@ fn two_agents_share_a_run_and_bring_back_decodable_histograms() {
 
     // What the analysis adds: validity, accuracy against the data set, model facts, memory.
     for c in cells {
-        assert!(c["valid"].is_boolean() && c["flags"].is_array(), "{c}");
+        // Validity, recomputed from what the document itself shows (each repetition's median and
+        // each interval's): on a loaded machine a cell may be unstable, but the verdict must be
+        // the one its own numbers give.
+        let flags: Vec<&str> = c["flags"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+        let expected = expected_validity(c);
+        if let Some(valid) = expected.valid {
+            assert_eq!(c["valid"].as_bool(), Some(valid), "{expected:?}: {flags:?}\n{c}");
+        }
+        let has = |prefix: &str| flags.iter().any(|f| f.starts_with(prefix));
+        for (prefix, raised) in [
+            ("unstable: repetition medians vary", expected.unstable),
+            ("first repetition", expected.slow_first),
+            ("drift:", expected.drift),
+            ("repetition ", Some(false)), // "repetition N: … < min_…": the agent measures each repetition to both minimums
+        ] {
+            if let Some(raised) = raised {
+                assert_eq!(has(prefix), raised, "flag {prefix:?} ({expected:?}): {flags:?}");
+            }
+        }
         assert!(c["model_params"].as_u64().unwrap() > 0 && c["model_bytes"].as_u64().unwrap() > 0);
         assert!(c["peak_memory_bytes"].as_u64().unwrap() > 0);
         assert!(c["energy_j_per_inference"].is_null() || c["energy_j_per_inference"].as_f64().unwrap() > 0.0, "never 0 for unknown");
@@ -83,7 +101,24 @@ fn two_agents_share_a_run_and_bring_back_decodable_histograms() {
     assert!(generate["kv_cache_bytes"].as_u64().unwrap() > 0, "the decoder's KV cache is sized");
     let acc = &generate["accuracy"];
     assert!(acc["cer"].as_f64().unwrap() >= 0.0 && acc["input_cer"].as_f64().unwrap() > 0.0, "the typo'd input has errors: {acc}");
-    assert!(r["recommendations"].is_array());
+    // One configuration per (agent, model, workload, context): each cell is its own benchmark's
+    // reference (candle:cpu, no variant), so it is recommended exactly when it is valid.
+    let recs = r["recommendations"].as_array().unwrap();
+    let valid: Vec<&serde_json::Value> = cells.iter().filter(|c| c["valid"] == true).collect();
+    assert_eq!(recs.len(), valid.len(), "{recs:#?}");
+    for c in valid {
+        let group = |x: &serde_json::Value| (x["agent"].clone(), x["model"].clone(), x["workload"].clone(), x["context_length"].clone());
+        let rec = recs.iter().find(|x| group(x) == group(c)).unwrap_or_else(|| panic!("no recommendation for {:?}", group(c)));
+        assert_eq!(
+            (rec["unit"].as_str(), rec["variant"].as_str(), rec["batch_size"].as_u64()),
+            (Some("candle:cpu"), Some(""), Some(1)),
+            "{rec}"
+        );
+        assert_eq!((rec["candidates"].as_u64(), rec["reference"].as_str()), (Some(1), Some("candle:cpu")), "{rec}");
+        assert!(rec["runner_up"].is_null() && rec["rejected"].as_array().unwrap().is_empty(), "{rec}");
+        let p50_ms = c["latency"]["p50_ns"].as_f64().unwrap() / 1e6;
+        assert!((rec["p50_per_item_ms"].as_f64().unwrap() - p50_ms).abs() < 1e-9, "{rec}");
+    }
     let hlogs = f.dir.path().join("hlog");
     let out = f.cli(&["results", &run, "--format", "md", "--hlog-dir", hlogs.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("vs baseline [95% CI]"));
@@ -101,6 +136,64 @@ fn two_agents_share_a_run_and_bring_back_decodable_histograms() {
     assert_eq!(runs[0]["id"].as_str(), Some(run.as_str()));
     let csv = String::from_utf8(f.cli(&["results", &run, "--format", "csv"]).stdout).unwrap();
     assert_eq!(csv.lines().count(), 5, "{csv}");
+}
+
+/// What the validity gate must say of a cell, from its repetitions' and intervals' medians as the
+/// document shows them (analysis/src/stats/stability.rs: CV of the repetition medians over 10%,
+/// first repetition over 10% slower than the median of the others, fitted drift over 10% of the
+/// mean across the intervals' span). A value within 1e-9 of its threshold is not judged (`None`).
+#[derive(Debug)]
+struct ExpectedValidity {
+    valid: Option<bool>,
+    unstable: Option<bool>,
+    slow_first: Option<bool>,
+    drift: Option<bool>,
+}
+
+fn expected_validity(c: &serde_json::Value) -> ExpectedValidity {
+    let over = |x: Option<f64>| match x {
+        Some(x) if (x - 0.10).abs() < 1e-9 => None,
+        Some(x) => Some(x > 0.10),
+        None => Some(false),
+    };
+    let medians: Vec<f64> = c["repetitions"].as_array().unwrap().iter().filter_map(|r| r["p50_ns"].as_f64()).collect();
+    let cv = (medians.len() >= 2).then(|| {
+        let mean = medians.iter().sum::<f64>() / medians.len() as f64;
+        let var = medians.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / (medians.len() - 1) as f64;
+        var.sqrt() / mean
+    });
+    let slow_first = medians.split_first().filter(|(_, rest)| !rest.is_empty()).map(|(first, rest)| {
+        let mut rest = rest.to_vec();
+        rest.sort_by(f64::total_cmp);
+        let mid = rest.len() / 2;
+        let typical = if rest.len() % 2 == 0 { (rest[mid - 1] + rest[mid]) / 2.0 } else { rest[mid] };
+        first / typical - 1.0
+    });
+    let timeline = c["timeline"].as_array().unwrap();
+    let points: Vec<(f64, f64)> = timeline
+        .iter()
+        .map(|i| (i["start_unix_ms"].as_u64().unwrap(), i["p50_ns"].as_f64().unwrap()))
+        .map(|(t, m)| ((t - timeline[0]["start_unix_ms"].as_u64().unwrap()) as f64 / 60_000.0, m))
+        .collect();
+    let drift = (points.len() >= 3)
+        .then(|| {
+            let n = points.len() as f64;
+            let (mx, my) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
+            let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+            let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+            let span = points.last().unwrap().0 - points[0].0;
+            (sxx > 0.0).then(|| (sxy / sxx * span / my).abs())
+        })
+        .flatten();
+    let (unstable, slow_first, drift) = (over(cv), over(slow_first), over(drift));
+    let short =
+        c["repetitions"].as_array().unwrap().iter().any(|r| r["iterations"].as_u64() < Some(3) || r["duration_s"].as_f64() < Some(0.3));
+    assert!(!short, "the agent measures each repetition to min_iterations 3 and min_duration_s 0.3: {c}");
+    let valid = match (unstable, slow_first, drift) {
+        (Some(u), Some(s), Some(d)) => Some(c["state"] == "done" && !u && !s && !d),
+        _ => None,
+    };
+    ExpectedValidity { valid, unstable, slow_first, drift }
 }
 
 /// Waits until the run's only cell runs; returns the agent running it.

@@ -122,6 +122,7 @@ fn comparisons(i: usize, docs: &[CellDoc], lat: &Latencies) -> Vec<ComparisonDoc
                 ratio: ci.ratio,
                 ci95: [ci.low, ci.high],
                 resamples: ci.resamples,
+                level: ci.level,
                 verdict: stats::verdict(&ci, stats::NOISE),
             });
         }

@@ -22,7 +22,7 @@ pub fn render_markdown(doc: &ResultsDoc, out: &mut String) {
 }
 
 fn recommendations(doc: &ResultsDoc, out: &mut String) {
-    if doc.recommendations.is_empty() {
+    if doc.recommendations.is_empty() && doc.not_recommended.is_empty() {
         return;
     }
     out.push_str(
@@ -47,10 +47,21 @@ fn recommendations(doc: &ResultsDoc, out: &mut String) {
             md(&r.why)
         ));
     }
+    for n in &doc.not_recommended {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | – | none | – | – | – | – | every configuration was rejected (below) |\n",
+            md(&n.agent),
+            md(&n.model),
+            md(&n.workload),
+            n.context_length
+        ));
+    }
+    let line = |agent: &str, ctx: u32, x: &super::Rejected| format!("- {} ctx {ctx}: {} — {}\n", md(agent), md(&x.configuration), md(&x.reason));
     let rejected: Vec<String> = doc
         .recommendations
         .iter()
-        .flat_map(|r| r.rejected.iter().map(move |x| format!("- {} ctx {}: {} — {}\n", md(&r.agent), r.context_length, md(&x.configuration), md(&x.reason))))
+        .flat_map(|r| r.rejected.iter().map(move |x| line(&r.agent, r.context_length, x)))
+        .chain(doc.not_recommended.iter().flat_map(|n| n.rejected.iter().map(move |x| line(&n.agent, n.context_length, x))))
         .collect();
     if !rejected.is_empty() {
         out.push_str("\nRejected configurations:\n\n");

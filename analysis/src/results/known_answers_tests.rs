@@ -323,6 +323,11 @@ fn recommendation<'a>(doc: &'a ResultsDoc, agent: &str, ctx: u32) -> &'a Recomme
     found[0]
 }
 
+/// (variant, unit, batch, ms per item)
+type Pick = (&'static str, &'static str, u32, f64);
+/// (agent, ctx, recommended, runner-up, verdict on the gap, rejected)
+type Expected = (&'static str, u32, Pick, Pick, Verdict, usize);
+
 const FAR: &str = "embeddings' lowest cosine similarity to the reference's is 0.9500 (at least 0.999 required)";
 
 #[test]
@@ -337,8 +342,12 @@ fn the_fastest_agreeing_valid_configuration_is_recommended_per_agent_and_context
 
     // (agent, ctx) → (variant, unit, batch, ms per item, runner-up, its ratio, gap real?, rejected)
     let q4_rejected = |r: &Recommendation| {
-        let q4: Vec<(&str, &str)> =
-            r.rejected.iter().filter(|x| x.configuration.starts_with("q4 ")).map(|x| (x.configuration.as_str(), x.reason.as_str())).collect();
+        let q4: Vec<(&str, &str)> = r
+            .rejected
+            .iter()
+            .filter(|x| x.configuration.starts_with("q4 "))
+            .map(|x| (x.configuration.as_str(), x.reason.as_str()))
+            .collect();
         assert_eq!(
             q4,
             [
@@ -352,7 +361,7 @@ fn the_fastest_agreeing_valid_configuration_is_recommended_per_agent_and_context
             r.context_length
         );
     };
-    let expected: [(&str, u32, (&str, &str, u32, f64), (&str, &str, u32, f64), Verdict, usize); 4] = [
+    let expected: [Expected; 4] = [
         // studio at 128: q4 (0.20–0.45) disagrees, q8 ane b4 (0.25) is invalid: q8 ane b1 (0.30)
         // wins over fp16 ane b4 (0.40), 1.33x the time per item, a real gap.
         ("studio", 128, ("q8", "coreml:ane", 1, 0.30), ("fp16", "coreml:ane", 4, 0.40), Verdict::Faster, 5),
@@ -393,10 +402,17 @@ fn the_fastest_agreeing_valid_configuration_is_recommended_per_agent_and_context
         assert!(r.why.starts_with(&format!("fastest of {} valid configurations", 12 - n_rejected)), "{what}");
     }
     let studio = recommendation(&doc, "studio", 128);
-    let invalid: Vec<(&str, &str)> =
-        studio.rejected.iter().filter(|x| !x.configuration.starts_with("q4 ")).map(|x| (x.configuration.as_str(), x.reason.as_str())).collect();
+    let invalid: Vec<(&str, &str)> = studio
+        .rejected
+        .iter()
+        .filter(|x| !x.configuration.starts_with("q4 "))
+        .map(|x| (x.configuration.as_str(), x.reason.as_str()))
+        .collect();
     assert_eq!(invalid, [("q8 coreml:ane batch 4", "not valid: repetition 2: 10 iterations < min_iterations 30")]);
-    assert_eq!(studio.rejected.iter().find(|x| x.configuration == "q8 coreml:ane batch 4").unwrap().cell, "studio-enc-q8-coreml:ane-128-b4");
+    assert_eq!(
+        studio.rejected.iter().find(|x| x.configuration == "q8 coreml:ane batch 4").unwrap().cell,
+        "studio-enc-q8-coreml:ane-128-b4"
+    );
 }
 
 /// (configuration, dominated by) for every valid configuration of one frontier.
@@ -459,7 +475,12 @@ fn expected_frontier(agent: &str, ctx: u32) -> Frontier {
 fn the_output_error_frontier_holds_exactly_the_undominated_configurations() {
     let doc = doc(configuration_space());
     // No energy or memory measured: one frontier (output error) per agent and context.
-    assert_eq!(doc.frontiers.len(), 4, "{:#?}", doc.frontiers.iter().map(|f| (&f.agent, f.context_length, f.objective)).collect::<Vec<_>>());
+    assert_eq!(
+        doc.frontiers.len(),
+        4,
+        "{:#?}",
+        doc.frontiers.iter().map(|f| (&f.agent, f.context_length, f.objective)).collect::<Vec<_>>()
+    );
     for agent in ["studio", "mini"] {
         for ctx in [128, 512] {
             let f = doc.frontiers.iter().find(|f| f.agent == agent && f.context_length == ctx).expect("a frontier");
@@ -471,7 +492,8 @@ fn the_output_error_frontier_holds_exactly_the_undominated_configurations() {
             assert_eq!(f.points.len(), want.len(), "one point per valid configuration");
             for p in &f.points {
                 assert_eq!(p.on_frontier, p.dominated_by.is_none());
-                let planted = configs(agent, ctx).into_iter().find(|c| p.configuration == format!("{} {} batch {}", c.0, c.1, c.2)).unwrap();
+                let planted =
+                    configs(agent, ctx).into_iter().find(|c| p.configuration == format!("{} {} batch {}", c.0, c.1, c.2)).unwrap();
                 assert!(close(p.latency_per_item_ms, planted.3, HDR), "{p:?}");
                 let error = match planted.4 {
                     Outputs::Same => 0.0,
@@ -484,6 +506,36 @@ fn the_output_error_frontier_holds_exactly_the_undominated_configurations() {
             assert!(lat.windows(2).all(|w| w[0] <= w[1]), "sorted by latency: {lat:?}");
         }
     }
+}
+
+/// A configuration whose embeddings equal the reference's bit for bit has no output error, so
+/// a faster one dominates the reference on the output-error frontier.
+#[test]
+fn identical_embeddings_are_no_output_error() {
+    let mut rng = Rng::new(5);
+    // Realistic embeddings: 384 floats (MiniLM's width), four inputs.
+    let outputs: Vec<pb::Output> = (0..4u32)
+        .map(|i| pb::Output {
+            input_id: i,
+            prompt_sha256: format!("prompt-{i}"),
+            embedding: (0..384).map(|_| rng.normal() as f32).collect(),
+            ..Default::default()
+        })
+        .collect();
+    let mut cells = vec![];
+    for (unit, ms) in [("coreml:cpu", 1.0), ("coreml:ane", 0.5)] {
+        let mut r = steady(ms * MS);
+        r.outputs = outputs.clone();
+        cells.push(cell(&At { unit, variant: "fp16", reference_variant: "fp16", ..At::default() }, r));
+    }
+    let doc = doc(cells);
+    let ane = doc.cells.iter().find(|c| c.unit == "ane").unwrap();
+    let k = ane.consistency.as_ref().expect("checked against the reference");
+    assert_eq!(k.against, "baseline");
+    let f = &doc.frontiers[0];
+    let point = |u: &str| f.points.iter().find(|p| p.unit == u).unwrap();
+    assert_eq!(point("coreml:ane").value, 0.0, "identical embeddings: cosine_min {:?}", k.cosine_min);
+    assert_eq!(point("coreml:cpu").dominated_by.as_deref(), Some("fp16 coreml:ane batch 1"), "{f:#?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -578,27 +630,46 @@ fn a_speedup_that_grows_with_the_context_is_said_to_grow_and_a_constant_one_is_f
 }
 
 /// Two variants of one model on the same unit are two configurations with their own scaling:
-/// q8 on the ANE scales at half the slope of fp16 there.
+/// q8 on the ANE scales at half the slope of fp16 there, and each variant's units cross where
+/// its own lines do.
 #[test]
-#[ignore = "BUG (reported): scaling and crossovers key series by (agent, model, workload, unit, batch) without the variant, so two variants on one unit are fitted as one line"]
-fn two_variants_on_one_unit_scale_apart() {
+fn two_variants_on_one_unit_scale_and_cross_apart() {
     let mut cells = vec![];
     for ctx in CONTEXTS {
-        for (variant, unit, intercept, slope) in
-            [("fp16", "candle:cpu", 1.0, 0.01), ("fp16", "coreml:ane", 3.0, 0.002), ("q8", "candle:cpu", 0.8, 0.008), ("q8", "coreml:ane", 1.5, 0.001)]
-        {
+        for (variant, unit, intercept, slope) in [
+            ("fp16", "candle:cpu", 1.0, 0.01),
+            ("fp16", "coreml:ane", 3.0, 0.002),
+            ("q8", "candle:cpu", 0.8, 0.008),
+            ("q8", "coreml:ane", 1.5, 0.001),
+        ] {
             let at = At { variant, unit, ctx, baseline: "candle:cpu", reference_variant: "fp16", workload: "prefill", ..At::default() };
             cells.push(cell(&at, steady(line(intercept, slope, ctx))));
         }
     }
     let doc = doc(cells);
-    let ane: Vec<f64> = doc.scaling.iter().filter(|s| s.unit == "coreml:ane").map(|s| s.slope_ms_per_100_tokens).collect();
-    assert_eq!(ane.len(), 2, "one line per variant on the ANE, got slopes {ane:?}");
-    // fp16: cpu and ane cross at 250 tokens; q8: 0.8 + 0.008 x = 1.5 + 0.001 x at x = 100.
-    let mut at: Vec<f64> = doc.crossovers.iter().map(|c| c.context_length).collect();
-    at.sort_by(f64::total_cmp);
-    assert_eq!(at.len(), 2, "{at:?}");
-    assert!((at[0] - 100.0).abs() < 1.0 && (at[1] - 250.0).abs() < 1.0, "{at:?}");
+    let fits: BTreeMap<(&str, &str), (f64, f64)> =
+        doc.scaling.iter().map(|s| ((s.variant.as_str(), s.unit.as_str()), (s.slope_ms_per_100_tokens, s.intercept_ms))).collect();
+    assert_eq!(fits.len(), 4, "one line per variant and unit: {fits:?}");
+    for (key, slope, intercept) in [
+        (("fp16", "candle:cpu"), 1.0, 1.0),
+        (("fp16", "coreml:ane"), 0.2, 3.0),
+        (("q8", "candle:cpu"), 0.8, 0.8),
+        (("q8", "coreml:ane"), 0.1, 1.5),
+    ] {
+        let (s, i) = fits[&key];
+        assert!((s - slope).abs() < 0.002, "{key:?}: slope {s}, want {slope}");
+        assert!((i - intercept).abs() < 0.02, "{key:?}: intercept {i}, want {intercept}");
+    }
+    // fp16: cpu and ane cross at 250 tokens; q8: 0.8 + 0.008 x = 1.5 + 0.001 x at x = 100
+    // (between 64 and 128; d = -0.524 ms at 64, +0.224 ms at 128: under 0.5 token of error).
+    let mut got: Vec<(&str, &str, &str, f64)> =
+        doc.crossovers.iter().map(|c| (c.variant.as_str(), c.unit.as_str(), c.overtaken_by.as_str(), c.context_length)).collect();
+    got.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!((got[0].0, got[0].1, got[0].2), ("fp16", "candle:cpu", "coreml:ane"), "{got:?}");
+    assert!((got[0].3 - 250.0).abs() < 1.0, "{got:?}");
+    assert_eq!((got[1].0, got[1].1, got[1].2), ("q8", "candle:cpu", "coreml:ane"), "{got:?}");
+    assert!((got[1].3 - 100.0).abs() < 1.0, "{got:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

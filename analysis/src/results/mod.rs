@@ -17,6 +17,8 @@ pub struct ResultsDoc {
     /// Per (agent, model, workload, context length): the fastest valid configuration (variant ×
     /// unit × batch) whose outputs agree with the reference configuration's, with its evidence.
     pub recommendations: Vec<Recommendation>,
+    /// Where every measured configuration was rejected: each with the reason.
+    pub not_recommended: Vec<NoRecommendation>,
     /// Latency per item against output error, energy and memory: the Pareto frontiers.
     pub frontiers: Vec<FrontierDoc>,
     /// Model size against latency per item.
@@ -67,6 +69,8 @@ pub struct ComparisonDoc {
     pub ratio: f64,
     pub ci95: [f64; 2],
     pub resamples: usize,
+    /// What the interval resampled: repetitions, intervals, or single iterations (no blocks).
+    pub level: crate::stats::Level,
     pub verdict: Verdict,
 }
 
@@ -247,9 +251,11 @@ impl ResultsDoc {
         let mut cells = records.iter().map(cell_doc).collect::<Result<Vec<_>, _>>()?;
         let lat = latencies::Latencies::of(&records)?;
         analyse::cells(&records, &lat, &mut cells)?;
-        let (recommendations, scaling, crossovers) = (recommend::recommend(&cells, &lat), analyse::scaling(&cells), analyse::crossovers(&cells));
+        let ((recommendations, not_recommended), scaling, crossovers) =
+            (recommend::recommend(&cells, &lat), analyse::scaling(&cells), analyse::crossovers(&cells));
         Ok(ResultsDoc {
             recommendations,
+            not_recommended,
             frontiers: pareto::frontiers(&cells),
             sizes: advantage::sizes(&cells),
             context_advantage: advantage::context_advantage(&cells),
@@ -414,7 +420,7 @@ pub mod recommend;
 pub use advantage::{AdvantageDoc, AdvantagePoint, SizeDoc};
 pub use analyse::is_reference;
 pub use pareto::{FrontierDoc, FrontierPoint, Objective};
-pub use recommend::{Recommendation, Rejected, RunnerUp};
+pub use recommend::{NoRecommendation, Recommendation, Rejected, RunnerUp};
 pub use analyse::verdict_word;
 mod csv;
 mod render;

@@ -23,7 +23,10 @@ pub fn render_optimal(doc: &ResultsDoc) -> String {
     for r in &doc.recommendations {
         by_agent.entry(&r.agent).or_default().push(r);
     }
-    if by_agent.is_empty() {
+    for n in &doc.not_recommended {
+        by_agent.entry(&n.agent).or_default();
+    }
+    if doc.recommendations.is_empty() {
         out.push_str("\nNo configuration can be recommended yet: no valid cell whose outputs were checked against a reference.\n");
     }
     for (agent, recs) in by_agent {
@@ -38,6 +41,9 @@ fn device(doc: &ResultsDoc, agent: &str, recs: &[&Recommendation], out: &mut Str
     let mut by_model: BTreeMap<(&str, &str), Vec<&Recommendation>> = BTreeMap::new();
     for r in recs {
         by_model.entry((&r.model, &r.workload)).or_default().push(r);
+    }
+    for n in doc.not_recommended.iter().filter(|n| n.agent == agent) {
+        by_model.entry((&n.model, &n.workload)).or_default();
     }
     for ((model, workload), recs) in by_model {
         out.push_str(&format!("\n### {} {}\n\n", md(model), md(workload)));
@@ -55,6 +61,9 @@ fn device(doc: &ResultsDoc, agent: &str, recs: &[&Recommendation], out: &mut Str
         out.push_str("\nEvidence:\n\n");
         for r in &recs {
             out.push_str(&format!("- ctx {}: {}{}\n", r.context_length, md(&r.why), baseline_gain(doc, r)));
+        }
+        for n in doc.not_recommended.iter().filter(|n| n.agent == agent && n.model == model && n.workload == workload) {
+            out.push_str(&format!("- ctx {}: nothing to recommend: all {} configurations were rejected (below)\n", n.context_length, n.rejected.len()));
         }
         tradeoffs(doc, agent, model, workload, out);
         rejected(doc, &recs, agent, model, workload, out);
@@ -116,6 +125,9 @@ fn rejected(doc: &ResultsDoc, recs: &[&Recommendation], agent: &str, model: &str
         .iter()
         .flat_map(|r| r.rejected.iter().map(move |x| format!("- ctx {}: {} — {}", r.context_length, md(&x.configuration), md(&x.reason))))
         .collect();
+    for n in doc.not_recommended.iter().filter(|n| n.agent == agent && n.model == model && n.workload == workload) {
+        lines.extend(n.rejected.iter().map(|x| format!("- ctx {}: {} — {}", n.context_length, md(&x.configuration), md(&x.reason))));
+    }
     for f in doc.frontiers.iter().filter(|f| f.agent == agent && f.model == model && f.workload == workload) {
         for p in &f.points {
             if let Some(by) = &p.dominated_by {

@@ -37,6 +37,16 @@ pub struct Recommendation {
     pub why: String,
 }
 
+/// A device, model, workload and context length where every measured configuration was rejected.
+#[derive(Debug, Clone, Serialize)]
+pub struct NoRecommendation {
+    pub agent: String,
+    pub model: String,
+    pub workload: String,
+    pub context_length: u32,
+    pub rejected: Vec<Rejected>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RunnerUp {
     pub variant: String,
@@ -106,18 +116,29 @@ pub fn rejection(c: &CellDoc) -> Option<String> {
 /// (agent, model, workload, context length, benchmark): the configurations that compete.
 type Group = (String, String, String, u32, u32);
 
-pub fn recommend(docs: &[CellDoc], lat: &Latencies) -> Vec<Recommendation> {
+/// The recommendations, and the groups whose every configuration was rejected (with why).
+pub fn recommend(docs: &[CellDoc], lat: &Latencies) -> (Vec<Recommendation>, Vec<NoRecommendation>) {
     let mut groups: BTreeMap<Group, Vec<usize>> = BTreeMap::new();
     for (i, c) in docs.iter().enumerate() {
         groups.entry((c.agent.clone(), c.model.clone(), c.workload.clone(), c.context_length, c.benchmark)).or_default().push(i);
     }
-    groups.into_values().filter_map(|cells| recommend_group(docs, lat, &cells)).collect()
+    let (mut yes, mut no) = (Vec::new(), Vec::new());
+    for ((agent, model, workload, context_length, _), cells) in groups {
+        match recommend_group(docs, lat, &cells) {
+            Ok(r) => yes.push(r),
+            Err(rejected) if !rejected.is_empty() => no.push(NoRecommendation { agent, model, workload, context_length, rejected }),
+            Err(_) => {}
+        }
+    }
+    (yes, no)
 }
 
-fn recommend_group(docs: &[CellDoc], lat: &Latencies, cells: &[usize]) -> Option<Recommendation> {
+/// The group's recommendation, or every rejection when nothing is left (empty: nothing finished yet).
+fn recommend_group(docs: &[CellDoc], lat: &Latencies, cells: &[usize]) -> Result<Recommendation, Vec<Rejected>> {
     let mut accepted: Vec<usize> = Vec::new();
     let mut rejected = Vec::new();
-    for &i in cells {
+    // Cells still pending or running are no candidates yet, and no rejection either.
+    for &i in cells.iter().filter(|&&i| !matches!(docs[i].state.as_str(), "pending" | "assigned" | "running")) {
         match (rejection(&docs[i]), per_item_ns(&docs[i])) {
             (None, Some(_)) => accepted.push(i),
             (Some(reason), _) => rejected.push(Rejected { cell: docs[i].id.clone(), configuration: configuration(&docs[i]), reason }),
@@ -125,11 +146,13 @@ fn recommend_group(docs: &[CellDoc], lat: &Latencies, cells: &[usize]) -> Option
         }
     }
     accepted.sort_by(|&a, &b| per_item_ns(&docs[a]).unwrap_or(f64::MAX).total_cmp(&per_item_ns(&docs[b]).unwrap_or(f64::MAX)));
-    let &best = accepted.first()?;
+    let Some(&best) = accepted.first() else {
+        return Err(rejected);
+    };
     let b = &docs[best];
     let runner_up = accepted.get(1).and_then(|&j| runner_up(docs, lat, best, j));
     let why = why(b, runner_up.as_ref(), accepted.len(), rejected.len());
-    Some(Recommendation {
+    Ok(Recommendation {
         agent: b.agent.clone(),
         model: b.model.clone(),
         workload: b.workload.clone(),

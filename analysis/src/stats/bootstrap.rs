@@ -5,6 +5,11 @@
 //! faster. The interval is a percentile bootstrap: each resample draws, with replacement, as many
 //! values as each histogram holds (capped, see [`MAX_DRAWS`]) by inverse-CDF sampling over the
 //! histogram's recorded (value, count) buckets, and takes the ratio of the two resample medians.
+//!
+//! Iterations are not independent: repetitions and seconds of a run share offsets (load,
+//! frequency, temperature), so this interval is too narrow whenever runs differ. Where a cell's
+//! repetitions or interval histograms are at hand, [`super::speedup_ci_blocks`] resamples them
+//! too; this one remains for a single histogram.
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -23,12 +28,36 @@ pub const MAX_DRAWS: u64 = 10_000;
 pub struct RatioCi {
     /// `median(baseline) / median(cell)` of the recorded data (> 1: the cell is faster).
     pub ratio: f64,
-    /// Lower bound: the `ALPHA / 2` percentile of the bootstrap ratios.
+    /// Lower bound: the `ALPHA / 2` percentile of the bootstrap ratios (for a block bootstrap,
+    /// that percentile interval widened or narrowed to its small-sample-correct width, see
+    /// [`super::speedup_ci_blocks`]).
     pub low: f64,
-    /// Upper bound: the `1 - ALPHA / 2` percentile of the bootstrap ratios.
+    /// Upper bound: the `1 - ALPHA / 2` percentile of the bootstrap ratios (idem).
     pub high: f64,
     /// How many bootstrap resamples the interval comes from.
     pub resamples: usize,
+    /// The coarsest level of noise the interval accounts for (see [`Level`]); with blocks on
+    /// both sides, the weaker side's level.
+    pub level: Level,
+}
+
+/// Which level of a cell's data the bootstrap resampled, from the most to the least robust.
+///
+/// Latency noise on a shared machine lives mostly *between* repetitions and over time (another
+/// process, a frequency or thermal state that holds for seconds), not between single iterations.
+/// An interval resampled only below the level where that noise lives is too narrow: a verdict
+/// from it can be noise. The level tells the reader how far to trust the interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Iterations as if independent ([`speedup_ci`], or a side with a single block): blind to
+    /// run-to-run and over-time variance.
+    Iterations,
+    /// Interval histograms (about a second each) of a single repetition, then iterations:
+    /// includes variance over time, not between repetitions.
+    Intervals,
+    /// Repetitions, then the intervals within them, then iterations: includes run-to-run variance.
+    Repetitions,
 }
 
 /// Whether a cell is faster than, slower than, or indistinguishable from its baseline.
@@ -55,7 +84,8 @@ pub fn speedup_ci(baseline: &Histogram<u64>, cell: &Histogram<u64>, resamples: u
         (0..resamples).map(|_| b.resample_median(&mut rng, &mut ranks) / c.resample_median(&mut rng, &mut ranks)).collect();
     ratios.sort_by(f64::total_cmp);
     let alpha = super::ALPHA;
-    Some(RatioCi { ratio, low: quantile(&ratios, alpha / 2.0), high: quantile(&ratios, 1.0 - alpha / 2.0), resamples })
+    let (low, high) = (quantile(&ratios, alpha / 2.0), quantile(&ratios, 1.0 - alpha / 2.0));
+    Some(RatioCi { ratio, low, high, resamples, level: Level::Iterations })
 }
 
 /// The verdict for `ci` with noise threshold `noise` (a fraction, e.g. [`super::NOISE`]).
@@ -83,7 +113,7 @@ fn median(h: &Histogram<u64>) -> Option<f64> {
 }
 
 /// The `q` percentile of sorted, non-empty `xs`, interpolating linearly between order statistics.
-fn quantile(xs: &[f64], q: f64) -> f64 {
+pub(super) fn quantile(xs: &[f64], q: f64) -> f64 {
     let pos = q.clamp(0.0, 1.0) * (xs.len() - 1) as f64;
     let (i, frac) = (pos.floor() as usize, pos.fract());
     match xs.get(i + 1) {

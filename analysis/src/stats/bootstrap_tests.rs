@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::bootstrap::{MAX_DRAWS, RatioCi, Verdict, speedup_ci, verdict};
+use super::bootstrap::{Level, MAX_DRAWS, RatioCi, Verdict, speedup_ci, verdict};
 use super::rng::Rng;
 use super::synth::{lognormal, size};
 use super::{NOISE, RESAMPLES};
@@ -112,7 +112,7 @@ fn two_thousand_resamples_of_1000_values_are_fast() {
 
 #[test]
 fn verdict_requires_significance_and_an_effect_beyond_the_noise() {
-    let ci = |ratio, low, high| RatioCi { ratio, low, high, resamples: RESAMPLES };
+    let ci = |ratio, low, high| RatioCi { ratio, low, high, resamples: RESAMPLES, level: Level::Iterations };
     assert_eq!(verdict(&ci(1.10, 1.05, 1.15), NOISE), Verdict::Faster);
     assert_eq!(verdict(&ci(0.90, 0.85, 0.95), NOISE), Verdict::Slower);
     assert_eq!(verdict(&ci(1.01, 1.005, 1.015), NOISE), Verdict::Same, "significant but within noise");

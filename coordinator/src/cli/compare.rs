@@ -64,7 +64,7 @@ fn render(cmp: &Comparison, format: Format) -> anyhow::Result<String> {
 fn markdown(cmp: &Comparison) -> String {
     let mut s = format!("## {} → {}\n\n", cmp.a, cmp.b);
     if !cmp.rows.is_empty() {
-        s.push_str("| model | workload | unit | ctx | batch | device | A p50 ms | B p50 ms | A/B [95% CI] | B is |\n|---|---|---|---|---|---|---|---|---|---|\n");
+        s.push_str("| model | variant | workload | unit | ctx | batch | device | A p50 ms | B p50 ms | A/B [95% CI] | B is |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
         for r in &cmp.rows {
             let k = &r.key;
             let verdict = match verdict_word(r.verdict) {
@@ -72,8 +72,9 @@ fn markdown(cmp: &Comparison) -> String {
                 v => v,
             };
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2}x [{:.2}, {:.2}] | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2}x [{:.2}, {:.2}] | {} |\n",
                 k.model,
+                if k.variant.is_empty() { "–" } else { &k.variant },
                 k.workload,
                 k.unit,
                 k.context_length,
@@ -109,16 +110,10 @@ fn markdown(cmp: &Comparison) -> String {
         }
     }
     for k in &cmp.only_in_a {
-        s.push_str(&format!(
-            "\nonly in A: {} {} {} ctx {} batch {} on {}",
-            k.model, k.workload, k.unit, k.context_length, k.batch_size, k.device
-        ));
+        s.push_str(&format!("\nonly in A: {}", k.words()));
     }
     for k in &cmp.only_in_b {
-        s.push_str(&format!(
-            "\nonly in B: {} {} {} ctx {} batch {} on {}",
-            k.model, k.workload, k.unit, k.context_length, k.batch_size, k.device
-        ));
+        s.push_str(&format!("\nonly in B: {}", k.words()));
     }
     s.push('\n');
     s

@@ -103,8 +103,15 @@ fn sides(a: &Side, b: &Side) -> String {
 }
 
 /// The comparison's table and chart (regressions in red), and the reference figures.
+/// A bar's label: model, variant, unit, context and batch where there is one.
+fn bar_label(k: &anefleet_analysis::compare::Key) -> String {
+    let variant = if k.variant.is_empty() { String::new() } else { format!(" {}", k.variant) };
+    let batch = if k.batch_size > 1 { format!(" ×{}", k.batch_size) } else { String::new() };
+    format!("{}{variant} {} {}{batch}", k.model, k.unit, k.context_length)
+}
+
 pub fn section(cmp: &Comparison) -> String {
-    let mut t = Table::new(&["model", "workload", "unit", "ctx", "batch", "device", "A p50", "B p50", "A/B [95% CI]", "B is"]);
+    let mut t = Table::new(&["model", "variant", "workload", "unit", "ctx", "batch", "device", "A p50", "B p50", "A/B [95% CI]", "B is"]);
     let mut bars = vec![];
     for r in &cmp.rows {
         let (k, v) = (&r.key, verdict_word(r.verdict));
@@ -117,6 +124,7 @@ pub fn section(cmp: &Comparison) -> String {
             class,
             vec![
                 esc(&k.model),
+                esc(if k.variant.is_empty() { "–" } else { &k.variant }),
                 esc(&k.workload),
                 esc(&k.unit),
                 k.context_length.to_string(),
@@ -129,13 +137,10 @@ pub fn section(cmp: &Comparison) -> String {
             ],
         );
         bars.push(Bar {
-            label: format!("{} {} {}", k.model, k.unit, k.context_length),
+            label: bar_label(k),
             value: r.ratio,
             series: usize::from(v != "slower"),
-            hover: format!(
-                "{} {} {} ctx {} on {}: {:.2}x [{:.2}, {:.2}], B is {v}",
-                k.model, k.workload, k.unit, k.context_length, k.device, r.ratio, r.ci95[0], r.ci95[1]
-            ),
+            hover: format!("{}: {:.2}x [{:.2}, {:.2}], B is {v}", k.words(), r.ratio, r.ci95[0], r.ci95[1]),
             highlight: v == "slower",
             range: Some((r.ci95[0], r.ci95[1])),
         });
@@ -163,26 +168,8 @@ pub fn section(cmp: &Comparison) -> String {
     let only: Vec<String> = cmp
         .only_in_a
         .iter()
-        .map(|k| {
-            format!(
-                "<li>only in A: {} {} {} ctx {} on {}</li>",
-                esc(&k.model),
-                esc(&k.workload),
-                esc(&k.unit),
-                k.context_length,
-                esc(&k.device)
-            )
-        })
-        .chain(cmp.only_in_b.iter().map(|k| {
-            format!(
-                "<li>only in B: {} {} {} ctx {} on {}</li>",
-                esc(&k.model),
-                esc(&k.workload),
-                esc(&k.unit),
-                k.context_length,
-                esc(&k.device)
-            )
-        }))
+        .map(|k| format!("<li>only in A: {}</li>", esc(&k.words())))
+        .chain(cmp.only_in_b.iter().map(|k| format!("<li>only in B: {}</li>", esc(&k.words()))))
         .collect();
     if !only.is_empty() {
         s.push_str(&format!("<ul>{}</ul>", only.concat()));

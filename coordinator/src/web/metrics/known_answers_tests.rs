@@ -204,7 +204,10 @@ fn variants_and_batch_sizes_are_series_of_their_own_with_their_own_figures() {
             assert!((v - e).abs() <= rel * e.abs(), "{name} {k:?}: {v}, want {e}");
         }
         for s in got {
-            assert_eq!((label(s, "agent"), label(s, "model"), label(s, "workload"), label(s, "context_length")), ("studio", "minilm", "encode", "128"));
+            assert_eq!(
+                (label(s, "agent"), label(s, "model"), label(s, "workload"), label(s, "context_length")),
+                ("studio", "minilm", "encode", "128")
+            );
         }
     };
     // Medians: HdrHistogram reports them up to 1/1024 high.

@@ -131,6 +131,11 @@ pub fn recommendations(doc: &ResultsDoc) -> String {
             );
         }
     }
+    for n in &doc.not_recommended {
+        for x in &n.rejected {
+            rejected.row_class("bad", vec![esc(&n.agent), esc(&n.model), n.context_length.to_string(), esc(&x.configuration), esc(&x.reason)]);
+        }
+    }
     let s = body(t, "recommendations-table", "no valid configuration with checked outputs yet")
         + "<h4>Rejected configurations</h4>"
         + &body(rejected, "rejected-table", "none rejected")
