@@ -13,7 +13,7 @@ use anefleet_proto::pb;
 use crate::stats::{self, Blocks, Level, RatioCi, Verdict};
 
 /// What identifies the same measurement in two runs.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Default)]
 pub struct Key {
     pub model: String,
     /// The model's variant: another conversion is other work.
@@ -52,6 +52,8 @@ pub struct Row {
     pub level: Level,
     /// How B compares with A.
     pub verdict: Verdict,
+    /// How B compares with A beyond the whole run's shift (see [`shift`]); none with too few cells.
+    pub beyond_shift: Option<Verdict>,
 }
 
 /// A reference figure and what run B measured for it.
@@ -76,6 +78,8 @@ pub struct Comparison {
     pub a: String,
     pub b: String,
     pub rows: Vec<Row>,
+    /// Median A/B ratio of the matched cells: how much faster the whole of B ran (see [`shift`]).
+    pub run_shift: Option<f64>,
     pub figures: Vec<FigureRow>,
     /// Keys measured in only one of the runs.
     pub only_in_a: Vec<Key>,
@@ -157,8 +161,10 @@ pub fn runs(a_name: &str, a: &pb::RunResults, b_name: &str, b: &pb::RunResults) 
             ci95: [ci.low, ci.high],
             level: ci.level,
             verdict: stats::verdict(&ci, stats::NOISE),
+            beyond_shift: None,
         });
     }
+    shift::apply(&mut cmp);
     cmp.only_in_b = kb.keys().filter(|k| !ka.contains_key(k)).cloned().collect();
     Ok(cmp)
 }
@@ -222,5 +228,6 @@ fn figure_pairs<'a>(f: &pb::ReferenceFigure, b: &'a pb::RunResults) -> Vec<(&'a 
     out
 }
 
+pub mod shift;
 #[cfg(test)]
 mod tests;

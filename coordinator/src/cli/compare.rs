@@ -64,7 +64,10 @@ fn render(cmp: &Comparison, format: Format) -> anyhow::Result<String> {
 fn markdown(cmp: &Comparison) -> String {
     let mut s = format!("## {} → {}\n\n", cmp.a, cmp.b);
     if !cmp.rows.is_empty() {
-        s.push_str("| model | variant | workload | unit | ctx | batch | device | A p50 ms | B p50 ms | A/B [95% CI] | B is |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        if let Some(w) = anefleet_analysis::compare::shift::words(cmp) {
+            s.push_str(&format!("{w}\n\n"));
+        }
+        s.push_str("| model | variant | workload | unit | ctx | batch | device | A p50 ms | B p50 ms | A/B [95% CI] | B is | beyond the shift |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for r in &cmp.rows {
             let k = &r.key;
             let verdict = match verdict_word(r.verdict) {
@@ -72,7 +75,7 @@ fn markdown(cmp: &Comparison) -> String {
                 v => v,
             };
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2}x [{:.2}, {:.2}] | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2}x [{:.2}, {:.2}] | {} | {} |\n",
                 k.model,
                 if k.variant.is_empty() { "–" } else { &k.variant },
                 k.workload,
@@ -85,7 +88,8 @@ fn markdown(cmp: &Comparison) -> String {
                 r.ratio,
                 r.ci95[0],
                 r.ci95[1],
-                verdict
+                verdict,
+                r.beyond_shift.map_or("–", verdict_word)
             ));
         }
     }

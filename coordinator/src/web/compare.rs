@@ -111,7 +111,7 @@ fn bar_label(k: &anefleet_analysis::compare::Key) -> String {
 }
 
 pub fn section(cmp: &Comparison) -> String {
-    let mut t = Table::new(&["model", "variant", "workload", "unit", "ctx", "batch", "device", "A p50", "B p50", "A/B [95% CI]", "B is"]);
+    let mut t = Table::new(&["model", "variant", "workload", "unit", "ctx", "batch", "device", "A p50", "B p50", "A/B [95% CI]", "B is", "beyond the shift"]);
     let mut bars = vec![];
     for r in &cmp.rows {
         let (k, v) = (&r.key, verdict_word(r.verdict));
@@ -134,6 +134,7 @@ pub fn section(cmp: &Comparison) -> String {
                 charts::ms(r.b_p50_ns as f64),
                 format!("{:.2}x [{:.2}, {:.2}]", r.ratio, r.ci95[0], r.ci95[1]),
                 if v == "slower" { "<strong>slower</strong>".into() } else { v.to_string() },
+                r.beyond_shift.map_or("–", verdict_word).to_string(),
             ],
         );
         bars.push(Bar {
@@ -163,6 +164,9 @@ pub fn section(cmp: &Comparison) -> String {
         "<p id=\"regressions\" class=\"{}\">{regressions} regression(s): cells of B significantly slower than in A</p>{chart}",
         if regressions > 0 { "bad" } else { "good" }
     );
+    if let Some(w) = anefleet_analysis::compare::shift::words(cmp) {
+        s.push_str(&format!("<p id=\"run-shift\" class=\"muted\">{}</p>", esc(&w)));
+    }
     s.push_str(&if t.is_empty() { String::new() } else { t.render("compare-table") });
     s.push_str(&figures(cmp));
     let only: Vec<String> = cmp
