@@ -2,7 +2,6 @@
 //! evidence, the Pareto trade-offs, model size against speed, and the context advantage.
 
 use super::ResultsDoc;
-use super::analyse::verdict_word;
 use super::pareto::FrontierDoc;
 
 /// A table cell: no column break, no line break.
@@ -26,11 +25,11 @@ fn recommendations(doc: &ResultsDoc, out: &mut String) {
         return;
     }
     out.push_str(
-        "\n### Recommended configurations\n\n| agent | model | workload | ctx | variant | unit | batch | p50 ms/item | checked against | runner-up [95% CI] | why |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "\n### Recommended configurations\n\n| agent | model | workload | ctx | variant | unit | batch | p50 ms/item | checked against | runner-up: its time per item [95% CI] | why |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &doc.recommendations {
         let runner = r.runner_up.as_ref().map_or("–".to_string(), |u| {
-            format!("{} {} b{}: {:.2}x [{:.2}, {:.2}] {}", variant(&u.variant), md(&u.unit), u.batch_size, u.ratio, u.ci95[0], u.ci95[1], verdict_word(u.verdict))
+            md(&u.words())
         });
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {:.3} | {} | {} | {} |\n",

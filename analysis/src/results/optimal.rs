@@ -85,13 +85,7 @@ fn configuration(r: &Recommendation) -> String {
 }
 
 fn runner_up(r: &Recommendation) -> String {
-    match &r.runner_up {
-        Some(u) => {
-            let v = if u.variant.is_empty() { String::new() } else { format!("{} ", u.variant) };
-            format!("{v}{} batch {}: {:.2}x [{:.2}, {:.2}] {}", md(&u.unit), u.batch_size, u.ratio, u.ci95[0], u.ci95[1], verdict_word(u.verdict))
-        }
-        None => "none (the only accepted configuration)".into(),
-    }
+    r.runner_up.as_ref().map_or_else(|| "none (the only accepted configuration)".into(), |u| md(&u.words()))
 }
 
 /// The recommendation's speedup over the baseline unit, where it has one.

@@ -67,6 +67,16 @@ pub struct Rejected {
     pub reason: String,
 }
 
+impl RunnerUp {
+    /// "q8_0 coreml:ane batch 1: 1.25x the time per item [1.18, 1.31], a real gap".
+    pub fn words(&self) -> String {
+        let v = if self.variant.is_empty() { String::new() } else { format!("{} ", self.variant) };
+        // Sorted by median, the runner-up is never faster: the interval says whether it is slower.
+        let gap = if self.verdict == Verdict::Faster { "a real gap" } else { "within the noise: either will do" };
+        format!("{v}{} batch {}: {:.2}x the time per item [{:.2}, {:.2}], {gap}", self.unit, self.batch_size, self.ratio, self.ci95[0], self.ci95[1])
+    }
+}
+
 /// A configuration in a few words: variant (when the model has several), unit, batch.
 pub fn configuration(c: &CellDoc) -> String {
     let variant = if c.variant.is_empty() { String::new() } else { format!("{} ", c.variant) };
@@ -194,13 +204,7 @@ fn why(b: &CellDoc, runner_up: Option<&RunnerUp>, accepted: usize, rejected: usi
         per_item_ns(b).unwrap_or(0.0) / 1e6
     );
     if let Some(r) = runner_up {
-        let runner = if r.variant.is_empty() { format!("{} batch {}", r.unit, r.batch_size) } else { format!("{} {} batch {}", r.variant, r.unit, r.batch_size) };
-        // Sorted by median, the runner-up is never faster: the interval says whether it is slower.
-        let gap = if r.verdict == Verdict::Faster { "a real gap" } else { "within the noise: either will do" };
-        s.push_str(&format!(
-            "; runner-up {runner} at {:.2}x the time per item [{:.2}, {:.2}] ({gap})",
-            r.ratio, r.ci95[0], r.ci95[1]
-        ));
+        s.push_str(&format!("; runner-up {}", r.words()));
     }
     if rejected > 0 {
         s.push_str(&format!("; {rejected} rejected"));

@@ -89,11 +89,11 @@ pub fn accuracy(doc: &ResultsDoc) -> String {
 }
 
 pub fn recommendations(doc: &ResultsDoc) -> String {
-    let mut t = Table::new(&["agent", "model", "workload", "ctx", "variant", "recommended", "batch", "checked against", "runner-up [95% CI]", "why"]);
+    let mut t = Table::new(&["agent", "model", "workload", "ctx", "variant", "recommended", "batch", "checked against", "runner-up: its time per item [95% CI]", "why"]);
     let mut rejected = Table::new(&["agent", "model", "ctx", "configuration", "why not"]);
     for r in &doc.recommendations {
         let runner = r.runner_up.as_ref().map_or("–".to_string(), |u| {
-            format!("{} {} batch {}: {:.2}x [{:.2}, {:.2}] {}", u.variant, u.unit, u.batch_size, u.ratio, u.ci95[0], u.ci95[1], verdict_word(u.verdict))
+            u.words()
         });
         t.row(vec![
             esc(&r.agent),
