@@ -80,7 +80,7 @@ fn a_spec_runs_here_and_units_this_machine_lacks_are_skipped() {
     assert!(cells[0]["accuracy"]["input_cer"].as_f64().unwrap() > 0.0);
     assert_eq!(doc["scaling"].as_array().unwrap().len(), 1, "generate at two context lengths");
     let md = bench(&SPEC.replace("units = [\"candle:cpu\", \"coreml:ane\"]", "units = [\"candle:cpu\"]"), "md");
-    assert!(String::from_utf8_lossy(&md.stdout).contains("| agent | model | unit |"));
+    assert!(String::from_utf8_lossy(&md.stdout).contains("| agent | model | variant | unit |"));
 }
 
 #[test]

@@ -15,7 +15,7 @@ fn variant(v: &str) -> String {
 
 pub fn render_markdown(doc: &ResultsDoc, out: &mut String) {
     recommendations(doc, out);
-    frontiers(&doc.frontiers, out);
+    frontiers(&doc.frontiers, "###", out);
     sizes(doc, out);
     advantage(doc, out);
 }
@@ -69,11 +69,12 @@ fn recommendations(doc: &ResultsDoc, out: &mut String) {
 }
 
 /// Each frontier as a table: frontier points first, then the dominated with what dominates them.
-pub(super) fn frontiers(frontiers: &[FrontierDoc], out: &mut String) {
+/// `level`: the heading's `#`s, so the section fits the document it is in.
+pub(super) fn frontiers(frontiers: &[FrontierDoc], level: &str, out: &mut String) {
     if frontiers.is_empty() {
         return;
     }
-    out.push_str("\n### Trade-offs (Pareto frontiers: lower is better on both axes)\n");
+    out.push_str(&format!("\n{level} Trade-offs (Pareto frontiers: lower is better on both axes)\n"));
     for f in frontiers {
         out.push_str(&format!(
             "\n{} {} {} ctx {} — latency per item vs {}:\n\n| configuration | p50 ms/item | {} | frontier |\n|---|---|---|---|\n",

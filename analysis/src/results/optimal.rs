@@ -111,7 +111,7 @@ fn tradeoffs(doc: &ResultsDoc, agent: &str, model: &str, workload: &str, out: &m
         out.push_str("\nTrade-offs: fewer than two valid configurations per context to trade between.\n");
         return;
     }
-    super::configurations::frontiers(&mine, out);
+    super::configurations::frontiers(&mine, "####", out);
 }
 
 fn rejected(doc: &ResultsDoc, recs: &[&Recommendation], agent: &str, model: &str, workload: &str, out: &mut String) {

@@ -16,13 +16,17 @@ pub fn table_rows(out: &str) -> Vec<Vec<String>> {
     rows
 }
 
-/// `n` rows, every one done (column 7 is the state).
+/// `n` rows, every one done (in the column its header names `state`).
 pub fn all_done(out: &str, n: usize) -> Result<(), String> {
     let rows = table_rows(out);
     if rows.len() != n {
         return Err(format!("{} rows in the results table, {n} expected", rows.len()));
     }
-    match rows.iter().find(|r| r.get(6).map(String::as_str) != Some("done")) {
+    let header = out.lines().find(|l| l.starts_with("| agent | model |")).unwrap_or_default();
+    let Some(state) = header.trim_matches('|').split('|').position(|c| c.trim() == "state") else {
+        return Err(format!("the results table has no state column: {header}"));
+    };
+    match rows.iter().find(|r| r.get(state).map(String::as_str) != Some("done")) {
         Some(r) => Err(format!("a cell is not done: {r:?}")),
         None => Ok(()),
     }

@@ -285,6 +285,29 @@ mod tests {
         ResultsDoc::from_pb(&pb::RunResults { run: Some(pb::RunInfo { id: "r".into(), ..Default::default() }), cells }).expect("doc")
     }
 
+    /// `c` as the cell of `variant` at batch size `batch`.
+    fn of(mut c: pb::CellRecord, variant: &str, batch: u32) -> pb::CellRecord {
+        c.id = format!("{}-{variant}-{batch}", c.id);
+        let spec = c.spec.as_mut().expect("spec");
+        (spec.variant, spec.batch_size) = (variant.to_string(), batch);
+        c
+    }
+
+    #[test]
+    fn every_variant_and_batch_size_has_a_heat_map_row_of_its_own() {
+        let mut cells = vec![];
+        for (variant, batch) in [("fp16", 1), ("fp16", 8), ("q8", 1), ("q8", 8)] {
+            cells.push(of(cell("cpu", 128, 10, 0), variant, batch));
+            cells.push(of(cell("gpu", 128, 5, 0), variant, batch));
+        }
+        let html = super::speedup_heatmaps(&doc(cells));
+        for row in ["qwen3 fp16 generate candle:gpu", "qwen3 fp16 generate candle:gpu ×8", "qwen3 q8 generate candle:gpu", "qwen3 q8 generate candle:gpu ×8"] {
+            assert!(html.contains(&format!(">{row}<")), "no row `{row}`: {html}");
+        }
+        // Each of the 8 cells is drawn once: the baseline at 1.00x, the GPU at 2.00x (10 ms / 5 ms).
+        assert_eq!(html.matches("2.00x vs candle:cpu").count(), 4, "{html}");
+    }
+
     const ONE_CONTEXT: &str = "one context length (128 tokens) measured: run several context lengths to see how latency scales";
 
     #[test]
