@@ -151,6 +151,7 @@ fn expand(spec: &Spec, file: &str, base: &Path, units: &[String]) -> anyhow::Res
             }
             let (backend, unit_name) = unit.split_once(':').unwrap_or((unit, ""));
             let model = &spec.models[&b.model];
+            let reference_variant = b.reference_variant(model);
             for (variant, v) in b.selected_variants(model) {
                 let Some(reference) = v.get(backend) else { continue };
                 let field = model.field(&b.model, &variant, backend);
@@ -179,7 +180,7 @@ fn expand(spec: &Spec, file: &str, base: &Path, units: &[String]) -> anyhow::Res
                             data: data.clone(),
                             baseline: b.baseline_unit().to_string(),
                             benchmark: bi as u32,
-                            reference_variant: b.reference_variant(model),
+                            reference_variant: reference_variant.clone(),
                             min_agreement: b.min_agreement.unwrap_or(1.0),
                         });
                     }

@@ -158,7 +158,12 @@ pub const DEFAULT_VARIANT: &str = "default";
 impl ModelArtifacts {
     /// The model's variants by name, in name order: one unnamed (`""`) when it lists none.
     pub fn variants(&self) -> Vec<(String, Variant)> {
-        let top = Variant { candle: self.candle.clone(), llamacpp: self.llamacpp.clone(), coreml: self.coreml.clone(), knobs: self.knobs.clone() };
+        let top = Variant {
+            candle: self.candle.clone(),
+            llamacpp: self.llamacpp.clone(),
+            coreml: self.coreml.clone(),
+            knobs: self.knobs.clone(),
+        };
         let has_top = top.iter().next().is_some();
         if self.variants.is_empty() {
             return vec![(String::new(), top)];

@@ -68,7 +68,10 @@ mod tests {
             ratio,
             ci95: [ratio * 0.99, ratio * 1.01],
             level: Level::Repetitions,
-            verdict: stats::verdict(&RatioCi { ratio, low: ratio * 0.99, high: ratio * 1.01, resamples: 0, level: Level::Repetitions }, stats::NOISE),
+            verdict: stats::verdict(
+                &RatioCi { ratio, low: ratio * 0.99, high: ratio * 1.01, resamples: 0, level: Level::Repetitions },
+                stats::NOISE,
+            ),
             beyond_shift: None,
         }
     }

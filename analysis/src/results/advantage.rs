@@ -85,14 +85,34 @@ pub fn context_advantage(docs: &[CellDoc]) -> Vec<AdvantageDoc> {
     let mut curves: BTreeMap<Key, Vec<AdvantagePoint>> = BTreeMap::new();
     for c in docs {
         let Some(k) = c.comparisons.iter().find(|k| k.against == "baseline") else { continue };
-        let key = (c.agent.clone(), c.model.clone(), c.workload.clone(), c.variant.clone(), unit_of(c), c.baseline.clone(), c.batch_size, c.benchmark);
+        let key = (
+            c.agent.clone(),
+            c.model.clone(),
+            c.workload.clone(),
+            c.variant.clone(),
+            unit_of(c),
+            c.baseline.clone(),
+            c.batch_size,
+            c.benchmark,
+        );
         curves.entry(key).or_default().push(AdvantagePoint { context_length: c.context_length, speedup: k.ratio, ci95: k.ci95 });
     }
     curves
         .into_iter()
         .map(|((agent, model, workload, variant, unit, baseline, batch_size, _), mut points)| {
             points.sort_by_key(|p| p.context_length);
-            AdvantageDoc { slope_per_1k_tokens: slope(&points), trend: trend(&points).into(), agent, model, workload, variant, unit, baseline, batch_size, points }
+            AdvantageDoc {
+                slope_per_1k_tokens: slope(&points),
+                trend: trend(&points).into(),
+                agent,
+                model,
+                workload,
+                variant,
+                unit,
+                baseline,
+                batch_size,
+                points,
+            }
         })
         .collect()
 }

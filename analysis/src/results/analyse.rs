@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-
 use anefleet_proto::histogram::{self, CodecError};
 use anefleet_proto::pb;
 

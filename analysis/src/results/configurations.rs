@@ -28,9 +28,7 @@ fn recommendations(doc: &ResultsDoc, out: &mut String) {
         "\n### Recommended configurations\n\n| agent | model | workload | ctx | variant | unit | batch | p50 ms/item | checked against | runner-up: its time per item [95% CI] | why |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &doc.recommendations {
-        let runner = r.runner_up.as_ref().map_or("–".to_string(), |u| {
-            md(&u.words())
-        });
+        let runner = r.runner_up.as_ref().map_or("–".to_string(), |u| md(&u.words()));
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {:.3} | {} | {} | {} |\n",
             md(&r.agent),
@@ -55,7 +53,8 @@ fn recommendations(doc: &ResultsDoc, out: &mut String) {
             n.context_length
         ));
     }
-    let line = |agent: &str, ctx: u32, x: &super::Rejected| format!("- {} ctx {ctx}: {} — {}\n", md(agent), md(&x.configuration), md(&x.reason));
+    let line =
+        |agent: &str, ctx: u32, x: &super::Rejected| format!("- {} ctx {ctx}: {} — {}\n", md(agent), md(&x.configuration), md(&x.reason));
     let rejected: Vec<String> = doc
         .recommendations
         .iter()

@@ -192,7 +192,15 @@ mod tests {
     }
 
     fn comparison(against: &str, ratio: f64, ci95: [f64; 2], verdict: Verdict) -> ComparisonDoc {
-        ComparisonDoc { against: against.into(), unit: "coreml:ane".into(), ratio, ci95, resamples: 2000, level: crate::stats::Level::Repetitions, verdict }
+        ComparisonDoc {
+            against: against.into(),
+            unit: "coreml:ane".into(),
+            ratio,
+            ci95,
+            resamples: 2000,
+            level: crate::stats::Level::Repetitions,
+            verdict,
+        }
     }
 
     /// A measured cell with known figures and no energy counter, and a failed cell.

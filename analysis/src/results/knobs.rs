@@ -44,8 +44,12 @@ mod tests {
     #[test]
     fn files_win_and_a_disagreement_is_named() {
         let spec = pb::CellSpec {
-            knobs: [("chunks".to_string(), "2".to_string()), ("lut_ffn".to_string(), "6".to_string()), ("note".to_string(), "x".to_string())]
-                .into(),
+            knobs: [
+                ("chunks".to_string(), "2".to_string()),
+                ("lut_ffn".to_string(), "6".to_string()),
+                ("note".to_string(), "x".to_string()),
+            ]
+            .into(),
             ..Default::default()
         };
         let facts = pb::ModelFacts {

@@ -419,14 +419,15 @@ pub mod pareto;
 pub mod recommend;
 pub use advantage::{AdvantageDoc, AdvantagePoint, SizeDoc};
 pub use analyse::is_reference;
+pub use analyse::verdict_word;
 pub use pareto::{FrontierDoc, FrontierPoint, Objective};
 pub use recommend::{NoRecommendation, Recommendation, Rejected, RunnerUp};
-pub use analyse::verdict_word;
 mod csv;
 mod render;
 pub use optimal::render_optimal;
 pub use render::{render_csv, render_markdown};
 
 #[cfg(test)]
+mod known_answers_tests;
+#[cfg(test)]
 mod sanitize_tests;
-#[cfg(test)] mod known_answers_tests;

@@ -47,7 +47,9 @@ fn device(doc: &ResultsDoc, agent: &str, recs: &[&Recommendation], out: &mut Str
     }
     for ((model, workload), recs) in by_model {
         out.push_str(&format!("\n### {} {}\n\n", md(model), md(workload)));
-        out.push_str("| ctx | recommended | p50 ms/item | checked against | runner-up: its time per item [95% CI] |\n|---|---|---|---|---|\n");
+        out.push_str(
+            "| ctx | recommended | p50 ms/item | checked against | runner-up: its time per item [95% CI] |\n|---|---|---|---|---|\n",
+        );
         for r in &recs {
             out.push_str(&format!(
                 "| {} | {} | {:.3} | {} | {} |\n",
@@ -63,7 +65,11 @@ fn device(doc: &ResultsDoc, agent: &str, recs: &[&Recommendation], out: &mut Str
             out.push_str(&format!("- ctx {}: {}{}\n", r.context_length, md(&r.why), baseline_gain(doc, r)));
         }
         for n in doc.not_recommended.iter().filter(|n| n.agent == agent && n.model == model && n.workload == workload) {
-            out.push_str(&format!("- ctx {}: nothing to recommend: all {} configurations were rejected (below)\n", n.context_length, n.rejected.len()));
+            out.push_str(&format!(
+                "- ctx {}: nothing to recommend: all {} configurations were rejected (below)\n",
+                n.context_length,
+                n.rejected.len()
+            ));
         }
         tradeoffs(doc, agent, model, workload, out);
         rejected(doc, &recs, agent, model, workload, out);
@@ -100,7 +106,14 @@ fn baseline_gain(doc: &ResultsDoc, r: &Recommendation) -> String {
             && format!("{}:{}", c.backend, c.unit) == r.unit
     });
     match cell.and_then(|c| c.comparisons.iter().find(|k| k.against == "baseline")) {
-        Some(k) => format!("; {:.2}x the baseline unit {} [{:.2}, {:.2}] ({})", k.ratio, md(&k.unit), k.ci95[0], k.ci95[1], verdict_word(k.verdict)),
+        Some(k) => format!(
+            "; {:.2}x the baseline unit {} [{:.2}, {:.2}] ({})",
+            k.ratio,
+            md(&k.unit),
+            k.ci95[0],
+            k.ci95[1],
+            verdict_word(k.verdict)
+        ),
         None => String::new(),
     }
 }
@@ -144,8 +157,11 @@ fn rejected(doc: &ResultsDoc, recs: &[&Recommendation], agent: &str, model: &str
 }
 
 fn advantage(doc: &ResultsDoc, agent: &str, model: &str, workload: &str, out: &mut String) {
-    let curves: Vec<_> =
-        doc.context_advantage.iter().filter(|a| a.agent == agent && a.model == model && a.workload == workload && a.points.len() >= 2).collect();
+    let curves: Vec<_> = doc
+        .context_advantage
+        .iter()
+        .filter(|a| a.agent == agent && a.model == model && a.workload == workload && a.points.len() >= 2)
+        .collect();
     if curves.is_empty() {
         return;
     }

@@ -88,7 +88,14 @@ pub fn frontiers(docs: &[CellDoc]) -> Vec<FrontierDoc> {
         for objective in Objective::ALL {
             let points = points(&cells, objective);
             if points.len() >= 2 {
-                out.push(FrontierDoc { agent: agent.clone(), model: model.clone(), workload: workload.clone(), context_length, objective, points });
+                out.push(FrontierDoc {
+                    agent: agent.clone(),
+                    model: model.clone(),
+                    workload: workload.clone(),
+                    context_length,
+                    objective,
+                    points,
+                });
             }
         }
     }
@@ -96,8 +103,11 @@ pub fn frontiers(docs: &[CellDoc]) -> Vec<FrontierDoc> {
 }
 
 fn points(cells: &[&CellDoc], objective: Objective) -> Vec<FrontierPoint> {
-    let measured: Vec<(&CellDoc, f64, f64)> =
-        cells.iter().filter_map(|c| Some((*c, per_item_ns(c)? / 1e6, objective.of(c)?))).filter(|(_, x, y)| x.is_finite() && y.is_finite()).collect();
+    let measured: Vec<(&CellDoc, f64, f64)> = cells
+        .iter()
+        .filter_map(|c| Some((*c, per_item_ns(c)? / 1e6, objective.of(c)?)))
+        .filter(|(_, x, y)| x.is_finite() && y.is_finite())
+        .collect();
     let mut out: Vec<FrontierPoint> = measured
         .iter()
         .map(|&(c, x, y)| {

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::CellDoc;
 use super::analyse::{is_reference, unit_of};
 use super::latencies::Latencies;
-use super::CellDoc;
 use crate::stats::{self, Verdict};
 
 /// Embeddings agree with the reference's when every cosine similarity is at least this.
@@ -73,7 +73,10 @@ impl RunnerUp {
         let v = if self.variant.is_empty() { String::new() } else { format!("{} ", self.variant) };
         // Sorted by median, the runner-up is never faster: the interval says whether it is slower.
         let gap = if self.verdict == Verdict::Faster { "a real gap" } else { "within the noise: either will do" };
-        format!("{v}{} batch {}: {:.2}x the time per item [{:.2}, {:.2}], {gap}", self.unit, self.batch_size, self.ratio, self.ci95[0], self.ci95[1])
+        format!(
+            "{v}{} batch {}: {:.2}x the time per item [{:.2}, {:.2}], {gap}",
+            self.unit, self.batch_size, self.ratio, self.ci95[0], self.ci95[1]
+        )
     }
 }
 

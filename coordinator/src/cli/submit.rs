@@ -135,7 +135,10 @@ fn check_fixed_context(spec: &Spec, file: &str, field: &str, path: &Path) -> any
         );
     };
     for (i, b) in spec.benchmarks.iter().enumerate() {
-        if b.model != model || !b.units.iter().any(|u| u.starts_with("coreml:")) || !b.selected_variants(m).iter().any(|(n, _)| n == variant) {
+        if b.model != model
+            || !b.units.iter().any(|u| u.starts_with("coreml:"))
+            || !b.selected_variants(m).iter().any(|(n, _)| n == variant)
+        {
             continue;
         }
         let generated = if b.workload == "prefill" { 0 } else { u64::from(b.max_new_tokens) };

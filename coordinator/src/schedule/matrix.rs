@@ -201,7 +201,8 @@ mod tests {
         let agents = [agent("mac", &[], &["candle:cpu", "coreml:cpu", "coreml:ane"])];
         let (cells, skipped) = expand("r", &spec, &HashMap::new(), &agents);
         assert!(skipped.is_empty(), "{skipped:?}");
-        let got: Vec<(String, String)> = cells.iter().map(|c| (c.spec.variant.clone(), format!("{}:{}", c.spec.backend, c.spec.unit))).collect();
+        let got: Vec<(String, String)> =
+            cells.iter().map(|c| (c.spec.variant.clone(), format!("{}:{}", c.spec.backend, c.spec.unit))).collect();
         let want = [("fp16", "coreml:cpu"), ("lut6", "coreml:cpu"), ("fp16", "candle:cpu"), ("fp16", "coreml:ane"), ("lut6", "coreml:ane")];
         assert_eq!(got, want.map(|(v, u)| (v.to_string(), u.to_string())));
         assert_eq!(cells.len(), spec.benchmarks[0].cells_per_target(&spec.models["q"]));

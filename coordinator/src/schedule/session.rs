@@ -155,8 +155,16 @@ mod tests {
             submitted_by: "alice".into(),
         };
         let spec = pb::CellSpec { model: "m".into(), backend: "candle".into(), unit: "cpu".into(), ..Default::default() };
-        let cell =
-            NewCell { id: "r-000".into(), seq: 0, target: "any".into(), spec, baseline_unit: "candle:cpu".into(), benchmark_index: 0, reference_variant: String::new(), min_agreement: 1.0 };
+        let cell = NewCell {
+            id: "r-000".into(),
+            seq: 0,
+            target: "any".into(),
+            spec,
+            baseline_unit: "candle:cpu".into(),
+            benchmark_index: 0,
+            reference_variant: String::new(),
+            min_agreement: 1.0,
+        };
         store.insert_run(&run, &[cell]).expect("run");
         let s = crate::schedule::Scheduler::new(store.clone(), std::time::Duration::from_secs(60), std::time::Duration::from_secs(30));
         (d, store, s)

@@ -111,7 +111,20 @@ fn bar_label(k: &anefleet_analysis::compare::Key) -> String {
 }
 
 pub fn section(cmp: &Comparison) -> String {
-    let mut t = Table::new(&["model", "variant", "workload", "unit", "ctx", "batch", "device", "A p50", "B p50", "A/B [95% CI]", "B is", "beyond the shift"]);
+    let mut t = Table::new(&[
+        "model",
+        "variant",
+        "workload",
+        "unit",
+        "ctx",
+        "batch",
+        "device",
+        "A p50",
+        "B p50",
+        "A/B [95% CI]",
+        "B is",
+        "beyond the shift",
+    ]);
     let mut bars = vec![];
     for r in &cmp.rows {
         let (k, v) = (&r.key, verdict_word(r.verdict));
@@ -205,4 +218,6 @@ fn figures(cmp: &Comparison) -> String {
     format!("<h4>Reference figures</h4>{}", t.render("figures-table"))
 }
 
-#[cfg(test)] #[path = "compare_tests.rs"] mod compare_tests;
+#[cfg(test)]
+#[path = "compare_tests.rs"]
+mod compare_tests;

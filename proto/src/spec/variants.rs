@@ -93,7 +93,8 @@ pub(super) fn validate_selection(b: &Benchmark, model: &ModelArtifacts, f: &impl
 
 /// Names of the model's variants, for messages.
 fn known(model: &ModelArtifacts) -> String {
-    let names: Vec<String> = model.variants().into_iter().map(|(n, _)| if n.is_empty() { "none: the model has no variants".into() } else { n }).collect();
+    let names: Vec<String> =
+        model.variants().into_iter().map(|(n, _)| if n.is_empty() { "none: the model has no variants".into() } else { n }).collect();
     names.join(", ")
 }
 
@@ -110,7 +111,9 @@ pub(super) fn validate_reference(b: &Benchmark, model: &ModelArtifacts, f: &impl
         return Err(err(
             f("reference_variant"),
             quote(&reference),
-            format!("has no `{backend}` artifact, so it cannot run the baseline unit {base}: the reference configuration is this variant on the baseline"),
+            format!(
+                "has no `{backend}` artifact, so it cannot run the baseline unit {base}: the reference configuration is this variant on the baseline"
+            ),
         ));
     }
     if let Some(a) = b.min_agreement

@@ -51,7 +51,8 @@ fn a_model_without_variants_is_one_unnamed_variant_and_top_level_artifacts_besid
     let v = plain.models["m"].variants();
     assert_eq!((v.len(), v[0].0.as_str()), (1, ""));
     assert_eq!(plain.benchmarks[0].reference_variant(&plain.models["m"]), "");
-    let both = spec(&VARIANTS.replace("[models.qwen.variants.q4]", "[models.qwen]\nllamacpp = \"./base.gguf\"\n[models.qwen.variants.q4]")).unwrap();
+    let both = spec(&VARIANTS.replace("[models.qwen.variants.q4]", "[models.qwen]\nllamacpp = \"./base.gguf\"\n[models.qwen.variants.q4]"))
+        .unwrap();
     let names: Vec<String> = both.models["qwen"].variants().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["chunks1-fp16", "chunks2-lut6", DEFAULT_VARIANT, "q4"]);
 }
@@ -67,7 +68,12 @@ const REFUSED: &[(&str, &str, &str, &str)] = &[
     ("[models.qwen.variants.q4]", "[models.qwen.variants.\"q 4\"]", "models.qwen.variants.q 4", "a variant's name"),
     ("knobs = { chunks = 2, lut = 6 }", "knobs = { Chunks = 2 }", "models.qwen.variants.chunks2-lut6.knobs.Chunks", "a knob's name"),
     ("knobs = { chunks = 2, lut = 6 }", "knobs = { chunks = nan }", "models.qwen.variants.chunks2-lut6.knobs.chunks", "finite number"),
-    ("[models.qwen.variants.q4]\ncandle = \"./q4.gguf\"", "[models.qwen.variants.q4]\nknobs = { bits = 4 }", "models.qwen.variants.q4", "names no artifact"),
+    (
+        "[models.qwen.variants.q4]\ncandle = \"./q4.gguf\"",
+        "[models.qwen.variants.q4]\nknobs = { bits = 4 }",
+        "models.qwen.variants.q4",
+        "names no artifact",
+    ),
     (
         "[models.qwen.variants.q4]",
         "[models.qwen]\ncandle = \"./b\"\n[models.qwen.variants.default]\ncandle = \"./d\"\n[models.qwen.variants.q4]",

@@ -161,7 +161,6 @@ fn fpoint(x: f64, y: f64, on: bool) -> FrontierPoint {
     FrontierPoint { x, y, on_frontier: on, hover: format!("{x} ms, error {y} <b>") }
 }
 
-
 #[test]
 fn a_frontier_chart_fills_the_frontier_joins_it_and_hollows_the_rest() {
     let c = FrontierChart {

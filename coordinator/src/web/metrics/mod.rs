@@ -258,4 +258,5 @@ mod tests {
     }
 }
 
-#[cfg(test)] mod known_answers_tests;
+#[cfg(test)]
+mod known_answers_tests;

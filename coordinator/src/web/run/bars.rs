@@ -23,7 +23,13 @@ fn bars_of(
             legend.push((u.clone(), units.color(&u)));
         }
         bars.push(Bar {
-            label: format!("{} {}{} {}", c.agent, c.model, if c.variant.is_empty() { String::new() } else { format!(" {}", c.variant) }, c.context_length),
+            label: format!(
+                "{} {}{} {}",
+                c.agent,
+                c.model,
+                if c.variant.is_empty() { String::new() } else { format!(" {}", c.variant) },
+                c.context_length
+            ),
             value: v,
             series: units.color(&u),
             hover: format!("{}: {hover}", label(c)),

@@ -146,7 +146,12 @@ pub fn scaling(doc: &ResultsDoc, units: &Units) -> String {
     for c in done(doc) {
         let Some(l) = &c.latency else { continue };
         let fit = doc.scaling.iter().find(|s| {
-            s.agent == c.agent && s.model == c.model && s.workload == c.workload && s.unit == unit(c) && s.variant == c.variant && s.batch_size == c.batch_size
+            s.agent == c.agent
+                && s.model == c.model
+                && s.workload == c.workload
+                && s.unit == unit(c)
+                && s.variant == c.variant
+                && s.batch_size == c.batch_size
         });
         let slope = fit.map_or(String::new(), |f| format!(" (fit: {:.2} ms per 100 tokens, r² {:.2})", f.slope_ms_per_100_tokens, f.r2));
         let p = Point {
@@ -301,7 +306,12 @@ mod tests {
             cells.push(of(cell("gpu", 128, 5, 0), variant, batch));
         }
         let html = super::speedup_heatmaps(&doc(cells));
-        for row in ["qwen3 fp16 generate candle:gpu", "qwen3 fp16 generate candle:gpu ×8", "qwen3 q8 generate candle:gpu", "qwen3 q8 generate candle:gpu ×8"] {
+        for row in [
+            "qwen3 fp16 generate candle:gpu",
+            "qwen3 fp16 generate candle:gpu ×8",
+            "qwen3 q8 generate candle:gpu",
+            "qwen3 q8 generate candle:gpu ×8",
+        ] {
             assert!(html.contains(&format!(">{row}<")), "no row `{row}`: {html}");
         }
         // Each of the 8 cells is drawn once: the baseline at 1.00x, the GPU at 2.00x (10 ms / 5 ms).

@@ -89,12 +89,21 @@ pub fn accuracy(doc: &ResultsDoc) -> String {
 }
 
 pub fn recommendations(doc: &ResultsDoc) -> String {
-    let mut t = Table::new(&["agent", "model", "workload", "ctx", "variant", "recommended", "batch", "checked against", "runner-up: its time per item [95% CI]", "why"]);
+    let mut t = Table::new(&[
+        "agent",
+        "model",
+        "workload",
+        "ctx",
+        "variant",
+        "recommended",
+        "batch",
+        "checked against",
+        "runner-up: its time per item [95% CI]",
+        "why",
+    ]);
     let mut rejected = Table::new(&["agent", "model", "ctx", "configuration", "why not"]);
     for r in &doc.recommendations {
-        let runner = r.runner_up.as_ref().map_or("–".to_string(), |u| {
-            u.words()
-        });
+        let runner = r.runner_up.as_ref().map_or("–".to_string(), |u| u.words());
         t.row(vec![
             esc(&r.agent),
             esc(&r.model),
@@ -108,7 +117,8 @@ pub fn recommendations(doc: &ResultsDoc) -> String {
             esc(&r.why),
         ]);
         for x in &r.rejected {
-            rejected.row_class("bad", vec![esc(&r.agent), esc(&r.model), r.context_length.to_string(), esc(&x.configuration), esc(&x.reason)]);
+            rejected
+                .row_class("bad", vec![esc(&r.agent), esc(&r.model), r.context_length.to_string(), esc(&x.configuration), esc(&x.reason)]);
         }
     }
     let mut cmp = Table::new(&["cell", "against", "unit", "speedup [95% CI]", "verdict"]);
@@ -133,7 +143,8 @@ pub fn recommendations(doc: &ResultsDoc) -> String {
     }
     for n in &doc.not_recommended {
         for x in &n.rejected {
-            rejected.row_class("bad", vec![esc(&n.agent), esc(&n.model), n.context_length.to_string(), esc(&x.configuration), esc(&x.reason)]);
+            rejected
+                .row_class("bad", vec![esc(&n.agent), esc(&n.model), n.context_length.to_string(), esc(&x.configuration), esc(&x.reason)]);
         }
     }
     let s = body(t, "recommendations-table", "no valid configuration with checked outputs yet")

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use anefleet_analysis::results::{AdvantageDoc, FrontierDoc, Objective, ResultsDoc};
 
 use super::plots::{draw, grid};
-use crate::web::charts::{self, Axis, ErrorBar, FrontierChart, FrontierPoint, FrontierSeries, LineChart, LineExtras, Point, Series, nothing};
+use crate::web::charts::{
+    self, Axis, ErrorBar, FrontierChart, FrontierPoint, FrontierSeries, LineChart, LineExtras, Point, Series, nothing,
+};
 use crate::web::html::{Table, esc, panel};
 
 /// One frontier chart per device, model, workload, context length and objective, and the table
@@ -79,7 +81,8 @@ pub fn context_advantage(doc: &ResultsDoc) -> String {
                    run several context lengths to see whether the advantage grows with the context";
         return panel("advantage", "Context advantage", &nothing("Context advantage", why));
     }
-    let charts: Vec<String> = groups.into_iter().map(|((agent, workload), curves)| draw(advantage_chart(agent, workload, &curves))).collect();
+    let charts: Vec<String> =
+        groups.into_iter().map(|((agent, workload), curves)| draw(advantage_chart(agent, workload, &curves))).collect();
     panel("advantage", "Context advantage: speedup over the baseline unit by context length", &grid(charts))
 }
 
