@@ -93,7 +93,7 @@ fn one_planted_regression_among_six_cells_is_the_one_row_highlighted() {
     let row = highlighted[0];
     assert!(row.starts_with("<tr class=\"bad regression\">"), "{row}");
     assert!(
-        row.contains("<td>minilm</td><td>encode</td><td>coreml:ane</td><td>128</td><td>1</td><td>Apple M2</td>"),
+        row.contains("<td>minilm</td><td>–</td><td>encode</td><td>coreml:ane</td><td>128</td><td>1</td><td>Apple M2</td>"),
         "the planted cell: {row}"
     );
     assert!(row.contains("<td><strong>slower</strong></td>"), "{row}");

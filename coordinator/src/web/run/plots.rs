@@ -312,7 +312,7 @@ mod tests {
             "qwen3 q8 generate candle:gpu",
             "qwen3 q8 generate candle:gpu ×8",
         ] {
-            assert!(html.contains(&format!(">{row}<")), "no row `{row}`: {html}");
+            assert!(html.contains(&format!("\n{row}\n")), "no row `{row}`: {html}");
         }
         // Each of the 8 cells is drawn once: the baseline at 1.00x, the GPU at 2.00x (10 ms / 5 ms).
         assert_eq!(html.matches("2.00x vs candle:cpu").count(), 4, "{html}");
