@@ -184,7 +184,22 @@ pub fn blocks_of(record: &pb::CellRecord) -> Result<Option<Blocks>, CodecError> 
     } else {
         split_whole(whole, &record.interval_histograms)
     };
-    Ok(Some(blocks))
+    Ok(Some(if blocks.groups.len() < MIN_GROUPS { blocks.flattened() } else { blocks }))
+}
+
+/// Fewest repetitions whose spread the bootstrap trusts: with two, Student's t on one degree of
+/// freedom per side makes any interval useless (a 2.5x slowdown read "same"), so a cell of two
+/// repetitions is resampled by its intervals, all in one group.
+pub const MIN_GROUPS: usize = 3;
+
+impl Blocks {
+    /// Every block in one group: the intervals are resampled, not the repetitions.
+    fn flattened(self) -> Blocks {
+        let all: Vec<Block> = self.groups.into_iter().flatten().collect();
+        let mut out = Blocks::default();
+        out.push_blocks(all);
+        out
+    }
 }
 
 /// Each repetition as a group of its intervals when they add up to it, else as one block.

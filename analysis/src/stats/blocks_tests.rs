@@ -139,7 +139,16 @@ fn a_damaged_repetition_or_latency_is_an_error() {
 fn pooled_cells_are_their_repetitions_side_by_side() {
     let mut pooled = blocks_of(&record(20_000_000, 3, 10)).unwrap().unwrap();
     pooled.extend(blocks_of(&record(20_100_000, 2, 4)).unwrap().unwrap());
-    assert_eq!(pooled.shape(), (5, 38));
+    // The cell of two repetitions is one group of its 8 intervals (see the next test).
+    assert_eq!(pooled.shape(), (4, 38));
+}
+
+#[test]
+fn two_repetitions_are_resampled_by_their_intervals() {
+    let two = blocks_of(&record(20_000_000, 2, 4)).unwrap().unwrap();
+    assert_eq!((two.shape(), two.level()), ((1, 8), Level::Intervals));
+    let three = blocks_of(&record(20_000_000, 3, 4)).unwrap().unwrap();
+    assert_eq!((three.shape(), three.level()), ((3, 12), Level::Repetitions));
 }
 
 #[test]

@@ -84,6 +84,11 @@ impl Axis {
         if self == Axis::Linear && lo > 0.0 {
             lo = 0.0;
         }
+        // Every value 0 (e.g. outputs identical to the reference): an axis from 0 to 1, not a
+        // sliver whose every label reads 0.
+        if self == Axis::Linear && lo == 0.0 && hi == 0.0 {
+            return 0.0..1.0;
+        }
         let pad = ((hi - lo) * 0.06).max(if self == Axis::Linear { hi.abs() * 0.05 + 1e-9 } else { 0.05 });
         (lo - if self == Axis::Linear && lo == 0.0 { 0.0 } else { pad })..(hi + pad)
     }

@@ -204,3 +204,11 @@ fn a_frontier_chart_of_nothing_still_draws_its_frame() {
     .unwrap();
     assert!(svg.contains("aria-label=\"empty\""));
 }
+
+#[test]
+fn an_axis_of_zeros_spans_0_to_1_and_others_keep_their_values() {
+    assert_eq!(Axis::Linear.range([0.0, 0.0].into_iter()), 0.0..1.0);
+    let r = Axis::Linear.range([0.0, 0.25].into_iter());
+    assert_eq!(r.start, 0.0);
+    assert!((r.end - 0.25 * 1.06).abs() < 1e-12, "{r:?}");
+}
