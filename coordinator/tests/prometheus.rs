@@ -45,13 +45,22 @@ fn get(url: &str) -> String {
     ureq::get(url).call().unwrap_or_else(|e| panic!("GET {url}: {e}")).into_body().read_to_string().expect("body")
 }
 
-/// Every panel's PromQL expression of a dashboard, with its template variables set to "all".
+/// Every panel's PromQL expression of a dashboard, with its query variables (the dashboard's own
+/// list) set to "all".
 fn expressions(dashboard: &Value) -> Vec<(String, String)> {
+    let variables: Vec<String> = dashboard["templating"]["list"]
+        .as_array()
+        .expect("templating")
+        .iter()
+        .filter(|v| v["type"] == "query")
+        .filter_map(|v| v["name"].as_str().map(|n| format!("${n}")))
+        .collect();
     let mut out = vec![];
     for p in dashboard["panels"].as_array().expect("panels") {
         for t in p["targets"].as_array().expect("targets") {
             let expr = t["expr"].as_str().expect("expr");
-            let concrete = ["$model", "$unit", "$agent", "$context_length"].iter().fold(expr.to_string(), |e, v| e.replace(v, ".*"));
+            let concrete = variables.iter().fold(expr.to_string(), |e, v| e.replace(v.as_str(), ".*"));
+            assert!(!concrete.contains("=~\"$"), "an undeclared variable in {expr}");
             out.push((p["title"].as_str().unwrap_or_default().to_string(), concrete.replace("$__rate_interval", "30s")));
         }
     }
