@@ -117,16 +117,10 @@ pub fn context_advantage(docs: &[CellDoc]) -> Vec<AdvantageDoc> {
         .collect()
 }
 
+/// The least-squares slope of the speedup per 1000 tokens.
 fn slope(points: &[AdvantagePoint]) -> Option<f64> {
-    if points.len() < 2 {
-        return None;
-    }
-    let n = points.len() as f64;
-    let mx = points.iter().map(|p| f64::from(p.context_length)).sum::<f64>() / n;
-    let my = points.iter().map(|p| p.speedup).sum::<f64>() / n;
-    let sxx: f64 = points.iter().map(|p| (f64::from(p.context_length) - mx).powi(2)).sum();
-    let sxy: f64 = points.iter().map(|p| (f64::from(p.context_length) - mx) * (p.speedup - my)).sum();
-    (sxx > 0.0).then(|| sxy / sxx * 1000.0)
+    let pts: Vec<(f64, f64)> = points.iter().map(|p| (f64::from(p.context_length), p.speedup)).collect();
+    crate::stats::scaling::least_squares(&pts).map(|(slope, _, _)| slope * 1000.0)
 }
 
 fn trend(points: &[AdvantagePoint]) -> &'static str {

@@ -17,7 +17,16 @@ pub struct Fit {
 /// Least-squares line through `(context length, median ns)` points. Points with a non-finite
 /// median are ignored; `None` with fewer than two distinct context lengths left.
 pub fn fit(points: &[(u32, f64)]) -> Option<Fit> {
-    let pts: Vec<(f64, f64)> = points.iter().filter(|p| p.1.is_finite()).map(|&(x, y)| (f64::from(x), y)).collect();
+    let pts: Vec<(f64, f64)> = points.iter().map(|&(x, y)| (f64::from(x), y)).collect();
+    let (slope, intercept, r2) = least_squares(&pts)?;
+    Some(Fit { slope_ms_per_100_tokens: slope * 100.0 / 1e6, intercept_ms: intercept / 1e6, r2 })
+}
+
+/// (slope, intercept, r²) of the least-squares line through `(x, y)` points, in their own units.
+/// Points with a non-finite `y` are ignored; `None` with fewer than two distinct `x` left. r² is
+/// 1 when every `y` is the same (a flat line fits).
+pub fn least_squares(points: &[(f64, f64)]) -> Option<(f64, f64, f64)> {
+    let pts: Vec<(f64, f64)> = points.iter().copied().filter(|p| p.1.is_finite()).collect();
     let n = pts.len() as f64;
     let mean_x = pts.iter().map(|p| p.0).sum::<f64>() / n;
     let mean_y = pts.iter().map(|p| p.1).sum::<f64>() / n;
@@ -31,7 +40,7 @@ pub fn fit(points: &[(u32, f64)]) -> Option<Fit> {
     let ss_tot: f64 = pts.iter().map(|p| (p.1 - mean_y).powi(2)).sum();
     let ss_res: f64 = pts.iter().map(|p| (p.1 - intercept - slope * p.0).powi(2)).sum();
     let r2 = if ss_tot > 0.0 { (1.0 - ss_res / ss_tot).max(0.0) } else { 1.0 };
-    Some(Fit { slope_ms_per_100_tokens: slope * 100.0 / 1e6, intercept_ms: intercept / 1e6, r2 })
+    Some((slope, intercept, r2))
 }
 
 /// The context length where `b`'s latency crosses `a`'s, from measured `(context length, median
