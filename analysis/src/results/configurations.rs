@@ -10,7 +10,7 @@ pub(super) fn md(s: &str) -> String {
 }
 
 fn variant(v: &str) -> String {
-    if v.is_empty() { "–".into() } else { md(v) }
+    md(super::shown_variant(v))
 }
 
 pub fn render_markdown(doc: &ResultsDoc, out: &mut String) {

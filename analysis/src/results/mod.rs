@@ -421,7 +421,7 @@ pub use advantage::{AdvantageDoc, AdvantagePoint, SizeDoc};
 pub use analyse::is_reference;
 pub use analyse::verdict_word;
 pub use pareto::{FrontierDoc, FrontierPoint, Objective};
-pub use recommend::{NoRecommendation, Recommendation, Rejected, RunnerUp};
+pub use recommend::{NoRecommendation, Recommendation, Rejected, RunnerUp, shown_variant};
 mod csv;
 mod render;
 pub use optimal::render_optimal;

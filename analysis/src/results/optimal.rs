@@ -54,7 +54,7 @@ fn device(doc: &ResultsDoc, agent: &str, recs: &[&Recommendation], out: &mut Str
             out.push_str(&format!(
                 "| {} | {} | {:.3} | {} | {} |\n",
                 r.context_length,
-                md(&configuration(r)),
+                md(&r.configuration()),
                 r.p50_per_item_ms,
                 md(&r.reference),
                 runner_up(r)
@@ -83,11 +83,6 @@ fn device_words(c: &CellDoc) -> String {
         Some(d) => format!(" — {} ({} {})", d.cpu_model, d.os, d.arch),
         None => String::new(),
     }
-}
-
-fn configuration(r: &Recommendation) -> String {
-    let v = if r.variant.is_empty() { String::new() } else { format!("{} ", r.variant) };
-    format!("{v}{} batch {}", r.unit, r.batch_size)
 }
 
 fn runner_up(r: &Recommendation) -> String {

@@ -80,6 +80,19 @@ impl RunnerUp {
     }
 }
 
+/// A variant as a table shows it: "–" for a model without variants.
+pub fn shown_variant(v: &str) -> &str {
+    if v.is_empty() { "–" } else { v }
+}
+
+impl Recommendation {
+    /// The recommended configuration in a few words, as [`configuration`] says a cell's.
+    pub fn configuration(&self) -> String {
+        let v = if self.variant.is_empty() { String::new() } else { format!("{} ", self.variant) };
+        format!("{v}{} batch {}", self.unit, self.batch_size)
+    }
+}
+
 /// A configuration in a few words: variant (when the model has several), unit, batch.
 pub fn configuration(c: &CellDoc) -> String {
     let variant = if c.variant.is_empty() { String::new() } else { format!("{} ", c.variant) };

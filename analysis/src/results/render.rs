@@ -151,7 +151,7 @@ fn scaling(doc: &ResultsDoc, out: &mut String) {
             "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.3} |\n",
             s.agent,
             s.model,
-            if s.variant.is_empty() { "–" } else { &s.variant },
+            super::shown_variant(&s.variant),
             s.workload,
             s.unit,
             s.batch_size,

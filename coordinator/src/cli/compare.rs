@@ -77,7 +77,7 @@ fn markdown(cmp: &Comparison) -> String {
             s.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2}x [{:.2}, {:.2}] | {} | {} |\n",
                 k.model,
-                if k.variant.is_empty() { "–" } else { &k.variant },
+                anefleet_analysis::results::shown_variant(&k.variant),
                 k.workload,
                 k.unit,
                 k.context_length,

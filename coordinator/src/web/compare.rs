@@ -137,7 +137,7 @@ pub fn section(cmp: &Comparison) -> String {
             class,
             vec![
                 esc(&k.model),
-                esc(if k.variant.is_empty() { "–" } else { &k.variant }),
+                esc(anefleet_analysis::results::shown_variant(&k.variant)),
                 esc(&k.workload),
                 esc(&k.unit),
                 k.context_length.to_string(),

@@ -151,7 +151,7 @@ fn cells(doc: &ResultsDoc) -> String {
                 esc(c.agent_or_target()),
                 esc(&device(c)),
                 esc(&c.model),
-                esc(if c.variant.is_empty() { "–" } else { &c.variant }),
+                esc(anefleet_analysis::results::shown_variant(&c.variant)),
                 esc(&unit(c)),
                 esc(&c.workload),
                 c.context_length.to_string(),

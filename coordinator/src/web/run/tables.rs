@@ -109,7 +109,7 @@ pub fn recommendations(doc: &ResultsDoc) -> String {
             esc(&r.model),
             esc(&r.workload),
             r.context_length.to_string(),
-            esc(if r.variant.is_empty() { "–" } else { &r.variant }),
+            esc(anefleet_analysis::results::shown_variant(&r.variant)),
             format!("<strong>{}</strong>", esc(&r.unit)),
             r.batch_size.to_string(),
             esc(&r.reference),
