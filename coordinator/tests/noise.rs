@@ -1,8 +1,8 @@
 //! Verdicts that survive run-to-run noise, on real processes: the same agent running the same
 //! spec twice, compared with `compare`, calls at least half of the cells "same" and never fewer
 //! than the iteration-level bootstrap did on the same two runs (the rates are printed); a 10%
-//! slowdown planted in the second run's real histograms of the cell that changed least is found
-//! there, and changes no other cell's verdict.
+//! slowdown planted in the second run's real histograms of the steadiest unchanged cell is found
+//! there, and changes no other cell's verdict (nor the run's shift by more than 1%).
 //!
 //! Why not "same" for 95% of the cells: on a shared virtual machine the speed drifts by 5–10%
 //! over tens of seconds, longer than a cell takes, so two runs minutes apart differ for real
@@ -104,9 +104,17 @@ async fn the_same_run_twice_is_the_same_and_a_planted_slowdown_is_found() {
     assert!(same >= old, "the block bootstrap calls fewer cells `same` ({same}) than single iterations did ({old})");
     assert!(same * 100 >= 50 * rows.len(), "{same} of {} cells `same`: {out}", rows.len());
 
-    // A 10% slowdown planted in the cell that changed least between the runs.
+    // A 10% slowdown planted in the steadiest cell that did not change beyond the run's shift:
+    // the one whose interval is narrowest. (The cell whose ratio happened to be nearest 1 can have
+    // an interval of ±7% on this machine, and a 10% change then reads as noise — rightly.)
     let before = anefleet_analysis::compare::runs("a", &ra, "b", &rb).expect("compares");
-    let quiet = before.rows.iter().min_by(|x, y| (x.ratio - 1.0).abs().total_cmp(&(y.ratio - 1.0).abs())).expect("rows");
+    let width = |r: &&anefleet_analysis::compare::Row| r.ci95[1] / r.ci95[0];
+    let quiet = before
+        .rows
+        .iter()
+        .filter(|r| r.beyond_shift == Some(Verdict::Same))
+        .min_by(|x, y| width(x).total_cmp(&width(y)))
+        .expect("a cell unchanged beyond the shift");
     let ctx = quiet.key.context_length;
     let planted = rb.cells.iter().position(|c| c.spec.as_ref().is_some_and(|s| s.context_length == ctx)).expect("the cell");
     slow_down(&mut rb.cells[planted]);
@@ -114,10 +122,13 @@ async fn the_same_run_twice_is_the_same_and_a_planted_slowdown_is_found() {
     let row = after.rows.iter().find(|r| r.key.context_length == ctx).expect("the planted cell is matched");
     assert_eq!((row.verdict, row.beyond_shift), (Verdict::Slower, Some(Verdict::Slower)), "the 10% slowdown at ctx {ctx}: {row:?}");
     assert!((row.ratio * 1.10 / quiet.ratio - 1.0).abs() < 0.01, "the ratio moved by the planted 10%: {} → {}", quiet.ratio, row.ratio);
-    // One changed cell moves neither the others' verdicts nor the run's shift's verdicts on them.
+    // One changed cell moves no other cell's verdict, and the run's shift (a median) by less than
+    // 1%: the planted cell moves at most one rank of twenty.
     for (x, y) in before.rows.iter().zip(&after.rows).filter(|(x, _)| x.key.context_length != ctx) {
-        assert_eq!((x.verdict, x.beyond_shift), (y.verdict, y.beyond_shift), "ctx {}", x.key.context_length);
+        assert_eq!(x.verdict, y.verdict, "ctx {}", x.key.context_length);
     }
+    let (s0, s1) = (before.run_shift.expect("a shift"), after.run_shift.expect("a shift"));
+    assert!((s1 / s0 - 1.0).abs() < 0.01, "the run's shift moved from {s0} to {s1}");
 }
 
 /// How many cells the old verdicts (each cell's whole histogram, single iterations resampled)
