@@ -48,6 +48,11 @@ enum Command {
         /// Tags specs target (e.g. m2, studio).
         #[arg(long = "tag")]
         tags: Vec<String>,
+        /// Bound on the outbox (CACHE_DIR/outbox), where measurements wait until the coordinator
+        /// has stored them: past it, interval histograms are sent only while connected; a cell's
+        /// final result is always kept.
+        #[arg(long, default_value_t = 256, value_name = "MIB")]
+        outbox_max_mib: u64,
         #[command(flatten)]
         tls: TlsArgs,
     },
@@ -211,9 +216,11 @@ fn take(steps: &[install::Step], dry_run: bool, done: &str) -> anyhow::Result<Ex
 
 async fn run(command: Command, threads: Option<usize>, cool_below_c: Option<f64>) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run { coordinator, token_file, cache_dir, name, tags, tls } => {
+        Command::Run { coordinator, token_file, cache_dir, name, tags, outbox_max_mib, tls } => {
             let token = anefleet_proto::auth::client_token(token_file.as_deref()).map_err(anyhow::Error::msg)?;
-            let cfg = session::AgentConfig { coordinator, token, cache_dir, name, tags, cool_below_c, tls: tls.client()? };
+            let outbox_max_bytes = outbox_max_mib.saturating_mul(1 << 20);
+            let cfg =
+                session::AgentConfig { coordinator, token, cache_dir, name, tags, cool_below_c, outbox_max_bytes, tls: tls.client()? };
             let stop = session::stop::on_signals().context("listening for SIGTERM and SIGINT")?;
             session::run_forever(cfg, stop).await?;
             Ok(ExitCode::SUCCESS)

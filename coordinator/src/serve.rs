@@ -31,9 +31,14 @@ pub struct ServeArgs {
     /// How long a cell bound to one agent waits for that agent to come back, in seconds.
     #[arg(long, default_value_t = 120)]
     pub agent_grace_s: u64,
-    /// Close an agent's session after this many seconds without a message.
+    /// Close an agent's session after this many seconds without a message (a hung agent, or a
+    /// network gone without a word); its lease starts then.
     #[arg(long, default_value_t = 30)]
     pub heartbeat_timeout_s: u64,
+    /// How long a running cell stays its agent's while the agent is away (a broken session, a
+    /// coordinator restart), in seconds; the cell is re-queued only when this runs out.
+    #[arg(long, default_value_t = 600)]
+    pub lease_s: u64,
     /// Bytes (GiB) of artifacts each user credential may hold, stored plus unfinished (admins: no limit).
     #[arg(long, default_value_t = 256)]
     pub upload_quota_gib: u64,
@@ -60,16 +65,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(Store::open(&args.data_dir.join("anefleet.db")).context("opening the store")?);
     make_data_private(&args.data_dir)?;
     let access = Access::load(store.clone(), &token)?;
-    let grace = Duration::from_secs(args.agent_grace_s);
-    let requeued = store.requeue_all_in_flight(crate::schedule::MAX_ATTEMPTS)?;
-    for run in store.list_runs(0)?.iter().filter(|r| r.state == "running") {
-        store.refresh_run_state(&run.id)?;
-    }
-    if requeued > 0 {
-        tracing::warn!(cells = requeued, "re-queued cells that were in flight when the coordinator stopped");
+    let timeouts = crate::schedule::Timeouts {
+        agent_grace: Duration::from_secs(args.agent_grace_s),
+        heartbeat: Duration::from_secs(args.heartbeat_timeout_s),
+        lease: Duration::from_secs(args.lease_s),
+    };
+    // Cells in flight when the coordinator stopped are still running on their agents: they stay
+    // theirs for a lease, and the agents re-attach them when they reconnect.
+    let leased = store.lease_all_in_flight(crate::store::now_ms() + timeouts.lease.as_millis() as u64)?;
+    if leased > 0 {
+        tracing::warn!(cells = leased, lease_s = args.lease_s, "cells in flight when the coordinator stopped are leased to their agents");
     }
     let blobs = Arc::new(BlobStore::open(&args.data_dir)?);
-    let scheduler = Scheduler::new(store.clone(), grace, Duration::from_secs(args.heartbeat_timeout_s));
+    let scheduler = Scheduler::new(store.clone(), timeouts);
     let uploading = Uploading::default();
     spawn_reaper(scheduler.clone());
     let quota = Arc::new(Quota::new(args.upload_quota_gib.saturating_mul(1 << 30)));

@@ -207,7 +207,8 @@ fn running_agent(f: &Fleet, run: &str) -> String {
 
 #[test]
 fn a_cell_whose_agent_dies_is_finished_by_another_agent() {
-    let mut f = Fleet::start(60);
+    // Its lease (2 s here) runs out: a dead agent cannot come back for it.
+    let mut f = Fleet::start_with("127.0.0.1", 60, &["--lease-s", "2"]);
     f.start_agent("first", &[]);
     f.start_agent("second", &[]);
     f.wait_for_agents(2);
@@ -223,7 +224,7 @@ fn a_cell_whose_agent_dies_is_finished_by_another_agent() {
 
 #[test]
 fn an_agent_bound_cell_waits_for_its_agent_and_fails_when_it_stays_away() {
-    let mut f = Fleet::start(3);
+    let mut f = Fleet::start_with("127.0.0.1", 3, &["--lease-s", "2"]);
     f.start_agent("solo", &[]);
     f.wait_for_agents(1);
     // Two cells bound to the agent: one in flight when it dies, one never started.

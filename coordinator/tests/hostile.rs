@@ -68,7 +68,7 @@ async fn session(
 ) -> Result<(mpsc::Sender<pb::AgentMessage>, tonic::Streaming<pb::CoordinatorMessage>), tonic::Status> {
     let mut client = pb::agent_service_client::AgentServiceClient::with_interceptor(channel, token.clone());
     let (tx, rx) = mpsc::channel(16);
-    tx.send(pb::AgentMessage { body: Some(Body::Hello(hello)) }).await.unwrap();
+    tx.send(pb::AgentMessage { body: Some(Body::Hello(hello)), seq: 0 }).await.unwrap();
     let down = client.session(tokio_stream::wrappers::ReceiverStream::new(rx)).await?.into_inner();
     Ok((tx, down))
 }
@@ -104,7 +104,15 @@ async fn crafted_results_are_refused_and_every_view_still_works() {
     let e = session(channel.clone(), &token, long).await.err().expect("a 5 MB name refused");
     assert!(matches!(e.code(), tonic::Code::InvalidArgument | tonic::Code::OutOfRange | tonic::Code::ResourceExhausted), "{e:?}");
 
-    let (tx, mut down) = session(channel.clone(), &token, hello("mallory")).await.unwrap();
+    let mut holding = hello("holding");
+    holding.finished = (0..100).map(|i| pb::CellRef { cell_id: format!("c{i}"), attempt: 1 }).collect();
+    let e = session(channel.clone(), &token, holding).await.err().expect("100 held results refused");
+    assert!(e.message().contains("hello.finished holds 100 entries; at most 64"), "{}", e.message());
+
+    // A hello claiming to run a cell it was never given takes nothing.
+    let mut claiming = hello("mallory");
+    claiming.running = Some(pb::CellRef { cell_id: "r-000".into(), attempt: 1 });
+    let (tx, mut down) = session(channel.clone(), &token, claiming).await.unwrap();
     let spec = f.write_spec("hostile.toml", SPEC);
     let run = f.submit(&spec);
     let mut expected = Vec::new();
@@ -114,6 +122,7 @@ async fn crafted_results_are_refused_and_every_view_still_works() {
         let (r, says) = attacks.next().expect("one attack per cell");
         tx.send(pb::AgentMessage {
             body: Some(Body::CellStarted(pb::CellStarted { cell_id: a.cell_id.clone(), attempt: a.attempt, load_ms: 1.0 })),
+            seq: 0,
         })
         .await
         .unwrap();
@@ -123,7 +132,7 @@ async fn crafted_results_are_refused_and_every_view_still_works() {
             outcome: Some(pb::cell_finished::Outcome::Result(r)),
             cancelled: false,
         };
-        tx.send(pb::AgentMessage { body: Some(Body::CellFinished(finished)) }).await.unwrap();
+        tx.send(pb::AgentMessage { body: Some(Body::CellFinished(finished)), seq: 0 }).await.unwrap();
         // An interval for the cell it no longer runs: dropped.
         let iv = pb::IntervalHistogram {
             cell_id: a.cell_id.clone(),
@@ -132,7 +141,7 @@ async fn crafted_results_are_refused_and_every_view_still_works() {
             iterations_so_far: 1,
             ..Default::default()
         };
-        tx.send(pb::AgentMessage { body: Some(Body::Interval(iv)) }).await.unwrap();
+        tx.send(pb::AgentMessage { body: Some(Body::Interval(iv)), seq: 0 }).await.unwrap();
         expected.push((a.cell_id, says));
         if expected.len() == 6 {
             break;
@@ -227,7 +236,8 @@ fn raw_get(port: u16, path: &str) -> (u16, String, String) {
 /// recount per run), and the fleet page answers meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_cells_without_an_agent_fail_together() {
-    let f = tokio::task::block_in_place(|| Fleet::start(1));
+    // The cell the agent took is held for it for a second (its lease), then fails with the rest.
+    let f = tokio::task::block_in_place(|| Fleet::start_with("127.0.0.1", 1, &["--lease-s", "1"]));
     let token = BearerToken::new(&std::fs::read_to_string(f.token_file()).unwrap()).unwrap();
     let channel = Channel::from_shared(f.url()).unwrap().connect().await.unwrap();
     let (tx, down) = session(channel, &token, hello("leaving")).await.unwrap();

@@ -1,5 +1,6 @@
-//! Running assigned cells: fetch artifacts, run the executor on a thread of its own, stream its
-//! events to the coordinator, report the outcome. One cell at a time.
+//! Running assigned cells: fetch artifacts, run the executor on a thread of its own, keep its
+//! events and its outcome in the outbox (which the session sends on). One cell at a time; a
+//! cell does not depend on the session it was assigned on, and goes on when it breaks.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -11,12 +12,13 @@ use anefleet_models::dataset;
 use anefleet_proto::pb::{self, agent_message::Body, cell_finished::Outcome};
 
 use super::Authed;
-use crate::cache::Cache;
+use super::outbox::Outbox;
+use crate::cache::{Cache, CacheError};
 use crate::executor::{self, CellJob, Event, ExecError};
 
 type ArtifactsClient = pb::artifacts_client::ArtifactsClient<Authed>;
 
-/// How long a cell may take to stop when its session ended or the agent is stopping.
+/// How long a cell may take to stop when the agent is stopping.
 const ABANDON_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// What a cancelled cell's error starts with.
 const CANCELLED: &str = "cancelled";
@@ -35,7 +37,7 @@ struct Running {
 pub struct Runner {
     cache: Arc<Cache>,
     artifacts: ArtifactsClient,
-    tx: mpsc::Sender<pb::AgentMessage>,
+    outbox: Arc<Outbox>,
     running: Option<Running>,
     cool_below_c: Option<f64>,
     /// When the last cell ended: the next one waits out its spec's `cooldown_s` first.
@@ -43,8 +45,8 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(cache: Arc<Cache>, artifacts: ArtifactsClient, tx: mpsc::Sender<pb::AgentMessage>, cool_below_c: Option<f64>) -> Runner {
-        Runner { cache, artifacts, tx, running: None, cool_below_c, last_end: Arc::default() }
+    pub fn new(cache: Arc<Cache>, artifacts: ArtifactsClient, outbox: Arc<Outbox>, cool_below_c: Option<f64>) -> Runner {
+        Runner { cache, artifacts, outbox, running: None, cool_below_c, last_end: Arc::default() }
     }
 
     /// The cell in flight, if any.
@@ -55,10 +57,17 @@ impl Runner {
         self.running.as_ref().map(|r| r.cell_id.clone())
     }
 
-    pub async fn assign(&mut self, a: pb::Assign) {
+    /// The attempt in flight, for the next session's hello.
+    pub fn running_attempt(&mut self) -> Option<pb::CellRef> {
+        self.running()?;
+        self.running.as_ref().map(|r| pb::CellRef { cell_id: r.cell_id.clone(), attempt: r.attempt })
+    }
+
+    /// Starts the assigned cell; refuses it on `tx` (the session it came on) when one is running.
+    pub async fn assign(&mut self, a: pb::Assign, tx: &mpsc::Sender<pb::AgentMessage>) {
         if let Some(busy) = self.running() {
             let msg = format!("agent is busy with cell {busy}");
-            let _ = self.tx.send(finished(&a.cell_id, a.attempt, Err(msg))).await;
+            let _ = tx.send(pb::AgentMessage { body: Some(finished(&a.cell_id, a.attempt, Err(msg))), seq: 0 }).await;
             return;
         }
         tracing::info!(cell = %a.cell_id, attempt = a.attempt, "cell assigned");
@@ -66,7 +75,7 @@ impl Runner {
         let why = Arc::new(OnceLock::new());
         let cooldown = self.cooldown(&a);
         let last_end = self.last_end.clone();
-        let (cache, artifacts, tx, cool) = (self.cache.clone(), self.artifacts.clone(), self.tx.clone(), self.cool_below_c);
+        let (cache, artifacts, outbox, cool) = (self.cache.clone(), self.artifacts.clone(), self.outbox.clone(), self.cool_below_c);
         let task = tokio::spawn({
             let (cancel, why) = (cancel.clone(), why.clone());
             let a = a.clone();
@@ -75,7 +84,7 @@ impl Runner {
                     tracing::info!(cell = %a.cell_id, wait_ms = cooldown.as_millis() as u64, "cooling down after the previous cell");
                     tokio::time::sleep(cooldown).await;
                 }
-                run(cache, artifacts, tx, a, cancel, &why, cool).await;
+                run(cache, artifacts, &outbox, a, cancel, &why, cool).await;
                 if let Ok(mut t) = last_end.lock() {
                     *t = Some(std::time::Instant::now());
                 }
@@ -117,19 +126,7 @@ impl Runner {
         if tokio::time::timeout(ABANDON_WAIT, &mut r.task).await.is_err() {
             tracing::warn!(cell = %r.cell_id, "cell did not stop in time; reporting it cancelled");
             r.task.abort();
-            let _ = self.tx.send(finished(&r.cell_id, r.attempt, Err(format!("cancelled: {STOP_REASON}")))).await;
-        }
-    }
-
-    /// Stops the cell in flight: asks it to stop, waits a little, then drops it (a download
-    /// stops at once; a model still loading finishes on its thread and is discarded).
-    pub async fn abandon(&mut self) {
-        if let Some(mut r) = self.running.take() {
-            r.ask_to_stop("the session ended");
-            if tokio::time::timeout(ABANDON_WAIT, &mut r.task).await.is_err() {
-                tracing::warn!(cell = %r.cell_id, "cell did not stop in time; dropping it");
-                r.task.abort();
-            }
+            keep(&self.outbox, finished(&r.cell_id, r.attempt, Err(format!("cancelled: {STOP_REASON}")))).await;
         }
     }
 }
@@ -141,25 +138,35 @@ impl Running {
     }
 }
 
-fn finished(cell_id: &str, attempt: u32, outcome: Result<pb::CellResult, String>) -> pb::AgentMessage {
+fn finished(cell_id: &str, attempt: u32, outcome: Result<pb::CellResult, String>) -> Body {
     let cancelled = matches!(&outcome, Err(e) if e.starts_with(CANCELLED));
     let outcome = Some(match outcome {
         Ok(r) => Outcome::Result(r),
         Err(e) => Outcome::Error(e),
     });
-    pb::AgentMessage { body: Some(Body::CellFinished(pb::CellFinished { cell_id: cell_id.into(), attempt, outcome, cancelled })) }
+    Body::CellFinished(pb::CellFinished { cell_id: cell_id.into(), attempt, outcome, cancelled })
+}
+
+/// Keeps a report in the outbox (written and synced off the async workers); the session sends it.
+async fn keep(outbox: &Arc<Outbox>, body: Body) {
+    let o = outbox.clone();
+    match tokio::task::spawn_blocking(move || o.put(body)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "a report could not be kept in the outbox"),
+        Err(e) => tracing::error!(error = %e, "keeping a report failed"),
+    }
 }
 
 async fn run(
     cache: Arc<Cache>,
     mut artifacts: ArtifactsClient,
-    tx: mpsc::Sender<pb::AgentMessage>,
+    outbox: &Arc<Outbox>,
     a: pb::Assign,
     cancel: Arc<AtomicBool>,
     why: &OnceLock<String>,
     cool_below_c: Option<f64>,
 ) {
-    let outcome = match execute(&cache, &mut artifacts, &tx, &a, cancel, cool_below_c).await {
+    let outcome = match execute(&cache, &mut artifacts, outbox, &a, cancel, cool_below_c).await {
         Err(e) if e == CANCELLED => Err(why.get().map_or(e, |why| format!("{CANCELLED}: {why}"))),
         other => other,
     };
@@ -168,23 +175,23 @@ async fn run(
     } else {
         tracing::info!(cell = %a.cell_id, "cell done");
     }
-    let _ = tx.send(finished(&a.cell_id, a.attempt, outcome)).await;
+    keep(outbox, finished(&a.cell_id, a.attempt, outcome)).await;
 }
 
 async fn execute(
     cache: &Cache,
     artifacts: &mut ArtifactsClient,
-    tx: &mpsc::Sender<pb::AgentMessage>,
+    outbox: &Arc<Outbox>,
     a: &pb::Assign,
     cancel: Arc<AtomicBool>,
     cool_below_c: Option<f64>,
 ) -> Result<pb::CellResult, String> {
     let spec = a.cell.clone().ok_or("the assignment carries no cell")?;
     let artifact = spec.artifact.clone().ok_or("the cell names no model artifact")?;
-    let model_path = cache.ensure(artifacts, &artifact).await.map_err(|e| e.to_string())?;
+    let model_path = fetch(cache, artifacts, &artifact, &cancel).await?;
     let data = match &spec.dataset {
         Some(d) if !d.digest.is_empty() => {
-            let path = cache.ensure(artifacts, d).await.map_err(|e| e.to_string())?;
+            let path = fetch(cache, artifacts, d, &cancel).await?;
             let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", spec.dataset_name))?;
             dataset::parse_jsonl(&text, &spec.dataset_name).map_err(|e| e.to_string())?
         }
@@ -204,7 +211,7 @@ async fn execute(
             Event::Loaded { load_ms } => Body::CellStarted(pb::CellStarted { cell_id: a.cell_id.clone(), attempt: a.attempt, load_ms }),
             Event::Interval(iv) => Body::Interval(iv),
         };
-        let _ = tx.send(pb::AgentMessage { body: Some(body) }).await;
+        keep(outbox, body).await;
     }
     match worker.await {
         Ok(Ok(r)) => Ok(r),
@@ -212,4 +219,36 @@ async fn execute(
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(format!("the cell's thread failed: {e}")),
     }
+}
+
+/// Tries a download this many times when the coordinator cannot be reached (each try resumes
+/// where the last one stopped), waiting a little longer each time: about 8 minutes in all.
+const FETCH_TRIES: u32 = 10;
+
+/// The artifact's local path; a download cut by a lost connection is resumed once the
+/// coordinator can be reached again, while the cell is not cancelled.
+async fn fetch(
+    cache: &Cache,
+    artifacts: &mut ArtifactsClient,
+    a: &pb::ArtifactRef,
+    cancel: &AtomicBool,
+) -> Result<std::path::PathBuf, String> {
+    let mut backoff = super::backoff::Backoff::new(std::time::Duration::from_secs(1), std::time::Duration::from_secs(60));
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match cache.ensure(artifacts, a).await {
+            Err(CacheError::Transfer { status, .. }) if cut_off(&status) && tries < FETCH_TRIES && !cancel.load(Ordering::Relaxed) => {
+                let wait = backoff.next_delay();
+                tracing::warn!(digest = %a.digest, tries, wait_ms = wait.as_millis() as u64, error = %status, "download cut; resuming when the coordinator is back");
+                tokio::time::sleep(wait).await;
+            }
+            other => return other.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// The call failed on the way, not because the coordinator refused it.
+fn cut_off(s: &tonic::Status) -> bool {
+    matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::DeadlineExceeded)
 }

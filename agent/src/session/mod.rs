@@ -1,9 +1,13 @@
 //! `agent run`: one long-lived session with the coordinator. The agent dials, says hello,
 //! runs the cells it is assigned one at a time, and reconnects with jittered backoff until it is
-//! asked to stop ([`stop`]).
+//! asked to stop ([`stop`]). What a cell reports is written to the [`outbox`] before it is sent
+//! and forgotten only when the coordinator acknowledges it, so a broken session, a restarted
+//! coordinator or a restarted agent loses no finished measurement.
 
 mod backoff;
 mod cell;
+pub mod outbox;
+mod pump;
 pub mod stop;
 
 use std::path::PathBuf;
@@ -22,6 +26,7 @@ use anefleet_proto::pb::{self, agent_message, coordinator_message::Body};
 
 use crate::cache::Cache;
 use crate::probe;
+use outbox::Outbox;
 use stop::{Stop, StopLevel};
 
 pub type Authed = InterceptedService<Channel, BearerToken>;
@@ -35,6 +40,8 @@ pub struct AgentConfig {
     pub tags: Vec<String>,
     /// Before each cell, wait (bounded) until the hottest thermal sensor reads below this.
     pub cool_below_c: Option<f64>,
+    /// Bound on the outbox's interval histograms (a cell's final result is always kept).
+    pub outbox_max_bytes: u64,
     /// The CA and client certificate for an https:// coordinator.
     pub tls: anefleet_proto::tls::ClientTls,
 }
@@ -53,7 +60,7 @@ pub fn agent_id(cache_dir: &std::path::Path) -> anyhow::Result<String> {
     Ok(id)
 }
 
-/// How long a stopping agent waits for the coordinator to take its last reports and close.
+/// How long a stopping agent waits for the coordinator to acknowledge its last reports and close.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// How a session ended.
@@ -65,6 +72,8 @@ enum Ended {
 }
 
 /// Connects, serves, reconnects; returns when `stop` asks for it, or on a configuration error.
+/// The running cell outlives its session: it goes on measuring while the agent reconnects, its
+/// reports wait in the outbox, and the next session says what it runs and holds.
 pub async fn run_forever(cfg: AgentConfig, mut stop: Stop) -> anyhow::Result<()> {
     anefleet_proto::auth::create_private_dir(&cfg.cache_dir).with_context(|| format!("creating cache dir {}", cfg.cache_dir.display()))?;
     if anefleet_proto::auth::make_private(&cfg.cache_dir, &["agent-id"])
@@ -73,6 +82,11 @@ pub async fn run_forever(cfg: AgentConfig, mut stop: Stop) -> anyhow::Result<()>
         tracing::warn!(cache_dir = %cfg.cache_dir.display(), "the cache dir was readable by other users: now 0700, agent-id 0600");
     }
     let cache = Arc::new(Cache::open(&cfg.cache_dir)?);
+    let outbox_dir = cfg.cache_dir.join("outbox");
+    let outbox = Arc::new(Outbox::open(&outbox_dir, cfg.outbox_max_bytes).with_context(|| format!("opening {}", outbox_dir.display()))?);
+    if !outbox.is_empty() {
+        tracing::info!(entries = outbox.len(), finished = outbox.finished().len(), "reports from before the restart wait in the outbox");
+    }
     let id = agent_id(&cfg.cache_dir)?;
     let token = BearerToken::new(&cfg.token).map_err(anyhow::Error::msg)?;
     let endpoint = anefleet_proto::tls::endpoint(&cfg.coordinator, &cfg.tls)
@@ -80,6 +94,11 @@ pub async fn run_forever(cfg: AgentConfig, mut stop: Stop) -> anyhow::Result<()>
         .connect_timeout(Duration::from_secs(10))
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(20));
+    // Downloads use a channel of their own that reconnects by itself: a cell fetching its model
+    // does not depend on the session it was assigned on.
+    let artifacts = pb::artifacts_client::ArtifactsClient::with_interceptor(endpoint.connect_lazy(), token.clone())
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let mut runner = cell::Runner::new(cache.clone(), artifacts, outbox.clone(), cfg.cool_below_c);
     let units = crate::backend::probe_units();
     tracing::info!(name = %cfg.name, id = %id, units = ?units.iter().map(|u| format!("{}:{}", u.backend, u.unit)).collect::<Vec<_>>(), "agent starting");
     let mut backoff = backoff::Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
@@ -92,15 +111,17 @@ pub async fn run_forever(cfg: AgentConfig, mut stop: Stop) -> anyhow::Result<()>
             units: units.clone(),
             cached_digests: cache.digests(),
             agent_version: env!("CARGO_PKG_VERSION").into(),
+            running: runner.running_attempt(),
+            finished: outbox.finished(),
         };
-        let link = Link { endpoint: &endpoint, token: token.clone(), cache: cache.clone(), cool_below_c: cfg.cool_below_c };
-        match session(link, hello, &mut backoff, &mut stop).await {
+        let link = Link { endpoint: &endpoint, token: token.clone(), outbox: outbox.clone() };
+        match session(link, hello, &mut runner, &mut backoff, &mut stop).await {
             Ok(Ended::Stopped) => break,
-            Ok(Ended::Closed) => tracing::warn!("session ended; reconnecting"),
+            Ok(Ended::Closed) => tracing::warn!(running = ?runner.running(), "session ended; reconnecting"),
             Err(e) if is_auth_error(&e) => {
                 tracing::error!(error = %format!("{e:#}"), "the coordinator refused this agent's credential; retrying")
             }
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "session failed; reconnecting"),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), running = ?runner.running(), "session failed; reconnecting"),
         }
         let wait = backoff.next_delay();
         tracing::info!(wait_ms = wait.as_millis() as u64, "reconnecting after backoff");
@@ -109,8 +130,31 @@ pub async fn run_forever(cfg: AgentConfig, mut stop: Stop) -> anyhow::Result<()>
             _ = stop.changed() => {}
         }
     }
+    wind_down(&mut runner, &mut stop).await;
+    if !outbox.is_empty() {
+        tracing::warn!(
+            entries = outbox.len(),
+            "stopped with reports the coordinator has not acknowledged: they are sent at the next start"
+        );
+    }
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// Asked to stop while no session was open: the running cell finishes (its report goes to the
+/// outbox), unless a second request cancels it.
+async fn wind_down(runner: &mut cell::Runner, stop: &mut Stop) {
+    if runner.running().is_none() {
+        return;
+    }
+    if stop.level() == StopLevel::Drain {
+        tracing::info!("stopping while away from the coordinator: finishing the running cell first");
+        tokio::select! {
+            () = runner.finished() => return,
+            _ = stop.changed() => {}
+        }
+    }
+    runner.cancel_for_stop().await;
 }
 
 fn is_auth_error(e: &anyhow::Error) -> bool {
@@ -121,27 +165,38 @@ fn is_auth_error(e: &anyhow::Error) -> bool {
 struct Link<'a> {
     endpoint: &'a Endpoint,
     token: BearerToken,
-    cache: Arc<Cache>,
-    cool_below_c: Option<f64>,
+    outbox: Arc<Outbox>,
 }
 
-/// One session: hello, then assignments until the stream ends or the agent is stopped.
-async fn session(link: Link<'_>, hello: pb::Hello, backoff: &mut backoff::Backoff, stop: &mut Stop) -> anyhow::Result<Ended> {
-    let Link { endpoint, token, cache, cool_below_c } = link;
+/// One session: hello, the outbox's reports not yet acknowledged, then assignments and new
+/// reports until the stream ends or the agent is stopped.
+async fn session(
+    link: Link<'_>,
+    hello: pb::Hello,
+    runner: &mut cell::Runner,
+    backoff: &mut backoff::Backoff,
+    stop: &mut Stop,
+) -> anyhow::Result<Ended> {
+    let Link { endpoint, token, outbox } = link;
     let channel = endpoint.connect().await.context("connecting")?;
-    let mut sessions = pb::agent_service_client::AgentServiceClient::with_interceptor(channel.clone(), token.clone())
+    let mut sessions = pb::agent_service_client::AgentServiceClient::with_interceptor(channel, token)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let artifacts = pb::artifacts_client::ArtifactsClient::with_interceptor(channel, token).max_decoding_message_size(MAX_MESSAGE_BYTES);
     let (tx, rx) = mpsc::channel::<pb::AgentMessage>(256);
-    tx.send(pb::AgentMessage { body: Some(agent_message::Body::Hello(hello)) }).await?;
+    tx.send(pb::AgentMessage { body: Some(agent_message::Body::Hello(hello)), seq: 0 }).await?;
     let mut inbound = sessions.session(tokio_stream::wrappers::ReceiverStream::new(rx)).await.map_err(anyhow::Error::new)?.into_inner();
     backoff.reset();
-    tracing::info!("session open");
-    let mut runner = cell::Runner::new(cache, artifacts, tx.clone(), cool_below_c);
+    tracing::info!(replaying = outbox.len(), "session open");
+    let mut pump = pump::Pump::new(outbox.clone());
     let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
+    let mut closing: Option<tokio::time::Instant> = None;
     let result = loop {
         let stopping = stop.level() > StopLevel::Run;
+        if let Some(deadline) = closing
+            && (outbox.is_empty() || tokio::time::Instant::now() >= deadline)
+        {
+            break Ok(Ended::Stopped);
+        }
         tokio::select! {
             msg = inbound.next() => match msg {
                 Some(Ok(m)) => match m.body {
@@ -149,37 +204,36 @@ async fn session(link: Link<'_>, hello: pb::Hello, backoff: &mut backoff::Backof
                         let s = u64::from(w.heartbeat_interval_s.clamp(1, 60));
                         heartbeat = tokio::time::interval(Duration::from_secs(s));
                     }
-                    // The coordinator re-queues it when the session closes.
+                    // The coordinator takes it back when the session closes.
                     Some(Body::Assign(a)) if stopping => tracing::info!(cell = %a.cell_id, "stopping: not starting the cell"),
-                    Some(Body::Assign(a)) => runner.assign(a).await,
+                    Some(Body::Assign(a)) => runner.assign(a, &tx).await,
                     Some(Body::Cancel(c)) => runner.cancel(&c.cell_id, &c.reason),
+                    Some(Body::Ack(a)) => pump.acknowledged(a).await,
                     Some(Body::Ping(_)) | None => {}
                 },
                 Some(Err(e)) => break Err(anyhow::Error::new(e).context("session stream")),
                 None => break Ok(Ended::Closed),
             },
-            level = stop.changed() => on_stop(&mut runner, level).await,
-            () = runner.finished(), if stopping => break Ok(Ended::Stopped),
+            sent = pump.send_new(&tx) => if sent.is_err() { break Ok(Ended::Closed) },
+            level = stop.changed() => on_stop(runner, level).await,
+            () = runner.finished(), if stopping && closing.is_none() => closing = Some(tokio::time::Instant::now() + CLOSE_WAIT),
+            () = tokio::time::sleep_until(closing.unwrap_or_else(tokio::time::Instant::now)), if closing.is_some() => {}
             _ = heartbeat.tick() => {
                 let hb = pb::Heartbeat { running_cell_id: runner.running().unwrap_or_default(), unix_ms: probe_now_ms() };
-                if tx.send(pb::AgentMessage { body: Some(agent_message::Body::Heartbeat(hb)) }).await.is_err() {
+                if tx.send(pb::AgentMessage { body: Some(agent_message::Body::Heartbeat(hb)), seq: 0 }).await.is_err() {
                     break Ok(Ended::Closed);
                 }
             }
         }
     };
-    match result {
-        Ok(Ended::Stopped) => {
-            // Nothing runs any more: end the stream so the coordinator takes every report, then close.
-            drop((runner, tx));
-            close(inbound).await;
-        }
-        // The coordinator re-queues whatever was in flight; stop it before the next session.
-        _ => runner.abandon().await,
+    if let Ok(Ended::Stopped) = result {
+        // Nothing runs any more and the reports are acknowledged (or wait in the outbox): end
+        // the stream, then close.
+        drop(tx);
+        close(inbound).await;
     }
     result
 }
-
 /// The first request to stop lets the running cell finish; the second cancels it.
 async fn on_stop(runner: &mut cell::Runner, level: StopLevel) {
     match (level, runner.running()) {

@@ -128,6 +128,13 @@ pub struct CellDoc {
     pub state: String,
     pub error: Option<String>,
     pub attempts: u32,
+    /// Times the running attempt's session broke and the coordinator waited for its agent
+    /// (which kept measuring), and those waits' length in all, in seconds.
+    pub interruptions: u32,
+    pub interrupted_s: f64,
+    /// Results reported after the cell already had one (a re-queued cell's other attempt): kept
+    /// aside, not used.
+    pub duplicates: u32,
     /// Index of the spec's `[[benchmarks]]` entry the cell comes from.
     pub benchmark: u32,
     pub baseline: String,
@@ -305,6 +312,9 @@ pub(crate) fn cell_doc(c: &pb::CellRecord) -> Result<CellDoc, CodecError> {
         state: c.state.clone(),
         error: (!c.error.is_empty()).then(|| c.error.clone()),
         attempts: c.attempts,
+        interruptions: c.interruptions,
+        interrupted_s: c.interrupted_ms as f64 / 1000.0,
+        duplicates: c.duplicates,
         benchmark: c.benchmark_index,
         baseline: c.baseline_unit.clone(),
         reference_variant: c.reference_variant.clone(),

@@ -117,7 +117,7 @@ pub async fn agents(client: &ClientArgs, format: Format) -> anyhow::Result<()> {
                     a.id,
                     a.tags.join(", "),
                     units(a).join(", "),
-                    a.state,
+                    state_words(a),
                     a.running_cell_id,
                     p.os,
                     p.os_version,
@@ -131,6 +131,19 @@ pub async fn agents(client: &ClientArgs, format: Format) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The state, with how long an away agent's cell is held for it.
+fn state_words(a: &pb::AgentInfo) -> String {
+    if a.state != "away" {
+        return a.state.clone();
+    }
+    format!(
+        "away since {}, holding cell {} until {}",
+        crate::web::html::time(a.away_since_unix_ms),
+        a.running_cell_id,
+        crate::web::html::time(a.lease_until_unix_ms)
+    )
+}
+
 fn units(a: &pb::AgentInfo) -> Vec<String> {
     a.units.iter().map(|u| format!("{}:{}", u.backend, u.unit)).collect()
 }
@@ -141,6 +154,9 @@ fn agent_json(a: &pb::AgentInfo) -> serde_json::Value {
         "id": a.id, "name": a.name, "tags": a.tags, "units": units(a), "state": a.state,
         "running_cell": (!a.running_cell_id.is_empty()).then_some(&a.running_cell_id),
         "last_seen_unix_ms": a.last_seen_unix_ms,
+        "connected_since_unix_ms": (a.connected_since_unix_ms > 0).then_some(a.connected_since_unix_ms),
+        "away_since_unix_ms": (a.away_since_unix_ms > 0).then_some(a.away_since_unix_ms),
+        "lease_until_unix_ms": (a.lease_until_unix_ms > 0).then_some(a.lease_until_unix_ms),
         "device": {"hostname": p.hostname, "os": p.os, "os_version": p.os_version, "arch": p.arch, "cpu_model": p.cpu_model,
                    "cpu_cores": p.cpu_cores, "memory_bytes": p.memory_bytes, "chip": p.chip},
         "cached_artifacts": a.cached_digests,

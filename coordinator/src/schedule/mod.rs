@@ -2,8 +2,10 @@
 //!
 //! One cell at a time per agent (benchmarks never share a device); a cell goes only to an agent
 //! that has its backend:unit and matches its target; cells run in parallel across agents. An
-//! agent that goes away mid-cell: cells bound to it wait a bounded time for it to come back,
-//! other cells return to the queue, at most [`MAX_ATTEMPTS`] attempts in all.
+//! agent that goes away mid-cell keeps its cell under a lease ([`Scheduler::lease`]): it goes on
+//! measuring, and takes the cell up again when it returns. Only an expired lease loses the
+//! attempt: cells bound to the agent wait a bounded time for it, other cells return to the
+//! queue, at most [`MAX_ATTEMPTS`] attempts in all.
 
 pub mod matrix;
 mod session;
@@ -35,6 +37,8 @@ struct Connected {
     connected_since_ms: u64,
     last_seen_ms: u64,
     kill: Arc<Notify>,
+    /// Its credential was revoked: it will not be back for what it runs.
+    revoked: bool,
 }
 
 impl Connected {
@@ -64,12 +68,32 @@ pub struct Scheduler {
     pub agent_grace: Duration,
     /// Silence after which an agent's session is closed.
     pub heartbeat_timeout: Duration,
+    /// How long an in-flight cell stays its agent's while the agent is away.
+    pub lease: Duration,
+}
+
+/// How long the scheduler waits for what.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// A cell bound to one agent waits this long for that agent to come back.
+    pub agent_grace: Duration,
+    /// Silence after which an agent's session is closed.
+    pub heartbeat: Duration,
+    /// An in-flight cell stays its away agent's this long.
+    pub lease: Duration,
 }
 
 impl Scheduler {
-    pub fn new(store: Arc<Store>, agent_grace: Duration, heartbeat_timeout: Duration) -> Arc<Scheduler> {
+    pub fn new(store: Arc<Store>, t: Timeouts) -> Arc<Scheduler> {
         let (changes, _) = watch::channel(0);
-        Arc::new(Scheduler { store, state: Mutex::new(State::default()), changes, agent_grace, heartbeat_timeout })
+        Arc::new(Scheduler {
+            store,
+            state: Mutex::new(State::default()),
+            changes,
+            agent_grace: t.agent_grace,
+            heartbeat_timeout: t.heartbeat,
+            lease: t.lease,
+        })
     }
 
     fn state(&self) -> Result<MutexGuard<'_, State>> {
@@ -95,11 +119,18 @@ impl Scheduler {
         self.state().ok().and_then(|s| s.progress.get(cell_id).copied()).unwrap_or(0)
     }
 
-    /// Every agent ever seen, with its live state.
+    /// Every agent ever seen, with its live state; an offline agent holding a leased cell is away.
     pub fn agents(&self) -> Result<Vec<pb::AgentInfo>> {
         let mut all = self.store.list_agents()?;
+        let leased = self.store.leased_cells()?;
         let st = self.state()?;
         for a in &mut all {
+            if let Some(l) = leased.iter().find(|l| l.agent_id == a.id && !st.agents.contains_key(&a.id)) {
+                a.state = "away".into();
+                a.running_cell_id = l.cell_id.clone();
+                a.away_since_unix_ms = l.away_since_ms;
+                a.lease_until_unix_ms = l.lease_until_ms;
+            }
             if let Some(c) = st.agents.get(&a.id) {
                 a.state = if c.running.is_some() { "busy" } else { "idle" }.into();
                 a.running_cell_id = c.running.clone().unwrap_or_default();
@@ -114,16 +145,8 @@ impl Scheduler {
     /// Cancels a run: its cells end as cancelled, and agents running one are told to stop.
     pub fn cancel_run(&self, run_id: &str, reason: &str) -> Result<pb::RunInfo> {
         let in_flight = self.store.cancel_run(run_id, reason)?;
-        {
-            let st = self.state()?;
-            for (cell_id, agent_id) in &in_flight {
-                if let Some(c) = st.agents.get(agent_id) {
-                    let msg = pb::CoordinatorMessage {
-                        body: Some(Body::Cancel(pb::Cancel { cell_id: cell_id.clone(), reason: reason.to_string() })),
-                    };
-                    let _ = c.tx.try_send(Ok(msg));
-                }
-            }
+        for (cell_id, agent_id) in &in_flight {
+            self.cancel_on(agent_id, cell_id, reason);
         }
         tracing::warn!(run = %run_id, cells = in_flight.len(), %reason, "run cancelled");
         self.bump();
@@ -178,7 +201,22 @@ impl Scheduler {
     /// `agent_grace` and fails when it passes (an agent-bound cell whose agent stays away, a
     /// tag whose last agent left); sessions of agents that fell silent are closed.
     pub fn reap(&self) -> Result<()> {
-        let now = now_ms();
+        self.reap_at(now_ms())
+    }
+
+    /// [`Scheduler::reap`] as of `now` (ms since the epoch): leases that ran out lose their
+    /// attempt first, so their cells are pending for the rest of the pass.
+    pub fn reap_at(&self, now: u64) -> Result<()> {
+        let expired = {
+            let st = self.state()?;
+            let expired = self.store.expired_leases(now)?;
+            for c in &expired {
+                let why = format!("agent {} stayed away past its lease of {}s", c.agent_name, self.lease.as_secs());
+                self.lose_cell(c, &why)?;
+            }
+            drop(st);
+            !expired.is_empty()
+        };
         let st = self.state()?;
         let views: Vec<AgentView> = st.agents.values().map(Connected::view).collect();
         let grace = self.agent_grace.as_secs();
@@ -211,7 +249,7 @@ impl Scheduler {
         if let Some((first, msg)) = failed.first() {
             tracing::warn!(cells = failed.len(), runs = runs.len(), first = %first, "failed cells no agent could take: {msg}");
         }
-        let changed = !failed.is_empty();
+        let changed = expired || !failed.is_empty();
         let timeout = self.heartbeat_timeout.as_millis() as u64;
         for c in st.agents.values() {
             if now.saturating_sub(c.last_seen_ms) > timeout {
@@ -226,20 +264,21 @@ impl Scheduler {
         Ok(())
     }
 
-    /// An in-flight cell lost its agent: wait for the agent, re-queue, or fail at the cap.
-    /// Called with the state lock held, so no pass sees the cell half-way.
-    fn lose_cell(&self, cell_id: &str, target: &str, attempts: u32, agent_name: &str) -> Result<()> {
+    /// An in-flight attempt is lost (its lease expired, or its agent came back without it):
+    /// wait for the agent, re-queue, or fail at the cap. Called with the state lock held, so no
+    /// pass sees the cell half-way.
+    fn lose_cell(&self, c: &crate::store::InFlight, why: &str) -> Result<()> {
+        let (cell_id, attempts) = (c.cell_id.as_str(), c.attempt);
         if attempts >= MAX_ATTEMPTS {
-            let run =
-                self.store.fail_cell(cell_id, &format!("agent {agent_name} went away during attempt {attempts} of {MAX_ATTEMPTS}"))?;
+            let run = self.store.fail_cell(cell_id, &format!("{why}, during attempt {attempts} of {MAX_ATTEMPTS}"))?;
             self.store.refresh_run_state(&run)?;
-        } else if target.starts_with("agent:") {
+        } else if c.target.starts_with("agent:") {
             let until = now_ms() + self.agent_grace.as_millis() as u64;
-            self.store.requeue(cell_id, until, &format!("agent {agent_name} went away; waiting for it to return"))?;
+            self.store.requeue(cell_id, until, &format!("{why}; waiting for it to return"))?;
         } else {
-            self.store.requeue(cell_id, 0, &format!("agent {agent_name} went away; re-queued"))?;
+            self.store.requeue(cell_id, 0, &format!("{why}; re-queued"))?;
         }
-        tracing::warn!(cell = %cell_id, agent = %agent_name, attempts, "cell lost its agent");
+        tracing::warn!(cell = %cell_id, agent = %c.agent_name, attempts, "cell lost its agent: {why}");
         Ok(())
     }
 

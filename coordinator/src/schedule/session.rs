@@ -5,15 +5,18 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use anefleet_proto::pb::coordinator_message::Body;
 use anefleet_proto::{histogram, pb};
 
 use super::{AgentTx, Connected, Scheduler};
 use crate::error::Result;
-use crate::store::now_ms;
+use crate::store::{Finish, now_ms};
 
 impl Scheduler {
     /// Registers a session after its hello; returns its id and its kill switch. A previous
-    /// session of the same agent is closed, and whatever it had in flight is lost.
+    /// session of the same agent is closed. What the store holds in flight on the agent is taken
+    /// up again when the hello says the agent still has it (running, or finished with the result
+    /// in its outbox), and lost otherwise (the agent restarted without it).
     pub fn connect(&self, hello: pb::Hello, tx: AgentTx) -> Result<(u64, Arc<Notify>)> {
         self.store.upsert_agent(&hello)?;
         let kill = Arc::new(Notify::new());
@@ -23,16 +26,22 @@ impl Scheduler {
             st.next_session += 1;
             let session = st.next_session;
             let now = now_ms();
+            let (running, stale) = self.take_up(&hello, now)?;
+            if let Some(cell) = stale {
+                let msg = pb::CoordinatorMessage {
+                    body: Some(Body::Cancel(pb::Cancel {
+                        cell_id: cell,
+                        reason: "the cell is over (it has its result, or its run was cancelled)".into(),
+                    })),
+                };
+                let _ = tx.try_send(Ok(msg));
+            }
             let old = st.agents.insert(
                 agent_id.clone(),
-                Connected { session, hello, tx, running: None, connected_since_ms: now, last_seen_ms: now, kill: kill.clone() },
+                Connected { session, hello, tx, running, connected_since_ms: now, last_seen_ms: now, kill: kill.clone(), revoked: false },
             );
             if let Some(old) = old {
                 old.kill.notify_one();
-            }
-            // A fresh session runs nothing: what the agent had in flight before is lost.
-            for (cell, target, attempts) in self.store.cells_in_flight_on(&agent_id)? {
-                self.lose_cell(&cell, &target, attempts, &name)?;
             }
             session
         };
@@ -44,27 +53,73 @@ impl Scheduler {
         Ok((session, kill))
     }
 
-    /// The session ended (stream closed, error, or silence).
-    pub fn disconnect(&self, agent_id: &str, session: u64) -> Result<()> {
+    /// Re-attaches what the agent still has, loses what it does not; returns the cell it is busy
+    /// with, and a cell it still runs that is over. Called with the state lock held.
+    fn take_up(&self, hello: &pb::Hello, now: u64) -> Result<(Option<String>, Option<String>)> {
+        let has = |c: &pb::CellRef, cell: &str, attempt: u32| c.cell_id == cell && c.attempt == attempt;
+        let running = hello.running.as_ref().filter(|r| !r.cell_id.is_empty());
+        let mut busy = None;
+        for c in self.store.cells_in_flight_on(&hello.agent_id)? {
+            let still =
+                running.is_some_and(|r| has(r, &c.cell_id, c.attempt)) || hello.finished.iter().any(|f| has(f, &c.cell_id, c.attempt));
+            if still && self.store.reattach(&c.cell_id, &hello.agent_id, c.attempt, now)? {
+                tracing::info!(cell = %c.cell_id, agent = %hello.name, attempt = c.attempt, "re-attached");
+                busy = Some(c.cell_id);
+            } else {
+                self.lose_cell(&c, &format!("agent {} came back without it", hello.name))?;
+            }
+        }
+        // Cells the agent still has that are not in flight on it: their lease expired. One taken
+        // back, or raced by a later attempt elsewhere (the first valid result wins), keeps the
+        // agent busy until it reports; one that is over is cancelled on the agent.
+        let mut stale = None;
+        for r in running.into_iter().chain(&hello.finished) {
+            if busy.as_deref() == Some(r.cell_id.as_str()) {
+                continue;
+            }
+            if self.store.reattach(&r.cell_id, &hello.agent_id, r.attempt, now)? {
+                tracing::info!(cell = %r.cell_id, agent = %hello.name, attempt = r.attempt, "re-attached after its lease expired");
+                busy = Some(r.cell_id.clone());
+            } else if self.store.is_open(&r.cell_id)? {
+                busy = Some(r.cell_id.clone());
+            } else if running.is_some_and(|x| x.cell_id == r.cell_id) {
+                stale = Some(r.cell_id.clone());
+            }
+        }
+        Ok((busy, stale))
+    }
+
+    /// The session ended. When it broke (an error, silence) the agent's in-flight cells are
+    /// leased to it for [`Scheduler::lease`]: it is still measuring. When the agent ended it
+    /// itself (`said_goodbye`: it is stopping, having reported what it ran) or its credential was
+    /// revoked, what is still in flight on it (a cell it declined) is lost at once.
+    pub fn disconnect(&self, agent_id: &str, session: u64, said_goodbye: bool) -> Result<()> {
         {
             let mut st = self.state()?;
             if !Self::is_current(&st, agent_id, session) {
                 return Ok(()); // replaced by a newer session
             }
-            let name = st.agents.remove(agent_id).map(|c| c.hello.name).unwrap_or_default();
-            tracing::warn!(agent = %name, "agent disconnected");
-            for (cell, target, attempts) in self.store.cells_in_flight_on(agent_id)? {
-                self.lose_cell(&cell, &target, attempts, &name)?;
+            let Some(gone) = st.agents.remove(agent_id) else { return Ok(()) };
+            let name = gone.hello.name;
+            if gone.revoked || said_goodbye {
+                let why = if gone.revoked { format!("agent {name}'s credential was revoked") } else { format!("agent {name} stopped") };
+                for c in self.store.cells_in_flight_on(agent_id)? {
+                    self.lose_cell(&c, &why)?;
+                }
+            } else {
+                let now = now_ms();
+                let leased = self.store.lease_in_flight(agent_id, now, now + self.lease.as_millis() as u64)?;
+                tracing::warn!(agent = %name, cells = ?leased, lease_s = self.lease.as_secs(), "agent disconnected; its cells are leased to it");
             }
         }
         self.bump();
         self.schedule()
     }
 
-    /// Ends an agent's session now (its credential was revoked); what it runs is handled as for
-    /// any lost session.
+    /// Ends an agent's session now (its credential was revoked): what it runs is re-queued.
     pub fn close_session(&self, agent_id: &str) -> Result<()> {
-        if let Some(c) = self.state()?.agents.get(agent_id) {
+        if let Some(c) = self.state()?.agents.get_mut(agent_id) {
+            c.revoked = true;
             c.kill.notify_one();
         }
         Ok(())
@@ -82,15 +137,31 @@ impl Scheduler {
         }
     }
 
+    /// Tells the agent its outbox message `seq` is stored for good. Called after the commit;
+    /// blocks while the session's queue is full (run off the async workers).
+    pub fn ack(&self, agent_id: &str, session: u64, ack: pb::Ack) -> Result<()> {
+        let tx = {
+            let st = self.state()?;
+            match st.agents.get(agent_id) {
+                Some(c) if c.session == session => c.tx.clone(),
+                _ => return Ok(()),
+            }
+        };
+        // A lost ack costs a redelivery, which the store takes as the same report.
+        let _ = tx.blocking_send(Ok(pb::CoordinatorMessage { body: Some(Body::Ack(ack)) }));
+        Ok(())
+    }
+
     pub fn cell_started(&self, agent_id: &str, m: &pb::CellStarted) -> Result<()> {
         self.store.mark_running(&m.cell_id, agent_id, m.attempt)?;
         self.bump();
         Ok(())
     }
 
-    /// An interval histogram of the cell this session runs; one for any other cell (another
-    /// agent's, a finished one, an id never assigned) is dropped before it is decoded or stored.
-    pub fn interval(&self, agent_id: &str, session: u64, m: &pb::IntervalHistogram) -> Result<()> {
+    /// An interval histogram of the cell this session runs, from an attempt it was given; one
+    /// for any other cell (another agent's, a finished one, an id never assigned) is dropped
+    /// before it is decoded or stored, and a replayed one (same outbox `seq`) is kept once.
+    pub fn interval(&self, agent_id: &str, session: u64, m: &pb::IntervalHistogram, seq: u64) -> Result<()> {
         {
             let st = self.state()?;
             let own = st.agents.get(agent_id).is_some_and(|c| c.session == session && c.running.as_deref() == Some(m.cell_id.as_str()));
@@ -101,8 +172,8 @@ impl Scheduler {
         }
         histogram::decode(&m.latency)
             .map_err(|e| crate::error::CoordError::InvalidArgument(format!("interval of cell {}: {e}", m.cell_id)))?;
-        if !self.store.add_interval(m)? {
-            tracing::warn!(agent = %agent_id, cell = %m.cell_id, "dropped an interval past the cell's limit");
+        if !self.store.add_interval(m, agent_id, seq)? {
+            tracing::debug!(agent = %agent_id, cell = %m.cell_id, seq, "interval not kept (a replay, past the cell's limit, or not this agent's attempt)");
             return Ok(());
         }
         self.state()?.progress.insert(m.cell_id.clone(), m.iterations_so_far);
@@ -110,14 +181,19 @@ impl Scheduler {
         Ok(())
     }
 
-    /// A cell ended on its agent: free the agent, store the outcome, schedule more.
+    /// A cell ended on its agent: free the agent, decide the report (see
+    /// [`crate::store::Finish`]), schedule more.
     pub fn cell_finished(&self, agent_id: &str, session: u64, m: pb::CellFinished) -> Result<()> {
         {
             let mut st = self.state()?;
             st.progress.remove(&m.cell_id);
             match st.agents.get_mut(agent_id) {
-                Some(c) if c.session == session && c.running.as_deref() == Some(m.cell_id.as_str()) => c.running = None,
-                _ => return Ok(()), // not this session's cell (a stale or duplicate report)
+                Some(c) if c.session == session => {
+                    if c.running.as_deref() == Some(m.cell_id.as_str()) {
+                        c.running = None;
+                    }
+                }
+                _ => return Ok(()), // a replaced session's
             }
         }
         let checked = anefleet_proto::receipt::check(&m);
@@ -127,12 +203,35 @@ impl Scheduler {
             (Some(pb::cell_finished::Outcome::Error(e)), Ok(())) => Err(e.as_str()),
             (None, Ok(())) => Err("the agent reported no outcome"),
         };
-        if let Some(run) = self.store.finish_cell(&m.cell_id, agent_id, m.attempt, outcome)? {
-            self.store.refresh_run_state(&run)?;
-            tracing::info!(cell = %m.cell_id, ok = outcome.is_ok(), "cell finished");
+        match self.store.finish_cell(&m.cell_id, agent_id, m.attempt, outcome)? {
+            Finish::Stored { run_id } => {
+                self.store.refresh_run_state(&run_id)?;
+                tracing::info!(cell = %m.cell_id, ok = outcome.is_ok(), "cell finished");
+            }
+            Finish::Won { run_id, superseded } => {
+                self.store.refresh_run_state(&run_id)?;
+                tracing::warn!(cell = %m.cell_id, attempt = m.attempt, "a re-queued cell's first attempt reported first: its result is kept");
+                if let Some(agent) = superseded {
+                    self.cancel_on(&agent, &m.cell_id, "an earlier attempt of this cell reported its result first");
+                }
+            }
+            Finish::Duplicate => {
+                tracing::warn!(cell = %m.cell_id, attempt = m.attempt, agent = %agent_id, "a second result for the cell: kept aside as a duplicate")
+            }
+            Finish::Again | Finish::Ignored => {}
         }
         self.bump();
         self.schedule()
+    }
+
+    /// Asks `agent_id`'s session, if it has one, to stop running `cell_id`.
+    pub(super) fn cancel_on(&self, agent_id: &str, cell_id: &str, reason: &str) {
+        if let Ok(st) = self.state()
+            && let Some(c) = st.agents.get(agent_id)
+        {
+            let msg = pb::CoordinatorMessage { body: Some(Body::Cancel(pb::Cancel { cell_id: cell_id.into(), reason: reason.into() })) };
+            let _ = c.tx.try_send(Ok(msg));
+        }
     }
 }
 
@@ -166,7 +265,9 @@ mod tests {
             min_agreement: 1.0,
         };
         store.insert_run(&run, &[cell]).expect("run");
-        let s = crate::schedule::Scheduler::new(store.clone(), std::time::Duration::from_secs(60), std::time::Duration::from_secs(30));
+        let secs = std::time::Duration::from_secs;
+        let t = crate::schedule::Timeouts { agent_grace: secs(60), heartbeat: secs(30), lease: secs(600) };
+        let s = crate::schedule::Scheduler::new(store.clone(), t);
         (d, store, s)
     }
 
@@ -191,11 +292,14 @@ mod tests {
             ..Default::default()
         };
         let stored = || store.cells_of("r", false).expect("cells")[0].intervals;
-        s.interval("b", b, &iv("r-000")).expect("dropped, not refused");
-        s.interval("a", a, &iv(&"x".repeat(5 << 20))).expect("dropped");
-        s.interval("a", a + 100, &iv("r-000")).expect("another session's: dropped");
+        s.interval("b", b, &iv("r-000"), 1).expect("dropped, not refused");
+        s.interval("a", a, &iv(&"x".repeat(5 << 20)), 1).expect("dropped");
+        s.interval("a", a + 100, &iv("r-000"), 1).expect("another session's: dropped");
         assert_eq!(stored(), 0, "nothing stored for a cell the session does not run");
-        s.interval("a", a, &iv("r-000")).expect("taken");
+        s.interval("a", a, &iv("r-000"), 1).expect("taken");
+        s.interval("a", a, &iv("r-000"), 1).expect("a replay: taken once");
         assert_eq!(stored(), 1);
+        s.interval("a", a, &iv("r-000"), 2).expect("the next one");
+        assert_eq!(stored(), 2);
     }
 }

@@ -13,7 +13,8 @@ use crate::access::{AccessRef, grpc::caller, identity};
 use crate::schedule::Scheduler;
 use crate::store::Store;
 
-/// Seconds between the heartbeats agents are asked to send.
+/// Seconds between the heartbeats agents are asked to send: at most this, and a third of the
+/// heartbeat timeout, so a healthy agent is never taken for a silent one.
 pub const HEARTBEAT_INTERVAL_S: u32 = 5;
 
 pub struct AgentService {
@@ -32,7 +33,7 @@ impl pb::agent_service_server::AgentService for AgentService {
         let principal = caller(&req)?.clone();
         let mut inbound = req.into_inner();
         let hello = match inbound.next().await {
-            Some(Ok(pb::AgentMessage { body: Some(Body::Hello(h)) })) => h,
+            Some(Ok(pb::AgentMessage { body: Some(Body::Hello(h)), .. })) => h,
             Some(Err(e)) => return Err(e),
             _ => return Err(Status::invalid_argument("a session starts with Hello")),
         };
@@ -45,7 +46,7 @@ impl pb::agent_service_server::AgentService for AgentService {
         let welcome = pb::CoordinatorMessage {
             body: Some(pb::coordinator_message::Body::Welcome(pb::Welcome {
                 coordinator_version: env!("CARGO_PKG_VERSION").into(),
-                heartbeat_interval_s: HEARTBEAT_INTERVAL_S,
+                heartbeat_interval_s: (self.scheduler.heartbeat_timeout.as_secs() / 3).clamp(1, u64::from(HEARTBEAT_INTERVAL_S)) as u32,
             })),
         };
         // The welcome goes first: connect() may already assign a cell.
@@ -54,14 +55,15 @@ impl pb::agent_service_server::AgentService for AgentService {
         let (session, kill) = self.scheduler.connect(hello, tx.clone())?;
         let (scheduler, access) = (self.scheduler.clone(), self.access.clone());
         tokio::spawn(async move {
-            loop {
+            // Whether the agent ended the session itself (a clean end of its stream), or lost it.
+            let said_goodbye = loop {
                 tokio::select! {
                     msg = inbound.next() => match msg {
                         // A revoked credential's session ends at its next message (a heartbeat
                         // comes every few seconds), whatever its role.
                         Some(Ok(_)) if access.principal(&principal.id).is_none() => {
                             tracing::warn!(agent = %agent_id, credential = %principal.name, "credential revoked: session closed");
-                            break;
+                            break true;
                         }
                         Some(Ok(m)) => {
                             // Decoding histograms and writing the store block: off the async
@@ -75,15 +77,15 @@ impl pb::agent_service_server::AgentService for AgentService {
                         }
                         Some(Err(e)) => {
                             tracing::debug!(agent = %agent_id, error = %e, "session stream error");
-                            break;
+                            break false;
                         }
-                        None => break,
+                        None => break true,
                     },
-                    _ = kill.notified() => break,
+                    _ = kill.notified() => break false,
                 }
-            }
+            };
             drop(tx);
-            if let Err(e) = scheduler.disconnect(&agent_id, session) {
+            if let Err(e) = scheduler.disconnect(&agent_id, session, said_goodbye) {
                 tracing::error!(agent = %agent_id, error = %e, "disconnect not handled");
             }
         });
@@ -95,6 +97,8 @@ impl pb::agent_service_server::AgentService for AgentService {
 const MAX_TAGS: usize = 32;
 const MAX_UNITS: usize = 64;
 const MAX_CACHED_DIGESTS: usize = 10_000;
+/// Finished attempts an agent may say it holds (it runs one cell at a time).
+const MAX_HELD: usize = 64;
 const MAX_SHORT: usize = 64;
 const MAX_TEXT: usize = 256;
 
@@ -110,6 +114,10 @@ fn validate_hello(h: &pb::Hello) -> Result<(), Status> {
     for u in &h.units {
         text("hello.units.backend", &u.backend, 1, MAX_SHORT)?;
         text("hello.units.unit", &u.unit, 1, MAX_SHORT)?;
+    }
+    list("hello.finished", h.finished.len(), MAX_HELD)?;
+    for c in h.running.iter().chain(&h.finished) {
+        text("hello.running/finished.cell_id", &c.cell_id, 1, 128)?;
     }
     list("hello.cached_digests", h.cached_digests.len(), MAX_CACHED_DIGESTS)?;
     for d in &h.cached_digests {
@@ -144,11 +152,27 @@ fn handle(s: &Scheduler, agent_id: &str, session: u64, m: pb::AgentMessage) -> c
     if !s.seen(agent_id, session)? {
         return Ok(()); // a replaced session's last words
     }
-    match m.body {
-        Some(Body::Heartbeat(_)) | None => Ok(()),
-        Some(Body::Hello(_)) => Ok(()), // only the first hello counts
-        Some(Body::CellStarted(c)) => s.cell_started(agent_id, &c),
-        Some(Body::Interval(iv)) => s.interval(agent_id, session, &iv),
-        Some(Body::CellFinished(f)) => s.cell_finished(agent_id, session, f),
+    let seq = m.seq;
+    let kept = match m.body {
+        Some(Body::Heartbeat(_)) | None => return Ok(()),
+        Some(Body::Hello(_)) => return Ok(()), // only the first hello counts
+        Some(Body::CellStarted(c)) => {
+            s.cell_started(agent_id, &c)?;
+            (c.cell_id, c.attempt)
+        }
+        Some(Body::Interval(iv)) => {
+            s.interval(agent_id, session, &iv, seq)?;
+            (iv.cell_id, iv.attempt)
+        }
+        Some(Body::CellFinished(f)) => {
+            let id = (f.cell_id.clone(), f.attempt);
+            s.cell_finished(agent_id, session, f)?;
+            id
+        }
+    };
+    // Stored (or refused for good): the agent may forget it.
+    if seq > 0 {
+        s.ack(agent_id, session, pb::Ack { seq, cell_id: kept.0, attempt: kept.1 })?;
     }
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! Cells: one (target, model, backend:unit, workload, context length, batch size) of a run.
 //! States: pending → assigned → running → done | failed; in-flight cells return to pending when
-//! their agent goes away (up to the retry cap).
+//! their agent's lease expires (up to the retry cap).
 
 use prost::Message;
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -74,28 +74,43 @@ impl Store {
         Ok(out)
     }
 
-    /// Hands a pending cell to an agent; returns the attempt number, or `None` when the cell is
-    /// no longer pending.
+    /// Hands a pending cell to an agent and records the attempt; returns the attempt number, or
+    /// `None` when the cell is no longer pending.
     pub fn mark_assigned(&self, cell_id: &str, agent_id: &str, agent_name: &str, device: &pb::DeviceProfile) -> Result<Option<u32>> {
-        let conn = self.conn()?;
-        let n = conn.execute(
-            "UPDATE cells SET state = 'assigned', agent_id = ?2, agent_name = ?3, device = ?4, attempts = attempts + 1, error = '', wait_until_ms = 0, updated_ms = ?5
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let now = now_ms() as i64;
+        let n = tx.execute(
+            "UPDATE cells SET state = 'assigned', agent_id = ?2, agent_name = ?3, device = ?4, attempts = attempts + 1, error = '',
+                wait_until_ms = 0, lease_until_ms = 0, away_since_ms = 0, updated_ms = ?5
              WHERE id = ?1 AND state = 'pending'",
-            params![cell_id, agent_id, agent_name, device.encode_to_vec(), now_ms() as i64],
+            params![cell_id, agent_id, agent_name, device.encode_to_vec(), now],
         )?;
         if n == 0 {
             return Ok(None);
         }
-        Ok(Some(conn.query_row("SELECT attempts FROM cells WHERE id = ?1", [cell_id], |r| r.get::<_, i64>(0))? as u32))
+        let attempt = tx.query_row("SELECT attempts FROM cells WHERE id = ?1", [cell_id], |r| r.get::<_, i64>(0))?;
+        tx.execute(
+            "INSERT OR REPLACE INTO attempts (cell_id, attempt, agent_id, agent_name, device, assigned_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![cell_id, attempt, agent_id, agent_name, device.encode_to_vec(), now],
+        )?;
+        tx.commit()?;
+        Ok(Some(attempt as u32))
     }
 
     /// Takes back an assignment that never reached its agent (the attempt does not count).
     pub fn unassign(&self, cell_id: &str) -> Result<()> {
-        let conn = self.conn()?;
-        conn.execute(
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM attempts WHERE cell_id = ?1 AND attempt = (SELECT attempts FROM cells WHERE id = ?1 AND state = 'assigned')",
+            [cell_id],
+        )?;
+        tx.execute(
             "UPDATE cells SET state = 'pending', attempts = attempts - 1, updated_ms = ?2 WHERE id = ?1 AND state = 'assigned'",
             params![cell_id, now_ms() as i64],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -149,36 +164,25 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a cell's outcome, if that attempt is still in flight on that agent; returns its run id.
-    pub fn finish_cell(
-        &self,
-        cell_id: &str,
-        agent_id: &str,
-        attempt: u32,
-        outcome: std::result::Result<&pb::CellResult, &str>,
-    ) -> Result<Option<String>> {
-        let conn = self.conn()?;
-        let (state, result, error) = match outcome {
-            Ok(r) => ("done", Some(r.encode_to_vec()), String::new()),
-            Err(e) => ("failed", None, e.to_string()),
-        };
-        let n = conn.execute(
-            "UPDATE cells SET state = ?3, result = ?4, error = ?5, updated_ms = ?6 WHERE id = ?1 AND agent_id = ?2 AND attempts = ?7 AND state IN ('assigned', 'running')",
-            params![cell_id, agent_id, state, result, error, now_ms() as i64, attempt],
-        )?;
-        if n == 0 {
-            return Ok(None);
-        }
-        Ok(Some(conn.query_row("SELECT run_id FROM cells WHERE id = ?1", [cell_id], |r| r.get(0))?))
-    }
-
-    /// Returns an in-flight cell to the queue (keeping its agent binding for agent-targeted cells).
+    /// Returns an in-flight cell to the queue (keeping its agent binding for agent-targeted
+    /// cells); the attempt is lost, and a wait for its agent ends here.
     pub fn requeue(&self, cell_id: &str, wait_until_ms: u64, reason: &str) -> Result<()> {
-        let conn = self.conn()?;
-        conn.execute(
-            "UPDATE cells SET state = 'pending', wait_until_ms = ?2, error = ?3, updated_ms = ?4 WHERE id = ?1 AND state IN ('assigned', 'running')",
-            params![cell_id, wait_until_ms as i64, reason, now_ms() as i64],
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let now = now_ms() as i64;
+        tx.execute(
+            "UPDATE attempts SET ended_ms = ?2, outcome = 'lost' WHERE cell_id = ?1 AND ended_ms = 0
+               AND attempt = (SELECT attempts FROM cells WHERE id = ?1 AND state IN ('assigned', 'running'))",
+            params![cell_id, now],
         )?;
+        tx.execute(
+            "UPDATE cells SET state = 'pending', wait_until_ms = ?2, error = ?3, updated_ms = ?4, lease_until_ms = 0,
+                interrupted_ms = interrupted_ms + CASE WHEN away_since_ms > 0 AND ?4 > away_since_ms THEN ?4 - away_since_ms ELSE 0 END,
+                away_since_ms = 0
+             WHERE id = ?1 AND state IN ('assigned', 'running')",
+            params![cell_id, wait_until_ms as i64, reason, now],
+        )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -192,42 +196,18 @@ impl Store {
         Ok(conn.query_row("SELECT run_id FROM cells WHERE id = ?1", [cell_id], |r| r.get(0))?)
     }
 
-    /// In-flight cells of one agent.
-    pub fn cells_in_flight_on(&self, agent_id: &str) -> Result<Vec<(String, String, u32)>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare("SELECT id, target, attempts FROM cells WHERE agent_id = ?1 AND state IN ('assigned', 'running')")?;
-        let rows = stmt.query_map([agent_id], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u32)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-    }
-
-    /// After a restart nothing is in flight: every assigned or running cell goes back to the
-    /// queue, or fails when it used its last attempt. Returns how many were re-queued.
-    pub fn requeue_all_in_flight(&self, max_attempts: u32) -> Result<usize> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
-        let now = now_ms() as i64;
-        tx.execute(
-            "UPDATE cells SET state = 'failed', error = 'the coordinator restarted during the last attempt (' || attempts || ' of ' || ?1 || ')', updated_ms = ?2
-             WHERE state IN ('assigned', 'running') AND attempts >= ?1",
-            params![max_attempts, now],
-        )?;
-        let n = tx.execute(
-            "UPDATE cells SET state = 'pending', error = 'coordinator restarted while the cell ran', wait_until_ms = 0, updated_ms = ?1
-             WHERE state IN ('assigned', 'running')",
-            params![now],
-        )?;
-        tx.commit()?;
-        Ok(n)
-    }
-
-    /// Keeps an interval histogram unless its cell already holds [`MAX_INTERVALS_PER_CELL`] (counted
-    /// over every attempt: the attempt number is the agent's word); returns whether it was kept.
-    pub fn add_interval(&self, iv: &pb::IntervalHistogram) -> Result<bool> {
+    /// Keeps an interval histogram of an attempt `agent_id` was given and that has not reported
+    /// (still in flight, or lost to an expired lease: its result may yet come first),
+    /// unless its cell already holds [`MAX_INTERVALS_PER_CELL`] (over every attempt) or the same
+    /// outbox `seq` of that attempt is kept already (a replay); returns whether it was kept.
+    pub fn add_interval(&self, iv: &pb::IntervalHistogram, agent_id: &str, seq: u64) -> Result<bool> {
         let conn = self.conn()?;
         let n = conn.execute(
-            "INSERT INTO intervals (cell_id, attempt, repetition, start_ms, end_ms, latency)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6
-             WHERE (SELECT COUNT(*) FROM intervals WHERE cell_id = ?1) < ?7",
+            "INSERT OR IGNORE INTO intervals (cell_id, attempt, repetition, start_ms, end_ms, latency, seq)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?9
+             WHERE (SELECT COUNT(*) FROM intervals WHERE cell_id = ?1) < ?7
+               AND (EXISTS (SELECT 1 FROM attempts WHERE cell_id = ?1 AND attempt = ?2 AND agent_id = ?8 AND outcome IN ('', 'lost'))
+                 OR EXISTS (SELECT 1 FROM cells WHERE id = ?1 AND attempts = ?2 AND agent_id = ?8 AND state IN ('assigned', 'running')))",
             params![
                 iv.cell_id,
                 iv.attempt,
@@ -235,7 +215,9 @@ impl Store {
                 iv.start_unix_ms as i64,
                 iv.end_unix_ms as i64,
                 iv.latency,
-                MAX_INTERVALS_PER_CELL
+                MAX_INTERVALS_PER_CELL,
+                agent_id,
+                seq as i64
             ],
         )?;
         Ok(n == 1)
@@ -250,11 +232,14 @@ impl Store {
         }
         let mut stmt = conn.prepare(
             "SELECT id, run_id, target, agent_id, agent_name, spec, state, error, attempts, result, device, baseline_unit, benchmark_index,
-                (SELECT COUNT(*) FROM intervals i WHERE i.cell_id = c.id AND i.attempt = c.attempts),
-                reference_variant, min_agreement
+                (SELECT COUNT(*) FROM intervals i WHERE i.cell_id = c.id
+                    AND i.attempt = CASE WHEN c.result_attempt > 0 THEN c.result_attempt ELSE c.attempts END),
+                reference_variant, min_agreement, interruptions,
+                interrupted_ms + CASE WHEN away_since_ms > 0 AND ?2 > away_since_ms THEN ?2 - away_since_ms ELSE 0 END,
+                duplicates, result_attempt
              FROM cells c WHERE run_id = ?1 ORDER BY seq",
         )?;
-        let mut rows = stmt.query([run_id])?;
+        let mut rows = stmt.query(params![run_id, now_ms() as i64])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let spec: Vec<u8> = r.get(5)?;
@@ -279,13 +264,18 @@ impl Store {
                 interval_histograms: vec![],
                 reference_variant: r.get(14)?,
                 min_agreement: r.get(15)?,
+                interruptions: r.get::<_, i64>(16)? as u32,
+                interrupted_ms: r.get::<_, i64>(17)? as u64,
+                duplicates: r.get::<_, i64>(18)? as u32,
+                result_attempt: r.get::<_, i64>(19)? as u32,
             });
         }
         drop(rows);
         drop(stmt);
         if with_results {
             for c in &mut out {
-                c.interval_histograms = intervals_of(&conn, &c.id, c.attempts)?;
+                let attempt = if c.result_attempt > 0 { c.result_attempt } else { c.attempts };
+                c.interval_histograms = intervals_of(&conn, &c.id, attempt)?;
             }
         }
         Ok(out)

@@ -1,12 +1,14 @@
 //! The result store: runs, cells, interval histograms, agents and artifact metadata in SQLite
-//! (one file in the data directory, WAL). Every state change is one transaction, so a
-//! coordinator killed at any moment restarts with every finished result intact.
+//! (one file in the data directory, WAL, synchronous=FULL). Every state change is one
+//! transaction, so a coordinator killed at any moment restarts with every finished result intact.
 
 mod agents;
 mod artifacts;
+mod attempts;
 mod baselines;
 mod cells;
 mod credentials;
+mod leases;
 pub mod runs;
 mod views;
 
@@ -18,8 +20,10 @@ use rusqlite::Connection;
 
 use crate::error::{CoordError, Result};
 
+pub use attempts::Finish;
 pub use cells::{NewCell, PendingCell};
 pub use credentials::StoredCredential;
+pub use leases::InFlight;
 pub use runs::NewRun;
 
 pub struct Store {
@@ -36,7 +40,9 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // FULL: a commit is on the disk before it returns, so what the coordinator acknowledges
+        // to an agent (which then forgets it) survives a power loss, not only a crash.
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(include_str!("schema.sql"))?;
@@ -51,11 +57,18 @@ impl Store {
 
 /// Brings a database made by an older coordinator up to the schema: columns added since.
 fn migrate(conn: &Connection) -> Result<()> {
-    const ADDED: [(&str, &str, &str); 4] = [
+    const ADDED: [(&str, &str, &str); 11] = [
         ("runs", "submitted_by", "TEXT NOT NULL DEFAULT ''"),
         ("artifacts", "uploaded_by", "TEXT NOT NULL DEFAULT ''"),
         ("cells", "reference_variant", "TEXT NOT NULL DEFAULT ''"),
         ("cells", "min_agreement", "REAL NOT NULL DEFAULT 1.0"),
+        ("cells", "lease_until_ms", "INTEGER NOT NULL DEFAULT 0"),
+        ("cells", "away_since_ms", "INTEGER NOT NULL DEFAULT 0"),
+        ("cells", "interruptions", "INTEGER NOT NULL DEFAULT 0"),
+        ("cells", "interrupted_ms", "INTEGER NOT NULL DEFAULT 0"),
+        ("cells", "duplicates", "INTEGER NOT NULL DEFAULT 0"),
+        ("cells", "result_attempt", "INTEGER NOT NULL DEFAULT 0"),
+        ("intervals", "seq", "INTEGER NOT NULL DEFAULT 0"),
     ];
     for (table, column, kind) in ADDED {
         let has: i64 =
@@ -64,6 +77,7 @@ fn migrate(conn: &Connection) -> Result<()> {
             conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
         }
     }
+    conn.execute_batch("CREATE UNIQUE INDEX IF NOT EXISTS intervals_once ON intervals(cell_id, attempt, seq) WHERE seq > 0")?;
     Ok(())
 }
 

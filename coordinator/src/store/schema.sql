@@ -31,7 +31,14 @@ CREATE TABLE IF NOT EXISTS cells (
     result           BLOB,
     device           BLOB,
     wait_until_ms    INTEGER NOT NULL DEFAULT 0,
-    updated_ms       INTEGER NOT NULL
+    updated_ms       INTEGER NOT NULL,
+    -- While its agent is away: the lease's deadline, and since when it is away.
+    lease_until_ms   INTEGER NOT NULL DEFAULT 0,
+    away_since_ms    INTEGER NOT NULL DEFAULT 0,
+    interruptions    INTEGER NOT NULL DEFAULT 0,
+    interrupted_ms   INTEGER NOT NULL DEFAULT 0,
+    duplicates       INTEGER NOT NULL DEFAULT 0,
+    result_attempt   INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS cells_by_state ON cells(state);
 CREATE INDEX IF NOT EXISTS cells_by_run ON cells(run_id, seq);
@@ -42,9 +49,25 @@ CREATE TABLE IF NOT EXISTS intervals (
     repetition  INTEGER NOT NULL,
     start_ms    INTEGER NOT NULL,
     end_ms      INTEGER NOT NULL,
-    latency     BLOB NOT NULL
+    latency     BLOB NOT NULL,
+    seq         INTEGER NOT NULL DEFAULT 0  -- the agent's outbox seq: a replayed interval is kept once
 );
 CREATE INDEX IF NOT EXISTS intervals_by_cell ON intervals(cell_id);
+
+-- Every attempt of a cell: which agent had it, and how it ended ('' while in flight; result,
+-- error, lost, duplicate). A late report is taken only from the agent the attempt was given to.
+CREATE TABLE IF NOT EXISTS attempts (
+    cell_id      TEXT NOT NULL,
+    attempt      INTEGER NOT NULL,
+    agent_id     TEXT NOT NULL,
+    agent_name   TEXT NOT NULL,
+    device       BLOB,
+    assigned_ms  INTEGER NOT NULL,
+    ended_ms     INTEGER NOT NULL DEFAULT 0,
+    outcome      TEXT NOT NULL DEFAULT '',
+    result       BLOB,               -- a duplicate result, kept aside
+    PRIMARY KEY (cell_id, attempt)
+);
 
 CREATE TABLE IF NOT EXISTS agents (
     id             TEXT PRIMARY KEY,

@@ -2,6 +2,9 @@ use anefleet_proto::pb;
 
 use super::*;
 
+#[path = "leases_tests.rs"]
+mod leases;
+
 fn store() -> (tempfile::TempDir, Store) {
     let d = tempfile::tempdir().unwrap();
     let s = Store::open(&d.path().join("t.db")).unwrap();
@@ -45,9 +48,11 @@ fn a_run_moves_from_pending_to_finished_as_its_cells_end() {
     assert_eq!(s.refresh_run_state("r1").unwrap(), "running");
     s.mark_running("r1-000", "a", 1).unwrap();
     // Only the agent running that attempt of a cell may finish it.
-    assert!(s.finish_cell("r1-000", "b", 1, Ok(&pb::CellResult::default())).unwrap().is_none());
-    assert!(s.finish_cell("r1-000", "a", 2, Ok(&pb::CellResult::default())).unwrap().is_none());
-    assert_eq!(s.finish_cell("r1-000", "a", 1, Ok(&pb::CellResult { load_ms: 5.0, ..Default::default() })).unwrap().as_deref(), Some("r1"));
+    assert_eq!(s.finish_cell("r1-000", "b", 1, Ok(&pb::CellResult::default())).unwrap(), Finish::Ignored);
+    assert_eq!(s.finish_cell("r1-000", "a", 2, Ok(&pb::CellResult::default())).unwrap(), Finish::Ignored);
+    let stored = s.finish_cell("r1-000", "a", 1, Ok(&pb::CellResult { load_ms: 5.0, ..Default::default() })).unwrap();
+    assert_eq!(stored, Finish::Stored { run_id: "r1".into() });
+    assert_eq!(s.finish_cell("r1-000", "a", 1, Ok(&pb::CellResult::default())).unwrap(), Finish::Again, "a redelivery changes nothing");
     s.mark_assigned("r1-001", "a", "alpha", &pb::DeviceProfile::default()).unwrap();
     s.finish_cell("r1-001", "a", 1, Err("boom")).unwrap();
     assert_eq!(s.refresh_run_state("r1").unwrap(), "failed");
@@ -59,30 +64,6 @@ fn a_run_moves_from_pending_to_finished_as_its_cells_end() {
     assert_eq!(cells[0].result.as_ref().unwrap().load_ms, 5.0);
     assert_eq!(cells[1].error, "boom");
     assert!(s.pending_cells().unwrap().is_empty());
-}
-
-#[test]
-fn in_flight_cells_return_to_the_queue_after_a_restart_unless_at_their_last_attempt() {
-    let (d, s) = store();
-    run(&s, "r2", &[cell("r2-000", 0, "agent:a"), cell("r2-001", 1, "any")]);
-    for _ in 0..3 {
-        s.mark_assigned("r2-001", "b", "beta", &pb::DeviceProfile::default()).unwrap();
-        s.requeue("r2-001", 0, "lost").unwrap();
-    }
-    s.mark_assigned("r2-000", "a", "alpha", &pb::DeviceProfile::default()).unwrap();
-    s.mark_assigned("r2-001", "b", "beta", &pb::DeviceProfile::default()).unwrap();
-    s.unassign("r2-001").unwrap();
-    assert_eq!(s.cells_of("r2", false).unwrap()[1].attempts, 3, "an assignment taken back does not count");
-    s.mark_assigned("r2-001", "b", "beta", &pb::DeviceProfile::default()).unwrap();
-    drop(s);
-    let s = Store::open(&d.path().join("t.db")).unwrap();
-    assert_eq!(s.requeue_all_in_flight(3).unwrap(), 1);
-    let cells = s.cells_of("r2", false).unwrap();
-    assert_eq!((cells[0].state.as_str(), cells[0].attempts), ("pending", 1), "attempts are kept");
-    assert_eq!(cells[1].state, "failed");
-    assert!(cells[1].error.contains("last attempt (4 of 3)") || cells[1].error.contains("of 3"), "{}", cells[1].error);
-    s.set_waits(&[("r2-000".to_string(), 77)]).unwrap();
-    assert_eq!(s.pending_cells().unwrap()[0].wait_until_ms, 77);
 }
 
 #[test]

@@ -60,20 +60,31 @@ fn ago(unix_ms: u64) -> String {
 fn state(web: &Web, a: &pb::AgentInfo) -> Result<String, WebError> {
     let s = format!("<span class=\"state-{s}\">{s}</span>", s = esc(&a.state));
     Ok(match a.state.as_str() {
-        "busy" => match web.store.cell_brief(&a.running_cell_id)? {
-            Some((run, c)) => format!(
-                "{s} with <a href=\"/runs/{}\">{} {}:{} {} ctx {}</a>",
-                url(&run),
-                esc(&c.model),
-                esc(&c.backend),
-                esc(&c.unit),
-                esc(&c.workload),
-                c.context_length
-            ),
-            None => format!("{s} with cell {}", esc(&a.running_cell_id)),
-        },
+        "busy" => format!("{s} with {}", cell_link(web, &a.running_cell_id)?),
+        "away" => format!(
+            "{s} since {}, holding {} until {}",
+            time(a.away_since_unix_ms),
+            cell_link(web, &a.running_cell_id)?,
+            time(a.lease_until_unix_ms)
+        ),
         "offline" => format!("{s} since {}", time(a.last_seen_unix_ms)),
         _ => s,
+    })
+}
+
+/// A cell in words, linked to its run's page.
+fn cell_link(web: &Web, cell_id: &str) -> Result<String, WebError> {
+    Ok(match web.store.cell_brief(cell_id)? {
+        Some((run, c)) => format!(
+            "<a href=\"/runs/{}\">{} {}:{} {} ctx {}</a>",
+            url(&run),
+            esc(&c.model),
+            esc(&c.backend),
+            esc(&c.unit),
+            esc(&c.workload),
+            c.context_length
+        ),
+        None => format!("cell {}", esc(cell_id)),
     })
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod proxy;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -177,9 +178,23 @@ impl Fleet {
 
     /// Starts an agent with the token in `token_file` and its identity in the fleet's folder `cache`.
     pub fn start_agent_with(&mut self, name: &str, tags: &[&str], token_file: &Path, cache: &str) -> PathBuf {
+        let url = self.url();
+        self.start_agent_at(name, tags, token_file, cache, &url, None)
+    }
+
+    /// Starts an agent that reaches the coordinator at `url`, inside the network namespace
+    /// `netns` when given (`ip netns exec` runs the agent itself: its pid is the agent's).
+    pub fn start_agent_at(&mut self, name: &str, tags: &[&str], token_file: &Path, cache: &str, url: &str, netns: Option<&str>) -> PathBuf {
         let cache = self.dir.path().join(cache);
-        let mut cmd = Command::new(agent_exe());
-        cmd.args(["--threads", "1", "run", "--coordinator", &self.url(), "--name", name])
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(agent_exe());
+                c
+            }
+            None => Command::new(agent_exe()),
+        };
+        cmd.args(["--threads", "1", "run", "--coordinator", url, "--name", name])
             .arg("--token-file")
             .arg(token_file)
             .arg("--cache-dir")

@@ -99,10 +99,13 @@ fn web() -> (tempfile::TempDir, WebState) {
     for (c, &(_, _, _, ms, peak, joules)) in cells.iter().zip(&CELLS) {
         let attempt = store.mark_assigned(&c.id, "id-studio", "studio", &device).unwrap().expect("assigned");
         store.mark_running(&c.id, "id-studio", attempt).unwrap();
-        assert!(store.finish_cell(&c.id, "id-studio", attempt, Ok(&result(ms, peak, joules))).unwrap().is_some());
+        let stored = store.finish_cell(&c.id, "id-studio", attempt, Ok(&result(ms, peak, joules))).unwrap();
+        assert_eq!(stored, crate::store::Finish::Stored { run_id: "r1".into() });
     }
     store.refresh_run_state("r1").unwrap();
-    let scheduler = Scheduler::new(store.clone(), Duration::from_secs(60), Duration::from_secs(60));
+    let secs = Duration::from_secs;
+    let scheduler =
+        Scheduler::new(store.clone(), crate::schedule::Timeouts { agent_grace: secs(60), heartbeat: secs(60), lease: secs(600) });
     let access = Access::load(store.clone(), "token").unwrap();
     let (_closing_tx, closing) = tokio::sync::watch::channel(false);
     let web = Web::new(store, scheduler, access, Exposure { open: true, tls: false, closing }, Default::default());

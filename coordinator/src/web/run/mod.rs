@@ -142,7 +142,7 @@ fn cells(doc: &ResultsDoc) -> String {
         let state = match &c.error {
             Some(e) => format!("<span class=\"state-{s}\">{s}</span>: {}", esc(e), s = esc(&c.state)),
             None => format!("<span class=\"state-{s}\">{s}</span>", s = esc(&c.state)),
-        };
+        } + &interruptions(c);
         let pct =
             |f: fn(&anefleet_proto::histogram::Summary) -> u64| c.latency.as_ref().map_or("–".into(), |l| super::charts::ms(f(l) as f64));
         t.row_class(
@@ -166,4 +166,20 @@ fn cells(doc: &ResultsDoc) -> String {
         );
     }
     panel("cells", "Cells", &t.render("cells-table"))
+}
+
+/// What the cell went through on the way: attempts beyond the first, waits for its agent, and
+/// results kept aside. Empty for a cell that ran straight through.
+fn interruptions(c: &CellDoc) -> String {
+    let mut notes = vec![];
+    if c.attempts > 1 {
+        notes.push(format!("attempt {}", c.attempts));
+    }
+    if c.interruptions > 0 {
+        notes.push(format!("session interrupted {}× ({:.0} s in all)", c.interruptions, c.interrupted_s));
+    }
+    if c.duplicates > 0 {
+        notes.push(format!("{} duplicate result(s) kept aside", c.duplicates));
+    }
+    if notes.is_empty() { String::new() } else { format!("<br><span class=\"muted\">{}</span>", esc(&notes.join(", "))) }
 }

@@ -1,0 +1,154 @@
+//! How an attempt's report becomes (or does not become) its cell's outcome. Every report is
+//! decided in one transaction from the attempt's record, so the same report delivered twice, or
+//! two attempts of a re-queued cell reporting in either order, end the same way: the first valid
+//! result wins, a later one is kept aside as a duplicate, never a second result.
+
+use prost::Message;
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use anefleet_proto::pb;
+
+use super::{Store, now_ms};
+use crate::error::Result;
+
+/// What became of a report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finish {
+    /// The cell's outcome, from the attempt it was waiting for; the cell's run.
+    Stored { run_id: String },
+    /// The result of an earlier attempt, re-queued while its agent was away, came first: it is the
+    /// cell's result, and the attempt in flight now (cell, its agent) is to be cancelled.
+    Won { run_id: String, superseded: Option<String> },
+    /// A valid result for a cell that already had its outcome: kept aside, counted.
+    Duplicate,
+    /// This very report was taken before (a redelivery): nothing changes.
+    Again,
+    /// Not a report this agent may make, or an error from an attempt no longer wanted.
+    Ignored,
+}
+
+/// The cell's state, run, agent and current attempt.
+struct CellNow {
+    state: String,
+    run_id: String,
+    agent_id: String,
+    attempt: u32,
+}
+
+/// The attempt's agent, whether its report was taken already, and its device.
+struct AttemptNow {
+    agent_id: String,
+    agent_name: String,
+    /// Its report was decided (a result, an error, a duplicate). A lost or superseded attempt
+    /// has not reported: its agent may still.
+    reported: bool,
+    device: Option<Vec<u8>>,
+}
+
+impl Store {
+    /// Decides what `agent_id`'s report of `attempt` of `cell_id` does (see [`Finish`]).
+    pub fn finish_cell(
+        &self,
+        cell_id: &str,
+        agent_id: &str,
+        attempt: u32,
+        outcome: std::result::Result<&pb::CellResult, &str>,
+    ) -> Result<Finish> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let Some(cell) = cell_now(&tx, cell_id)? else { return Ok(Finish::Ignored) };
+        let current = cell.agent_id == agent_id && cell.attempt == attempt;
+        let att = attempt_now(&tx, cell_id, attempt)?;
+        let finish = match &att {
+            Some(a) if a.agent_id != agent_id => Finish::Ignored,
+            Some(a) if a.reported => Finish::Again,
+            None if !current => Finish::Ignored,
+            _ if current && matches!(cell.state.as_str(), "assigned" | "running") => {
+                store_outcome(&tx, cell_id, attempt, outcome)?;
+                Finish::Stored { run_id: cell.run_id.clone() }
+            }
+            Some(a) => late(&tx, &cell, cell_id, attempt, a, outcome)?,
+            None => Finish::Ignored,
+        };
+        if !matches!(finish, Finish::Again | Finish::Ignored) {
+            let ended = match (&finish, outcome) {
+                (Finish::Duplicate, _) => "duplicate",
+                (_, Ok(_)) => "result",
+                (_, Err(_)) => "error",
+            };
+            let kept = matches!(finish, Finish::Duplicate).then(|| outcome.ok().map(|r| r.encode_to_vec())).flatten();
+            tx.execute(
+                "UPDATE attempts SET ended_ms = ?3, outcome = ?4, result = ?5 WHERE cell_id = ?1 AND attempt = ?2",
+                params![cell_id, attempt, now_ms() as i64, ended, kept],
+            )?;
+        }
+        tx.commit()?;
+        Ok(finish)
+    }
+}
+
+/// A report of an attempt that is no longer the cell's current one.
+fn late(
+    tx: &Transaction<'_>,
+    cell: &CellNow,
+    cell_id: &str,
+    attempt: u32,
+    att: &AttemptNow,
+    outcome: std::result::Result<&pb::CellResult, &str>,
+) -> Result<Finish> {
+    let open = matches!(cell.state.as_str(), "pending" | "assigned" | "running");
+    match outcome {
+        Ok(_) if open => {
+            store_outcome(tx, cell_id, attempt, outcome)?;
+            tx.execute(
+                "UPDATE cells SET agent_id = ?2, agent_name = ?3, device = ?4 WHERE id = ?1",
+                params![cell_id, att.agent_id, att.agent_name, att.device],
+            )?;
+            tx.execute(
+                "UPDATE attempts SET ended_ms = ?3, outcome = 'superseded' WHERE cell_id = ?1 AND attempt = ?2 AND ended_ms = 0",
+                params![cell_id, cell.attempt, now_ms() as i64],
+            )?;
+            let superseded = (cell.state != "pending" && cell.attempt != attempt).then(|| cell.agent_id.clone());
+            Ok(Finish::Won { run_id: cell.run_id.clone(), superseded })
+        }
+        Ok(_) => {
+            tx.execute("UPDATE cells SET duplicates = duplicates + 1 WHERE id = ?1", [cell_id])?;
+            Ok(Finish::Duplicate)
+        }
+        Err(_) => Ok(Finish::Ignored),
+    }
+}
+
+/// The cell ends with `outcome`, produced by `attempt`.
+fn store_outcome(tx: &Transaction<'_>, cell_id: &str, attempt: u32, outcome: std::result::Result<&pb::CellResult, &str>) -> Result<()> {
+    let (state, result, error) = match outcome {
+        Ok(r) => ("done", Some(r.encode_to_vec()), String::new()),
+        Err(e) => ("failed", None, e.to_string()),
+    };
+    tx.execute(
+        "UPDATE cells SET state = ?2, result = ?3, error = ?4, result_attempt = ?5, updated_ms = ?6, lease_until_ms = 0,
+            interrupted_ms = interrupted_ms + CASE WHEN away_since_ms > 0 AND ?6 > away_since_ms THEN ?6 - away_since_ms ELSE 0 END,
+            away_since_ms = 0
+         WHERE id = ?1",
+        params![cell_id, state, result, error, attempt, now_ms() as i64],
+    )?;
+    Ok(())
+}
+
+fn cell_now(tx: &Transaction<'_>, cell_id: &str) -> Result<Option<CellNow>> {
+    Ok(tx
+        .query_row("SELECT state, run_id, agent_id, attempts FROM cells WHERE id = ?1", [cell_id], |r| {
+            Ok(CellNow { state: r.get(0)?, run_id: r.get(1)?, agent_id: r.get(2)?, attempt: r.get::<_, i64>(3)? as u32 })
+        })
+        .optional()?)
+}
+
+fn attempt_now(tx: &Transaction<'_>, cell_id: &str, attempt: u32) -> Result<Option<AttemptNow>> {
+    Ok(tx
+        .query_row(
+            "SELECT agent_id, agent_name, outcome IN ('result', 'error', 'duplicate'), device FROM attempts WHERE cell_id = ?1 AND attempt = ?2",
+            params![cell_id, attempt],
+            |r| Ok(AttemptNow { agent_id: r.get(0)?, agent_name: r.get(1)?, reported: r.get(2)?, device: r.get(3)? }),
+        )
+        .optional()?)
+}
