@@ -46,6 +46,24 @@ fn cell_json<'a>(r: &'a serde_json::Value, i: usize) -> &'a serde_json::Value {
     &r["cells"][i]
 }
 
+/// Prints what the outage cost each cell: attempts, the waits for its agent, and the run's wall
+/// time against the longest measurement.
+fn say(scenario: &str, r: &serde_json::Value, wall: Duration) {
+    let cells = r["cells"].as_array().cloned().unwrap_or_default();
+    let measured = cells.iter().map(|c| c["measured_s"].as_f64().unwrap_or(0.0)).fold(0.0, f64::max);
+    for c in &cells {
+        eprintln!(
+            "{scenario}: cell {} attempts {} interruptions {} ({:.1} s away) duplicates {}; run wall {:.1} s for {measured:.1} s measured",
+            c["id"],
+            c["attempts"],
+            c["interruptions"],
+            c["interrupted_s"].as_f64().unwrap_or(0.0),
+            c["duplicates"],
+            wall.as_secs_f64()
+        );
+    }
+}
+
 /// Waits until every cell of the run is running and has streamed an interval.
 fn all_measuring(f: &Fleet, run: &str, n: usize) {
     wait_until("every cell to be measuring", Duration::from_secs(120), || {
@@ -77,6 +95,7 @@ fn a_coordinator_killed_mid_cell_and_back_10s_later_costs_no_measurement() {
     let r = f.wait_for_run(&run, Duration::from_secs(180));
     let (wall, after_restart) = (started.elapsed(), restarted.elapsed());
     assert_eq!(r["run"]["state"], "finished", "{r}");
+    say("coordinator killed for 10 s", &r, wall);
     let full = assert_complete_once(&f, &run);
     for c in &full.cells {
         assert!(c.interruptions >= 1, "cell {}: the restart is counted as an interruption", c.id);
@@ -100,6 +119,7 @@ fn five_blips_during_one_cell_cost_nothing() {
     let token = f.token_file();
     f.start_agent_at("wifi", &[], &token, "agent-wifi", &format!("http://127.0.0.1:{}", proxy.port), None);
     f.wait_for_agents(1);
+    let started = Instant::now();
     let run = f.submit(&f.write_spec("one.toml", &cells(20, "[64]")));
     all_measuring(&f, &run, 1);
     let session_of = || f.json(&["agents", "--format", "json"])[0]["connected_since_unix_ms"].as_u64();
@@ -116,6 +136,7 @@ fn five_blips_during_one_cell_cost_nothing() {
     }
     let r = f.wait_for_run(&run, Duration::from_secs(120));
     assert_eq!(r["run"]["state"], "finished", "{r}");
+    say("5 blips", &r, started.elapsed());
     assert_complete_once(&f, &run);
     assert_eq!(cell_json(&r, 0)["interruptions"], 5, "{r}");
 }
@@ -125,6 +146,7 @@ fn a_hung_agent_is_noticed_shown_away_and_takes_its_cell_up_again() {
     let mut f = Fleet::start_with("127.0.0.1", 120, &["--heartbeat-timeout-s", "3", "--lease-s", "300"]);
     f.start_agent("sleepy", &[]);
     f.wait_for_agents(1);
+    let started = Instant::now();
     let run = f.submit(&f.write_spec("one.toml", &cells(8, "[64]")));
     all_measuring(&f, &run, 1);
     signal(&f, "sleepy", "-STOP");
@@ -141,6 +163,7 @@ fn a_hung_agent_is_noticed_shown_away_and_takes_its_cell_up_again() {
     assert_eq!(f.results(&run)["cells"][0]["state"], "running", "the cell waits for its agent");
     signal(&f, "sleepy", "-CONT");
     let r = f.wait_for_run(&run, Duration::from_secs(120));
+    say("agent stopped (SIGSTOP) past the heartbeat timeout", &r, started.elapsed());
     assert_eq!(r["run"]["state"], "finished", "{r}");
     assert_complete_once(&f, &run);
     assert_eq!(cell_json(&r, 0)["interruptions"], 1, "{r}");
@@ -170,6 +193,7 @@ fn an_agent_killed_after_finishing_offline_delivers_its_result_from_the_outbox()
     let mut f = Fleet::start(120);
     let cache = f.start_agent("courier", &[]);
     f.wait_for_agents(1);
+    let started = Instant::now();
     let run = f.submit(&f.write_spec("one.toml", &cells(3, "[64]")));
     all_measuring(&f, &run, 1);
     f.coordinator.as_mut().expect("coordinator").kill9();
@@ -181,6 +205,7 @@ fn an_agent_killed_after_finishing_offline_delivers_its_result_from_the_outbox()
     f.start_coordinator();
     f.start_agent("courier", &[]);
     let r = f.wait_for_run(&run, Duration::from_secs(120));
+    say("agent killed holding an undelivered result", &r, started.elapsed());
     assert_eq!(r["run"]["state"], "finished", "{r}");
     assert_complete_once(&f, &run);
     wait_until("the acknowledged outbox to be empty", Duration::from_secs(30), || outbox_of(&cache).is_empty().then_some(()));
@@ -242,6 +267,7 @@ fn partitioned_fleet(n: u8, lease_s: u32) -> Option<(Fleet, Netns)> {
 #[test]
 fn a_partition_shorter_than_the_lease_costs_no_measurement() {
     let Some((f, ns)) = partitioned_fleet(1, 120) else { return };
+    let started = Instant::now();
     let run = f.submit(&f.write_spec("one.toml", &cells(40, "[64]")));
     all_measuring(&f, &run, 1);
     let cut = Instant::now();
@@ -252,6 +278,7 @@ fn a_partition_shorter_than_the_lease_costs_no_measurement() {
     std::thread::sleep(Duration::from_secs(30).saturating_sub(cut.elapsed())); // the partition itself
     ns.link(true);
     let r = f.wait_for_run(&run, Duration::from_secs(180));
+    say("30 s partition", &r, started.elapsed());
     assert_eq!(r["run"]["state"], "finished", "{r}");
     assert_complete_once(&f, &run);
     assert!(cell_json(&r, 0)["interruptions"].as_u64() >= Some(1), "{r}");
@@ -260,6 +287,7 @@ fn a_partition_shorter_than_the_lease_costs_no_measurement() {
 #[test]
 fn a_partition_longer_than_the_lease_requeues_once_and_the_late_result_is_a_duplicate() {
     let Some((mut f, ns)) = partitioned_fleet(2, 8) else { return };
+    let started = Instant::now();
     let run = f.submit(&f.write_spec("one.toml", &cells(25, "[64]")));
     all_measuring(&f, &run, 1);
     ns.link(false);
@@ -275,6 +303,7 @@ fn a_partition_longer_than_the_lease_requeues_once_and_the_late_result_is_a_dupl
         let r = f.results(&run);
         (r["cells"][0]["duplicates"] == 1).then_some(r)
     });
+    say("partition longer than the 8 s lease", &after, started.elapsed());
     let c = cell_json(&after, 0);
     assert_eq!(
         (c["state"].as_str(), c["agent"].as_str(), c["attempts"].as_u64()),

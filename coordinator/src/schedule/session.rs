@@ -302,4 +302,69 @@ mod tests {
         s.interval("a", a, &iv("r-000"), 2).expect("the next one");
         assert_eq!(stored(), 2);
     }
+
+    fn assignments(
+        rx: &mut tokio::sync::mpsc::Receiver<Result<pb::CoordinatorMessage, tonic::Status>>,
+    ) -> Vec<pb::coordinator_message::Body> {
+        std::iter::from_fn(|| rx.try_recv().ok()).filter_map(|m| m.ok()?.body).collect()
+    }
+
+    fn finished(cell: &str, attempt: u32) -> pb::CellFinished {
+        let mut h = histogram::new_latency();
+        histogram::record(&mut h, 1_000);
+        let bytes = histogram::encode(&h).expect("encode");
+        let r = pb::CellResult { latency: bytes.clone(), ttft: bytes.clone(), decode_token: bytes, ..Default::default() };
+        pb::CellFinished { cell_id: cell.into(), attempt, outcome: Some(pb::cell_finished::Outcome::Result(r)), cancelled: false }
+    }
+
+    #[test]
+    fn a_broken_session_keeps_its_cell_for_the_lease_then_the_first_result_of_two_attempts_wins() {
+        use pb::coordinator_message::Body;
+        let (_d, store, s) = scheduler_with_a_cell();
+        let cell = || store.cells_of("r", false).expect("cells").remove(0);
+        let (tx_a, _rx_a) = tokio::sync::mpsc::channel(16);
+        let (a, _) = s.connect(hello("a"), tx_a).expect("a gets r-000");
+        s.disconnect("a", a, false).expect("a's session breaks");
+        let (tx_b, mut rx_b) = tokio::sync::mpsc::channel(16);
+        let (b, _) = s.connect(hello("b"), tx_b).expect("b connects");
+        let away = crate::store::now_ms();
+        s.reap_at(away + 590_000).expect("reap");
+        s.schedule().expect("schedule");
+        assert!(!assignments(&mut rx_b).iter().any(|m| matches!(m, Body::Assign(_))), "held for a while its lease runs");
+        assert_eq!((cell().state.as_str(), cell().attempts, cell().interruptions), ("assigned", 1, 1));
+        s.reap_at(away + 601_000).expect("reap");
+        s.schedule().expect("schedule");
+        let sent = assignments(&mut rx_b);
+        assert!(sent.iter().any(|m| matches!(m, Body::Assign(x) if x.cell_id == "r-000" && x.attempt == 2)), "{sent:?}");
+        // `a` comes back still measuring attempt 1: it races b, and its result, first, wins.
+        let mut back = hello("a");
+        back.running = Some(pb::CellRef { cell_id: "r-000".into(), attempt: 1 });
+        let (tx_a, _rx_a) = tokio::sync::mpsc::channel(16);
+        let (a, _) = s.connect(back, tx_a).expect("a is back");
+        s.cell_finished("a", a, finished("r-000", 1)).expect("a reports");
+        let sent = assignments(&mut rx_b);
+        assert!(sent.iter().any(|m| matches!(m, Body::Cancel(c) if c.cell_id == "r-000")), "b is told to stop: {sent:?}");
+        s.cell_finished("b", b, finished("r-000", 2)).expect("b reports too");
+        let c = cell();
+        assert_eq!((c.state.as_str(), c.agent_id.as_str(), c.result_attempt, c.duplicates), ("done", "a", 1, 1));
+    }
+
+    #[test]
+    fn an_agent_back_without_its_cell_loses_it_at_once_and_one_back_with_it_takes_it_up() {
+        let (_d, store, s) = scheduler_with_a_cell();
+        let cell = || store.cells_of("r", false).expect("cells").remove(0);
+        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        let (a, _) = s.connect(hello("a"), tx).expect("a gets r-000");
+        s.disconnect("a", a, false).expect("a's session breaks");
+        let mut back = hello("a");
+        back.finished = vec![pb::CellRef { cell_id: "r-000".into(), attempt: 1 }];
+        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        let (a, _) = s.connect(back, tx).expect("a is back with its result in the outbox");
+        assert_eq!((cell().state.as_str(), cell().attempts), ("assigned", 1), "re-attached: its result is on the way");
+        s.disconnect("a", a, false).expect("breaks again");
+        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        s.connect(hello("a"), tx).expect("a restarted: it holds nothing");
+        // Lost, re-queued, and (a being idle) given to a again as attempt 2.
+        assert_eq!(cell().attempts, 2, "{:?}", cell());
+    }
 }
