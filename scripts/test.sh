@@ -12,6 +12,7 @@ scripts/install-build-deps.sh
 scripts/install-test-deps.sh
 models/scripts/fetch-test-models.sh >/dev/null
 models/scripts/make-coreml-fixtures.sh >/dev/null
+models/scripts/make-torch-venv.sh >/dev/null
 # One build: `cargo test` compiles every binary the integration tests start (with the test
 # profile's feature set; a separate `cargo build` first would compile the workspace twice).
 cargo test --release --workspace --locked

@@ -25,6 +25,10 @@ struct Cli {
     /// (at most 5 minutes, then run anyway with a warning). No sensor: no wait.
     #[arg(long, global = true, env = "ANEFLEET_COOL_BELOW_C", value_name = "CELSIUS", value_parser = parse_celsius)]
     cool_below_c: Option<f64>,
+    /// The Python the `torch` backend's worker runs on (it needs torch and transformers); no
+    /// such Python, no torch units.
+    #[arg(long, global = true, env = "ANEFLEET_PYTHON", default_value = "python3")]
+    python: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -154,6 +158,7 @@ fn main() -> ExitCode {
     let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     // SAFETY: no other thread exists yet.
     unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+    backend::torch::set_python(&cli.python);
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -238,6 +243,7 @@ async fn run(command: Command, threads: Option<usize>, cool_below_c: Option<f64>
                     "hostname": p.hostname, "os": p.os, "os_version": p.os_version, "arch": p.arch, "cpu_model": p.cpu_model,
                     "cpu_cores": p.cpu_cores, "memory_bytes": p.memory_bytes, "units": units,
                     "threads": candle_core::utils::get_num_threads(),
+                    "torch": backend::torch::status(),
                 }))?
             );
             Ok(ExitCode::SUCCESS)

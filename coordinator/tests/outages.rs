@@ -42,7 +42,7 @@ fn assert_complete_once(f: &Fleet, run: &str) -> pb::RunResults {
     r
 }
 
-fn cell_json<'a>(r: &'a serde_json::Value, i: usize) -> &'a serde_json::Value {
+fn cell_json(r: &serde_json::Value, i: usize) -> &serde_json::Value {
     &r["cells"][i]
 }
 

@@ -155,12 +155,16 @@ impl Ctx {
         std::os::unix::fs::symlink(&bin, work.join("target/release")).expect("link the binaries");
         let port = free_port();
         let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-        let env = vec![
+        let mut env = vec![
             ("PATH".into(), path),
             ("HOME".into(), dir.path().join("home").display().to_string()),
             ("ANEFLEET_TEST_MODELS".into(), models_dir().display().to_string()),
             ("ANEFLEET_COORDINATOR".into(), format!("http://127.0.0.1:{port}")),
         ];
+        // The torch venv scripts/test.sh made, as the test models: made once, outside the home.
+        if let Some(venv) = anefleet_models::test_models::torch_python().and_then(|p| Some(p.parent()?.parent()?.to_path_buf())) {
+            env.push(("ANEFLEET_TORCH_VENV".into(), venv.display().to_string()));
+        }
         Ctx { repo, work, port, env, run_id: None, run_finished: false, servers: Vec::new(), _dir: dir }
     }
 
@@ -251,10 +255,15 @@ impl Ctx {
 
     /// Cells of the quickstart spec per agent.
     fn quickstart_cells(&self) -> usize {
-        let text = std::fs::read_to_string(self.repo.join("examples/quickstart.toml")).expect("quickstart.toml");
-        let spec = Spec::parse(&text, "quickstart.toml").expect("the quickstart spec parses");
-        spec.benchmarks.iter().map(|b| b.units.len() * b.context_lengths.len() * b.batch_sizes.len()).sum()
+        cells_of(&self.repo.join("examples/quickstart.toml"))
     }
+}
+
+/// Cells per agent of the spec at `path`.
+fn cells_of(path: &std::path::Path) -> usize {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let spec = Spec::parse(&text, "quickstart.toml").expect("the quickstart spec parses");
+    spec.benchmarks.iter().map(|b| b.units.len() * b.context_lengths.len() * b.batch_sizes.len()).sum()
 }
 
 fn read_back(mut f: std::fs::File) -> String {
@@ -274,10 +283,15 @@ fn exit_0(_: &mut Ctx, _: &Done) -> Result<(), String> {
     Ok(())
 }
 
-/// The quickstart's table has every cell of its spec on both agents, all done, and nothing it
-/// started is left running.
+/// The quickstart's table has every cell of the spec it ran on both agents, all done (with
+/// torch:cpu cells where the torch test venv exists), and nothing it started is left running.
 fn quickstart(ctx: &mut Ctx, done: &Done) -> Result<(), String> {
-    checks::all_done(&done.stdout, 2 * ctx.quickstart_cells())?;
+    let ran = ctx.work.join("anefleet-quickstart/quickstart.toml");
+    let torch = std::fs::read_to_string(&ran).unwrap_or_default().contains("torch:cpu");
+    if torch != anefleet_models::test_models::torch_python().is_some() {
+        return Err(format!("torch:cpu in the quickstart: {torch}; the torch venv exists: {}", !torch));
+    }
+    checks::all_done(&done.stdout, 2 * cells_of(&ran))?;
     let left = checks::processes_mentioning(&ctx.work.join("anefleet-quickstart").display().to_string());
     if !left.is_empty() {
         return Err(format!("processes left behind: {left:?}"));

@@ -36,6 +36,17 @@ pub fn default_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".cache/anefleet/test-models"))
 }
 
+/// The Python of the `torch` backend's test venv (models/scripts/make-torch-venv.sh):
+/// `$ANEFLEET_TORCH_VENV/bin/python`, else `~/.cache/anefleet/venv-torch/bin/python`; `None` when
+/// it does not exist.
+pub fn torch_python() -> Option<PathBuf> {
+    let venv = match std::env::var_os("ANEFLEET_TORCH_VENV").filter(|d| !d.is_empty()) {
+        Some(v) => PathBuf::from(v),
+        None => PathBuf::from(std::env::var_os("HOME").filter(|h| !h.is_empty())?).join(".cache/anefleet/venv-torch"),
+    };
+    Some(venv.join("bin/python")).filter(|p| p.exists())
+}
+
 /// The files of [`FILES`] missing from `dir`.
 pub fn missing(dir: &Path) -> Vec<PathBuf> {
     FILES.iter().map(|f| dir.join(f)).filter(|p| !p.exists()).collect()

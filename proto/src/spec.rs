@@ -12,8 +12,12 @@ mod parse;
 mod variants;
 
 /// Backends and their compute units as spec files name them.
-pub const BACKENDS: &[(&str, &[&str])] =
-    &[("candle", &["cpu", "gpu"]), ("llamacpp", &["cpu", "gpu"]), ("coreml", &["cpu", "gpu", "ane", "all"])];
+pub const BACKENDS: &[(&str, &[&str])] = &[
+    ("candle", &["cpu", "gpu"]),
+    ("llamacpp", &["cpu", "gpu"]),
+    ("coreml", &["cpu", "gpu", "ane", "all"]),
+    ("torch", &["cpu", "mps", "cuda"]),
+];
 /// Workloads a benchmark can run.
 pub const WORKLOADS: &[&str] = &["generate", "prefill", "decode", "encode"];
 /// The built-in typo-correction data set.
@@ -88,6 +92,8 @@ pub struct ModelArtifacts {
     /// A GGUF file for llama.cpp (often the same file as `candle`).
     pub llamacpp: Option<String>,
     pub coreml: Option<String>,
+    /// A Hugging Face folder for PyTorch (often the same folder as `candle`).
+    pub torch: Option<String>,
     /// Conversion knobs of the artifacts above, where their files do not say them.
     #[serde(default)]
     pub knobs: BTreeMap<String, Knob>,
@@ -104,6 +110,7 @@ pub struct Variant {
     pub candle: Option<String>,
     pub llamacpp: Option<String>,
     pub coreml: Option<String>,
+    pub torch: Option<String>,
     #[serde(default)]
     pub knobs: BTreeMap<String, Knob>,
 }
@@ -114,15 +121,20 @@ impl Variant {
             "candle" => self.candle.as_deref(),
             "llamacpp" => self.llamacpp.as_deref(),
             "coreml" => self.coreml.as_deref(),
+            "torch" => self.torch.as_deref(),
             _ => None,
         }
     }
 
     /// (backend, reference) for every artifact given.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        [("candle", self.candle.as_deref()), ("llamacpp", self.llamacpp.as_deref()), ("coreml", self.coreml.as_deref())]
-            .into_iter()
-            .filter_map(|(b, r)| r.map(|r| (b, r)))
+        let all = [
+            ("candle", self.candle.as_deref()),
+            ("llamacpp", self.llamacpp.as_deref()),
+            ("coreml", self.coreml.as_deref()),
+            ("torch", self.torch.as_deref()),
+        ];
+        all.into_iter().filter_map(|(b, r)| r.map(|r| (b, r)))
     }
 
     /// The knobs as they travel with a cell: plain strings.
@@ -162,6 +174,7 @@ impl ModelArtifacts {
             candle: self.candle.clone(),
             llamacpp: self.llamacpp.clone(),
             coreml: self.coreml.clone(),
+            torch: self.torch.clone(),
             knobs: self.knobs.clone(),
         };
         let has_top = top.iter().next().is_some();

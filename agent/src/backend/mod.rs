@@ -9,6 +9,7 @@ pub mod candle;
 pub mod coreml;
 #[cfg(feature = "llamacpp")]
 pub mod llamacpp;
+pub mod torch;
 
 use std::path::Path;
 
@@ -47,6 +48,10 @@ pub trait Encoder: Send {
     /// One forward pass over a batch of equally long sequences; mean-pooled, L2-normalised
     /// embeddings, one per sequence.
     fn encode(&mut self, batch: &[Vec<u32>]) -> Result<Vec<Vec<f32>>>;
+    /// See [`Clock`].
+    fn runtime_ns(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A causal decoder (Llama, Qwen3) with its KV cache.
@@ -70,6 +75,35 @@ pub trait Decoder: Send {
     /// A split model's per-stage timings ([`StageClock`]), where it has stages.
     fn stage_clock(&mut self) -> Option<&mut StageClock> {
         None
+    }
+    /// See [`Clock`].
+    fn runtime_ns(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Times model calls. A backend whose runtime runs in another process (the torch worker) times
+/// each call there, around the model call alone, and keeps the running total (`runtime_ns`:
+/// nanoseconds inside its model calls since it was loaded); its time is the difference of two
+/// totals, so the pipe between the processes is not measured. Every other backend runs in this
+/// process, and the agent's clock around the calls is the measurement.
+pub struct Clock {
+    wall: std::time::Instant,
+    runtime: Option<u64>,
+}
+
+impl Clock {
+    /// Starts timing; `runtime` is the model's total now.
+    pub fn start(runtime: Option<u64>) -> Clock {
+        Clock { wall: std::time::Instant::now(), runtime }
+    }
+
+    /// Nanoseconds since [`Clock::start`]; `runtime` is the model's total now.
+    pub fn ns(&self, runtime: Option<u64>) -> u64 {
+        match (self.runtime, runtime) {
+            (Some(from), Some(to)) => to.saturating_sub(from),
+            _ => self.wall.elapsed().as_nanos() as u64,
+        }
     }
 }
 
@@ -156,6 +190,7 @@ pub fn probe_units() -> Vec<ComputeUnit> {
     #[cfg(feature = "llamacpp")]
     units.extend(llamacpp::probe_units());
     units.extend(coreml::probe_units());
+    units.extend(torch::probe_units());
     units
 }
 
@@ -166,6 +201,7 @@ pub fn load(backend: &str, unit: &str, path: &Path) -> Result<Loaded> {
         #[cfg(feature = "llamacpp")]
         "llamacpp" => llamacpp::load(unit, path),
         "coreml" => coreml::load(unit, path),
+        "torch" => torch::load(unit, path),
         other => Err(BackendError::UnknownBackend(other.to_string())),
     }
 }

@@ -138,9 +138,9 @@ pub fn measure(w: &mut dyn Workload, job: &CellJob<'_>, probes: Probes, events: 
             check(job)?;
             let ns = iteration(|| -> Result<u64, ExecError> {
                 w.before(i)?;
-                let t0 = Instant::now();
+                let clock = crate::backend::Clock::start(w.runtime_ns());
                 w.run(i, &mut phases)?;
-                let ns = t0.elapsed().as_nanos() as u64;
+                let ns = clock.ns(w.runtime_ns());
                 w.after(i);
                 Ok(ns)
             })?;

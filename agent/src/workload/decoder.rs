@@ -1,12 +1,10 @@
 //! `generate`, `prefill` and `decode` on a causal decoder.
 
-use std::time::Instant;
-
 use anefleet_models::dataset::Pair;
 use anefleet_proto::pb;
 
 use super::{INPUTS_PER_CELL, Phases, Result, WorkloadError, prompt, sha256_u32};
-use crate::backend::{Decoder, argmax};
+use crate::backend::{Clock, Decoder, argmax};
 
 /// Logits kept per output for consistency checks: the largest ones.
 const TOP_LOGITS: usize = 256;
@@ -99,19 +97,19 @@ impl DecoderWorkload {
 
     /// Prefill, then greedy decoding until EOS or `max_new_tokens`.
     fn generate(&mut self, input: usize, phases: &mut Phases) -> Result<()> {
-        let start = Instant::now();
+        let start = Clock::start(self.model.runtime_ns());
         let prompt = &self.prompts[input].ids;
         let logits = self.model.forward(prompt, 0)?;
         let mut next = argmax(&logits);
-        phases.ttft_ns = Some(start.elapsed().as_nanos() as u64);
+        phases.ttft_ns = Some(start.ns(self.model.runtime_ns()));
         self.generated.push(next);
         let mut pos = prompt.len();
         self.first_logits = logits; // a move: kept for the consistency checks
         while self.generated.len() < self.max_new_tokens && !self.is_eos(next) {
-            let t = Instant::now();
+            let t = Clock::start(self.model.runtime_ns());
             let logits = self.model.forward(&[next], pos)?;
             next = argmax(&logits);
-            phases.decode_ns.push(t.elapsed().as_nanos() as u64);
+            phases.decode_ns.push(t.ns(self.model.runtime_ns()));
             self.generated.push(next);
             pos += 1;
         }
@@ -175,6 +173,10 @@ impl super::Workload for DecoderWorkload {
 
     fn stage_clock(&mut self) -> Option<&mut crate::backend::StageClock> {
         self.model.stage_clock()
+    }
+
+    fn runtime_ns(&self) -> Option<u64> {
+        self.model.runtime_ns()
     }
 
     fn outputs(&self) -> Vec<pb::Output> {

@@ -40,6 +40,10 @@ impl super::Workload for Encode {
         Ok(())
     }
 
+    fn runtime_ns(&self) -> Option<u64> {
+        self.model.runtime_ns()
+    }
+
     fn after(&mut self, i: usize) {
         let input = i % self.batches.len();
         if self.outputs[input].is_some() {

@@ -62,6 +62,10 @@ pub trait Workload: Send {
     fn stage_clock(&mut self) -> Option<&mut crate::backend::StageClock> {
         None
     }
+    /// The model's own running total of time inside its calls ([`crate::backend::Clock`]).
+    fn runtime_ns(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Builds the cell's workload around a loaded model.

@@ -23,6 +23,15 @@ const TINY_QWEN3_SCRIPT: &str = include_str!("../../../models/scripts/make-tiny-
 const TYPO_DATA: &str = include_str!("../../../models/data/typo-correction.jsonl");
 const AGENTS: usize = 2;
 
+/// The quickstart's spec with the sentence embeddings also run by PyTorch on the CPU.
+fn with_torch(spec: &str) -> String {
+    spec.replace("candle = \"{models}/all-minilm-l6-v2\"", "candle = \"{models}/all-minilm-l6-v2\"\ntorch = \"{models}/all-minilm-l6-v2\"")
+        .replace(
+            "context_lengths = [128, 512]\nunits = [\"candle:cpu\"]",
+            "context_lengths = [128, 512]\nunits = [\"candle:cpu\", \"torch:cpu\"]",
+        )
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct QuickstartArgs {
     /// Where the coordinator's data, the agents' caches, the logs and the spec go.
@@ -57,8 +66,13 @@ pub async fn quickstart(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
         client_cert: None,
         client_key: None,
     };
+    // PyTorch joins the sentence embeddings where its test venv exists (never downloaded here).
+    let torch = test_models::torch_python();
     for n in 1..=AGENTS {
         let mut cmd = Command::new(&agent_exe);
+        if let Some(python) = &torch {
+            cmd.arg("--python").arg(python);
+        }
         cmd.args(["run", "--coordinator", &client.coordinator, "--name", &format!("quickstart-{n}"), "--tag", "local", "--threads", "1"])
             .arg("--token-file")
             .arg(coord_dir.join("token"))
@@ -68,7 +82,8 @@ pub async fn quickstart(args: QuickstartArgs) -> anyhow::Result<ExitCode> {
     }
     wait_for_agents(&client, AGENTS, Duration::from_secs(60)).await?;
     let spec_path = data.join("quickstart.toml");
-    std::fs::write(&spec_path, test_models::expand(SPEC, &models))?;
+    let spec = if torch.is_some() { with_torch(SPEC) } else { SPEC.to_string() };
+    std::fs::write(&spec_path, test_models::expand(&spec, &models))?;
     // Interrupted (ctrl-c, SIGTERM), it stops its coordinator and agents before it exits.
     let outcome = tokio::select! {
         outcome = submit::submit(&client, &spec_path, Some(&models), true) => outcome,
@@ -181,5 +196,20 @@ async fn wait_for_agents(client: &ClientArgs, n: usize, timeout: Duration) -> an
             bail!("{n} agents did not connect within {}s (see agent-N.log)", timeout.as_secs());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use anefleet_proto::spec::Spec;
+
+    #[test]
+    fn with_torch_the_embeddings_also_run_on_torch_cpu() {
+        let spec = Spec::parse(&super::with_torch(super::SPEC), "quickstart.toml").expect("parses");
+        assert_eq!(spec.models["minilm-l6"].torch.as_deref(), Some("{models}/all-minilm-l6-v2"));
+        let encode = spec.benchmarks.iter().find(|b| b.model == "minilm-l6").expect("the embeddings");
+        assert_eq!(encode.units, ["candle:cpu", "torch:cpu"]);
+        let plain = Spec::parse(super::SPEC, "quickstart.toml").expect("parses");
+        assert!(plain.benchmarks.iter().all(|b| !b.units.iter().any(|u| u.starts_with("torch:"))));
     }
 }

@@ -4,6 +4,7 @@
 //! - `candle`: a GGUF file (or a folder holding only one), or a Hugging Face folder with
 //!   `config.json`, safetensors weights and `tokenizer.json`.
 //! - `llamacpp`: a GGUF file (or a folder holding only one).
+//! - `torch`: a Hugging Face folder with `config.json`, safetensors weights and `tokenizer.json`.
 //! - `coreml`: an anemll folder (`meta.yaml`), a `.mlpackage`, a `.mlmodelc`, or a folder holding
 //!   one of them beside its `tokenizer.json`. The Core ML backend finds models by those names.
 
@@ -17,6 +18,7 @@ pub const BACKENDS: &[(&str, &str)] = &[
     ("candle", "a GGUF file or a Hugging Face folder (config.json, *.safetensors, tokenizer.json)"),
     ("llamacpp", "a GGUF file"),
     ("coreml", "a .mlpackage, a .mlmodelc, a folder holding one of them with its tokenizer.json, or an anemll folder with meta.yaml"),
+    ("torch", "a Hugging Face folder (config.json, *.safetensors, tokenizer.json)"),
 ];
 
 /// What `backend` loads, in words; `None` for a backend not in [`BACKENDS`].
@@ -47,6 +49,7 @@ pub fn check(backend: &str, path: &Path) -> Result<Artifact, Refusal> {
     let flaw = match backend {
         "coreml" => coreml_flaw(path, &artifact),
         "candle" => candle_flaw(path, &artifact),
+        "torch" => hf_flaw(path, &artifact),
         _ => gguf_flaw(path, &artifact),
     };
     match flaw {
@@ -58,6 +61,14 @@ pub fn check(backend: &str, path: &Path) -> Result<Artifact, Refusal> {
 /// `None` when llama.cpp loads it (a GGUF file); else what was found.
 fn gguf_flaw(path: &Path, a: &Artifact) -> Option<String> {
     (!matches!(a, Artifact::Gguf(_))).then(|| found(path, a))
+}
+
+/// `None` when transformers loads it: a complete Hugging Face folder.
+fn hf_flaw(path: &Path, a: &Artifact) -> Option<String> {
+    match a {
+        Artifact::Hf(h) if h.missing().is_empty() => None,
+        _ => Some(found(path, a)),
+    }
 }
 
 /// `None` when candle loads it: GGUF, or a complete Hugging Face folder.

@@ -17,9 +17,9 @@ pub(super) fn validate_model(name: &str, m: &ModelArtifacts, err: Err) -> Result
     if m.variants.len() > MAX_VARIANTS {
         return Err(err(format!("{top}.variants"), format!("[{} variants]", m.variants.len()), format!("at most {MAX_VARIANTS}")));
     }
-    let has_top = m.candle.is_some() || m.llamacpp.is_some() || m.coreml.is_some();
+    let has_top = m.candle.is_some() || m.llamacpp.is_some() || m.coreml.is_some() || m.torch.is_some();
     if !has_top && m.variants.is_empty() {
-        return Err(err(top, String::new(), "names no artifact (keys: candle, llamacpp, coreml, or [variants.NAME] tables)".into()));
+        return Err(err(top, String::new(), "names no artifact (keys: candle, llamacpp, coreml, torch, or [variants.NAME] tables)".into()));
     }
     if has_top && m.variants.contains_key(DEFAULT_VARIANT) {
         return Err(err(
@@ -36,13 +36,19 @@ pub(super) fn validate_model(name: &str, m: &ModelArtifacts, err: Err) -> Result
         check_name(vname, &format!("{top}.variants"), err)?;
         validate_variant(&field, v, err)?;
     }
-    let top_variant = Variant { candle: m.candle.clone(), llamacpp: m.llamacpp.clone(), coreml: m.coreml.clone(), knobs: m.knobs.clone() };
+    let top_variant = Variant {
+        candle: m.candle.clone(),
+        llamacpp: m.llamacpp.clone(),
+        coreml: m.coreml.clone(),
+        torch: m.torch.clone(),
+        knobs: m.knobs.clone(),
+    };
     if has_top || m.variants.is_empty() { validate_variant(&top, &top_variant, err) } else { Ok(()) }
 }
 
 fn validate_variant(field: &str, v: &Variant, err: Err) -> Result<(), SpecError> {
     if v.iter().next().is_none() {
-        return Err(err(field.to_string(), String::new(), "names no artifact (keys: candle, llamacpp, coreml)".into()));
+        return Err(err(field.to_string(), String::new(), "names no artifact (keys: candle, llamacpp, coreml, torch)".into()));
     }
     for (backend, r) in v.iter() {
         ArtifactSource::parse(r).map_err(|m| err(format!("{field}.{backend}"), quote(r), m))?;

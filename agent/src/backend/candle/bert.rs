@@ -80,7 +80,7 @@ fn load_distilbert(config_path: &Path, json: serde_json::Value, vb: VarBuilder) 
 }
 
 /// tokenizer.json with its padding and truncation removed: the workload chooses the lengths.
-fn encoder_tokenizer(path: &Path) -> Result<tokenizers::Tokenizer> {
+pub(crate) fn encoder_tokenizer(path: &Path) -> Result<tokenizers::Tokenizer> {
     let mut tokenizer = tokenizers::Tokenizer::from_file(path).map_err(|e| artifact_error(path, format!("cannot load tokenizer: {e}")))?;
     tokenizer.with_padding(None);
     tokenizer.with_truncation(None).map_err(|e| BackendError::Tokenizer(e.to_string()))?;
