@@ -1,7 +1,7 @@
 //! `agent`: runs benchmark cells on this machine's compute units, for a coordinator (`run`) or
 //! alone (`bench`).
 
-use agent::{backend, bench, inspect, install, probe, session};
+use agent::{backend, bench, inspect, install, probe, session, simulate};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,8 +53,8 @@ enum Command {
         #[arg(long = "tag")]
         tags: Vec<String>,
         /// Bound on the outbox (CACHE_DIR/outbox), where measurements wait until the coordinator
-        /// has stored them: past it, interval histograms are sent only while connected; a cell's
-        /// final result is always kept.
+        /// has stored them: past it, interval histograms are dropped (logged and counted: the
+        /// cell's timeline has a gap); a cell's final result is always kept.
         #[arg(long, default_value_t = 256, value_name = "MIB")]
         outbox_max_mib: u64,
         #[command(flatten)]
@@ -70,6 +70,12 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         models: Option<PathBuf>,
     },
+    /// A fleet of simulated agents, to load-test a coordinator: each a real session with its own
+    /// identity that takes cells and streams made-up measurements (no model runs, nothing is
+    /// downloaded). Prints what it measured as JSON (acknowledgement latency per report kind,
+    /// wait for an assignment, cells finished, reports never acknowledged) when stopped
+    /// (SIGINT, SIGTERM) or after --duration-s.
+    Simulate(SimulateArgs),
     /// What this machine is and which backends and units it has.
     Info,
     /// What a model artifact is and what it needs, from its files alone: .mlpackage, .mlmodelc,
@@ -234,6 +240,7 @@ async fn run(command: Command, threads: Option<usize>, cool_below_c: Option<f64>
         Command::Install(a) => install_daemon(&a, threads, cool_below_c),
         Command::Uninstall { label, dry_run } => uninstall_daemon(&label, dry_run),
         Command::Inspect { path, format, macos } => inspect_command(&path, format, macos),
+        Command::Simulate(a) => simulate_command(a).await,
         Command::Info => {
             let p = probe::device::profile();
             let units: Vec<String> = backend::probe_units().iter().map(|u| format!("{}:{}", u.backend, u.unit)).collect();
@@ -249,6 +256,112 @@ async fn run(command: Command, threads: Option<usize>, cool_below_c: Option<f64>
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+#[derive(clap::Args, Debug)]
+struct SimulateArgs {
+    #[arg(long, env = "ANEFLEET_COORDINATOR", default_value = "http://127.0.0.1:7070")]
+    coordinator: String,
+    /// File holding the bearer token (otherwise the ANEFLEET_TOKEN environment variable).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Simulated agents, each with its own connection.
+    #[arg(long, default_value_t = 10)]
+    agents: usize,
+    /// Their names and identities: PREFIX-00001…
+    #[arg(long, default_value = "sim")]
+    prefix: String,
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// The backend:unit each offers (repeat for several).
+    #[arg(long = "unit", default_value = "candle:cpu")]
+    units: Vec<String>,
+    /// Median simulated iteration latency, and its spread (a fraction, uniform either side).
+    #[arg(long, default_value_t = 20.0)]
+    latency_ms: f64,
+    #[arg(long, default_value_t = 0.2)]
+    spread: f64,
+    /// An interval histogram this often while a cell runs (the real agent: about every second).
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+    /// How long each cell runs.
+    #[arg(long, default_value_t = 5.0)]
+    cell_s: f64,
+    /// Each agent drops its connection about this often and re-attaches its cell (0: never).
+    #[arg(long, default_value_t = 0.0)]
+    drop_every_s: f64,
+    /// Stop after this long (otherwise at SIGINT or SIGTERM).
+    #[arg(long)]
+    duration_s: Option<f64>,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+async fn simulate_command(a: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let bad = |what: &str| anyhow::anyhow!("simulate: {what}");
+    if !(a.latency_ms > 0.0 && a.latency_ms.is_finite()) {
+        return Err(bad(&format!("--latency-ms must be above 0, got {}", a.latency_ms)));
+    }
+    if !(0.0..1.0).contains(&a.spread) {
+        return Err(bad(&format!("--spread must be in [0, 1), got {}", a.spread)));
+    }
+    if a.interval_ms < 10 || !(a.cell_s > 0.0 && a.cell_s.is_finite()) || !(a.drop_every_s >= 0.0 && a.drop_every_s.is_finite()) {
+        return Err(bad("--interval-ms must be at least 10, --cell-s above 0, --drop-every-s at least 0"));
+    }
+    let units = a
+        .units
+        .iter()
+        .map(|u| match u.split_once(':') {
+            Some((b, unit)) if !b.is_empty() && !unit.is_empty() => {
+                Ok(anefleet_proto::pb::ComputeUnit { backend: b.into(), unit: unit.into() })
+            }
+            _ => Err(bad(&format!("--unit `{u}` is not backend:unit"))),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let token = anefleet_proto::auth::client_token(a.token_file.as_deref()).map_err(anyhow::Error::msg)?;
+    let cfg = simulate::SimConfig {
+        coordinator: a.coordinator,
+        token,
+        agents: a.agents,
+        prefix: a.prefix,
+        tags: a.tags,
+        units,
+        latency: std::time::Duration::from_secs_f64(a.latency_ms / 1000.0),
+        spread: a.spread,
+        interval: std::time::Duration::from_millis(a.interval_ms),
+        cell: std::time::Duration::from_secs_f64(a.cell_s),
+        drop_every: std::time::Duration::from_secs_f64(a.drop_every_s),
+        tls: a.tls.client()?,
+    };
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let duration = a.duration_s.map(std::time::Duration::from_secs_f64);
+    tokio::spawn(async move {
+        let until = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = until => {}
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated() => {}
+        }
+        let _ = stop_tx.send(true);
+    });
+    let report = simulate::run(cfg, stop).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves at SIGTERM (never where there is none).
+async fn terminated() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        term.recv().await;
+        return;
+    }
+    std::future::pending::<()>().await
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]

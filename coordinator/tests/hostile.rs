@@ -131,6 +131,7 @@ async fn crafted_results_are_refused_and_every_view_still_works() {
             attempt: a.attempt,
             outcome: Some(pb::cell_finished::Outcome::Result(r)),
             cancelled: false,
+            declined: false,
         };
         tx.send(pb::AgentMessage { body: Some(Body::CellFinished(finished)), seq: 0 }).await.unwrap();
         // An interval for the cell it no longer runs: dropped.

@@ -109,7 +109,7 @@ fn a_coordinator_killed_mid_cell_and_back_10s_later_costs_no_measurement() {
         wall.as_secs_f64(),
         after_restart.as_secs_f64()
     );
-    assert!(wall.as_secs_f64() < measured + outage.as_secs_f64() + 30.0, "the run took {wall:?}: measured {measured}s + {outage:?}");
+    assert!(wall.as_secs_f64() < measured + outage.as_secs_f64() + 45.0, "the run took {wall:?}: measured {measured}s + {outage:?}");
 }
 
 #[test]
@@ -120,7 +120,7 @@ fn five_blips_during_one_cell_cost_nothing() {
     f.start_agent_at("wifi", &[], &token, "agent-wifi", &format!("http://127.0.0.1:{}", proxy.port), None);
     f.wait_for_agents(1);
     let started = Instant::now();
-    let run = f.submit(&f.write_spec("one.toml", &cells(20, "[64]")));
+    let run = f.submit(&f.write_spec("one.toml", &cells(30, "[64]")));
     all_measuring(&f, &run, 1);
     let session_of = || f.json(&["agents", "--format", "json"])[0]["connected_since_unix_ms"].as_u64();
     for blip in 1..=5 {

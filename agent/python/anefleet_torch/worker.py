@@ -4,9 +4,10 @@ The agent starts one worker per cell with the Python it was pointed at and speak
 protocol over the worker's stdin/stdout. A request is a frame: 4 bytes little-endian length, then
 that many bytes of JSON. A reply is a JSON frame followed by a binary frame (little-endian f32
 values: logits or embeddings; empty when there are none). The harness stays in the agent: it
-chooses the token ids, the iterations and what is recorded. The worker times the model call
-itself (`perf_counter_ns`, with the device synchronised inside the timed region) and returns
-the nanoseconds with each reply.
+chooses the token ids, the iterations and what is recorded. The worker times each call
+itself (`perf_counter_ns`): the inputs onto the device, the model call, the outputs back on the
+host (which waits for the device), as the in-process backends are timed; it returns the
+nanoseconds with each reply.
 
 Requests (every reply has "ok"; on failure "error" says what went wrong):
   {"op": "probe", "device": D}             torch/transformers versions; a 64x64 matmul on D checked
@@ -96,32 +97,33 @@ class Worker:
 
     def encode(self, req):
         torch = self.torch
-        ids = torch.tensor(req["batch"], dtype=torch.long, device=self.device)
-        mask = torch.ones_like(ids)
+        ids = torch.tensor(req["batch"], dtype=torch.long)
         with torch.inference_mode():
             self.sync()
+            # Timed as every backend is: the inputs onto the device, the call, the result back.
             start = time.perf_counter_ns()
-            hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+            on_device = ids.to(self.device)
+            mask = torch.ones_like(on_device)
+            hidden = self.model(input_ids=on_device, attention_mask=mask).last_hidden_state
             pooled = torch.nn.functional.normalize(hidden.mean(dim=1), p=2, dim=1)
-            self.sync()
+            out = pooled.to(torch.float32).cpu()
             ns = time.perf_counter_ns() - start
-        out = pooled.to(torch.float32).cpu().contiguous()
+        out = out.contiguous()
         return {"ok": True, "ns": ns, "rows": out.shape[0], "cols": out.shape[1]}, out.numpy().tobytes()
 
     def forward(self, req):
         torch = self.torch
         if req["pos"] == 0:
             self.past = None
-        ids = torch.tensor([req["tokens"]], dtype=torch.long, device=self.device)
+        ids = torch.tensor([req["tokens"]], dtype=torch.long)
         with torch.inference_mode():
             self.sync()
             start = time.perf_counter_ns()
-            out = self.model(input_ids=ids, past_key_values=self.past, use_cache=True)
-            logits = out.logits[0, -1]
-            self.sync()
+            out = self.model(input_ids=ids.to(self.device), past_key_values=self.past, use_cache=True)
+            values = out.logits[0, -1].to(torch.float32).cpu()
             ns = time.perf_counter_ns() - start
         self.past = out.past_key_values
-        values = logits.to(torch.float32).cpu().contiguous()
+        values = values.contiguous()
         return {"ok": True, "ns": ns, "vocab": values.shape[0]}, values.numpy().tobytes()
 
     def clear(self, _req):
@@ -133,8 +135,13 @@ class Worker:
 
 
 def main():
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    # Nothing else may write to the protocol's stream.
+    import os
+
+    stdin = sys.stdin.buffer
+    # The protocol gets a descriptor of its own; descriptor 1 (what Python and native libraries
+    # print to) goes to stderr, so nothing else can write into the frames.
+    stdout = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
     sys.stdout = sys.stderr
     worker = Worker()
     ops = {"probe": worker.probe, "load": worker.load, "encode": worker.encode, "forward": worker.forward,

@@ -281,3 +281,18 @@ mod tests {
         assert!(c.advance(2, 0, 16).is_err());
     }
 }
+
+#[cfg(test)]
+mod clock_tests {
+    use super::Clock;
+
+    #[test]
+    fn a_runtime_that_keeps_its_own_total_is_timed_by_it_and_others_by_the_wall() {
+        let c = Clock::start(Some(1_000));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(c.ns(Some(1_250)), 250, "the runtime's 250 ns, not the 20 ms that passed");
+        let wall = Clock::start(None);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(wall.ns(None) >= 20_000_000);
+    }
+}

@@ -63,11 +63,12 @@ impl Runner {
         self.running.as_ref().map(|r| pb::CellRef { cell_id: r.cell_id.clone(), attempt: r.attempt })
     }
 
-    /// Starts the assigned cell; refuses it on `tx` (the session it came on) when one is running.
+    /// Starts the assigned cell; declines it on `tx` (the session it came on) when one is running:
+    /// the attempt does not count and the cell goes back to the queue.
     pub async fn assign(&mut self, a: pb::Assign, tx: &mpsc::Sender<pb::AgentMessage>) {
         if let Some(busy) = self.running() {
-            let msg = format!("agent is busy with cell {busy}");
-            let _ = tx.send(pb::AgentMessage { body: Some(finished(&a.cell_id, a.attempt, Err(msg))), seq: 0 }).await;
+            tracing::warn!(cell = %a.cell_id, %busy, "declining a cell: another one is running");
+            let _ = tx.send(declined(a, &format!("declined: the agent is busy with cell {busy}"))).await;
             return;
         }
         tracing::info!(cell = %a.cell_id, attempt = a.attempt, "cell assigned");
@@ -144,7 +145,14 @@ fn finished(cell_id: &str, attempt: u32, outcome: Result<pb::CellResult, String>
         Ok(r) => Outcome::Result(r),
         Err(e) => Outcome::Error(e),
     });
-    Body::CellFinished(pb::CellFinished { cell_id: cell_id.into(), attempt, outcome, cancelled })
+    Body::CellFinished(pb::CellFinished { cell_id: cell_id.into(), attempt, outcome, cancelled, declined: false })
+}
+
+/// A report that the agent does not start `a` (busy, or stopping).
+pub fn declined(a: pb::Assign, why: &str) -> pb::AgentMessage {
+    let outcome = Some(Outcome::Error(why.to_string()));
+    let f = pb::CellFinished { cell_id: a.cell_id, attempt: a.attempt, outcome, cancelled: false, declined: true };
+    pb::AgentMessage { body: Some(Body::CellFinished(f)), seq: 0 }
 }
 
 /// Keeps a report in the outbox (written and synced off the async workers); the session sends it.

@@ -5,7 +5,7 @@
 //! coordinator or a restarted agent loses no finished measurement.
 
 mod backoff;
-mod cell;
+pub mod cell;
 pub mod outbox;
 mod pump;
 pub mod stop;
@@ -204,8 +204,10 @@ async fn session(
                         let s = u64::from(w.heartbeat_interval_s.clamp(1, 60));
                         heartbeat = tokio::time::interval(Duration::from_secs(s));
                     }
-                    // The coordinator takes it back when the session closes.
-                    Some(Body::Assign(a)) if stopping => tracing::info!(cell = %a.cell_id, "stopping: not starting the cell"),
+                    Some(Body::Assign(a)) if stopping => {
+                        tracing::info!(cell = %a.cell_id, "stopping: not starting the cell");
+                        let _ = tx.send(cell::declined(a, "declined: the agent is stopping")).await;
+                    }
                     Some(Body::Assign(a)) => runner.assign(a, &tx).await,
                     Some(Body::Cancel(c)) => runner.cancel(&c.cell_id, &c.reason),
                     Some(Body::Ack(a)) => pump.acknowledged(a).await,

@@ -132,8 +132,14 @@ impl Outbox {
 
     /// Kept messages with seq > `after`, in seq order (each with its `seq` set).
     pub fn after(&self, after: u64) -> Vec<pb::AgentMessage> {
+        self.batch_after(after, usize::MAX)
+    }
+
+    /// At most `max` of the kept messages with seq > `after`, in seq order: a replay of a full
+    /// outbox decodes a batch at a time, not everything on every call.
+    pub fn batch_after(&self, after: u64, max: usize) -> Vec<pb::AgentMessage> {
         let state = self.state();
-        let kept = state.entries.range((Bound::Excluded(after), Bound::Unbounded));
+        let kept = state.entries.range((Bound::Excluded(after), Bound::Unbounded)).take(max);
         kept.filter_map(|(_, e)| pb::AgentMessage::decode(e.encoded.as_slice()).ok()).collect()
     }
 

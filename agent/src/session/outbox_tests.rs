@@ -16,7 +16,13 @@ fn interval(cell: &str, attempt: u32, n: usize) -> Body {
 
 /// A CellFinished whose error is `n` bytes long.
 fn finished(cell: &str, attempt: u32, n: usize) -> Body {
-    Body::CellFinished(pb::CellFinished { cell_id: cell.into(), attempt, outcome: Some(Outcome::Error("x".repeat(n))), cancelled: false })
+    Body::CellFinished(pb::CellFinished {
+        cell_id: cell.into(),
+        attempt,
+        outcome: Some(Outcome::Error("x".repeat(n))),
+        cancelled: false,
+        declined: false,
+    })
 }
 
 fn ack(seq: u64, cell: &str, attempt: u32) -> pb::Ack {

@@ -11,6 +11,9 @@ use anefleet_proto::pb;
 
 use super::outbox::Outbox;
 
+/// Reports taken from the outbox at a time.
+const BATCH: usize = 32;
+
 pub struct Pump {
     outbox: Arc<Outbox>,
     /// The highest seq sent on this session.
@@ -29,10 +32,16 @@ impl Pump {
     pub async fn send_new(&mut self, tx: &mpsc::Sender<pb::AgentMessage>) -> Result<Infallible, mpsc::error::SendError<pb::AgentMessage>> {
         loop {
             self.kept.borrow_and_update();
-            for m in self.outbox.after(self.sent) {
-                let seq = m.seq;
-                tx.send(m).await?;
-                self.sent = seq;
+            loop {
+                let batch = self.outbox.batch_after(self.sent, BATCH);
+                if batch.is_empty() {
+                    break;
+                }
+                for m in batch {
+                    let seq = m.seq;
+                    tx.send(m).await?;
+                    self.sent = seq;
+                }
             }
             if self.kept.changed().await.is_err() {
                 std::future::pending::<()>().await;

@@ -176,11 +176,19 @@ impl Scheduler {
                     cell: Some(cell.spec.clone()),
                 })),
             };
-            if agent.tx.try_send(Ok(msg)).is_err() {
+            match agent.tx.try_send(Ok(msg)) {
+                Ok(()) => {}
+                // Its queue is full (it reads slowly): this attempt never happened; a later pass offers it again.
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.store.unassign(&cell.id)?;
+                    continue;
+                }
                 // The session is gone: this attempt never happened, and the agent is dropped.
-                self.store.unassign(&cell.id)?;
-                dead.push(view.id);
-                continue;
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.store.unassign(&cell.id)?;
+                    dead.push(view.id);
+                    continue;
+                }
             }
             tracing::info!(cell = %cell.id, agent = %view.name, attempt, "cell assigned");
             agent.running = Some(cell.id.clone());

@@ -65,6 +65,11 @@ impl Scheduler {
             if still && self.store.reattach(&c.cell_id, &hello.agent_id, c.attempt, now)? {
                 tracing::info!(cell = %c.cell_id, agent = %hello.name, attempt = c.attempt, "re-attached");
                 busy = Some(c.cell_id);
+            } else if !c.started {
+                // Assigned, never started: the assignment was lost with the session (or the agent
+                // restarted before it began). That attempt never happened.
+                self.store.unassign(&c.cell_id)?;
+                tracing::info!(cell = %c.cell_id, agent = %hello.name, "an assignment that never reached its agent goes back to the queue");
             } else {
                 self.lose_cell(&c, &format!("agent {} came back without it", hello.name))?;
             }
@@ -84,16 +89,21 @@ impl Scheduler {
                 busy = Some(r.cell_id.clone());
             } else if running.is_some_and(|x| x.cell_id == r.cell_id) {
                 stale = Some(r.cell_id.clone());
+                // An attempt it was really given keeps it busy until it reports the cancelled cell
+                // (a new cell now would be declined); a claim of anything else changes nothing.
+                if self.store.was_given(&r.cell_id, r.attempt, &hello.agent_id)? {
+                    busy = Some(r.cell_id.clone());
+                }
             }
         }
         Ok((busy, stale))
     }
 
-    /// The session ended. When it broke (an error, silence) the agent's in-flight cells are
-    /// leased to it for [`Scheduler::lease`]: it is still measuring. When the agent ended it
-    /// itself (`said_goodbye`: it is stopping, having reported what it ran) or its credential was
-    /// revoked, what is still in flight on it (a cell it declined) is lost at once.
-    pub fn disconnect(&self, agent_id: &str, session: u64, said_goodbye: bool) -> Result<()> {
+    /// The session ended (the stream closed or broke, or silence): the agent's in-flight cells
+    /// are leased to it for [`Scheduler::lease`]: it may well be measuring still (a stopping
+    /// agent reports or declines what it holds before it closes). An agent whose credential was
+    /// revoked cannot come back: what it holds is lost at once.
+    pub fn disconnect(&self, agent_id: &str, session: u64) -> Result<()> {
         {
             let mut st = self.state()?;
             if !Self::is_current(&st, agent_id, session) {
@@ -101,10 +111,9 @@ impl Scheduler {
             }
             let Some(gone) = st.agents.remove(agent_id) else { return Ok(()) };
             let name = gone.hello.name;
-            if gone.revoked || said_goodbye {
-                let why = if gone.revoked { format!("agent {name}'s credential was revoked") } else { format!("agent {name} stopped") };
+            if gone.revoked {
                 for c in self.store.cells_in_flight_on(agent_id)? {
-                    self.lose_cell(&c, &why)?;
+                    self.lose_cell(&c, &format!("agent {name}'s credential was revoked"))?;
                 }
             } else {
                 let now = now_ms();
@@ -137,8 +146,7 @@ impl Scheduler {
         }
     }
 
-    /// Tells the agent its outbox message `seq` is stored for good. Called after the commit;
-    /// blocks while the session's queue is full (run off the async workers).
+    /// Tells the agent its outbox message `seq` is stored for good. Called after the commit.
     pub fn ack(&self, agent_id: &str, session: u64, ack: pb::Ack) -> Result<()> {
         let tx = {
             let st = self.state()?;
@@ -147,8 +155,11 @@ impl Scheduler {
                 _ => return Ok(()),
             }
         };
-        // A lost ack costs a redelivery, which the store takes as the same report.
-        let _ = tx.blocking_send(Ok(pb::CoordinatorMessage { body: Some(Body::Ack(ack)) }));
+        // Never waits on an agent that does not read: a lost ack costs a redelivery, which the
+        // store takes as the same report.
+        if tx.try_send(Ok(pb::CoordinatorMessage { body: Some(Body::Ack(ack)) })).is_err() {
+            tracing::debug!(agent = %agent_id, "an acknowledgement was not sent (the session's queue is full or closed)");
+        }
         Ok(())
     }
 
@@ -184,17 +195,11 @@ impl Scheduler {
     /// A cell ended on its agent: free the agent, decide the report (see
     /// [`crate::store::Finish`]), schedule more.
     pub fn cell_finished(&self, agent_id: &str, session: u64, m: pb::CellFinished) -> Result<()> {
-        {
-            let mut st = self.state()?;
-            st.progress.remove(&m.cell_id);
-            match st.agents.get_mut(agent_id) {
-                Some(c) if c.session == session => {
-                    if c.running.as_deref() == Some(m.cell_id.as_str()) {
-                        c.running = None;
-                    }
-                }
-                _ => return Ok(()), // a replaced session's
-            }
+        if !Self::is_current(&*self.state()?, agent_id, session) {
+            return Ok(()); // a replaced session's
+        }
+        if m.declined {
+            return self.declined(agent_id, session, &m);
         }
         let checked = anefleet_proto::receipt::check(&m);
         let outcome = match (&m.outcome, &checked) {
@@ -203,7 +208,20 @@ impl Scheduler {
             (Some(pb::cell_finished::Outcome::Error(e)), Ok(())) => Err(e.as_str()),
             (None, Ok(())) => Err("the agent reported no outcome"),
         };
-        match self.store.finish_cell(&m.cell_id, agent_id, m.attempt, outcome)? {
+        let finish = self.store.finish_cell(&m.cell_id, agent_id, m.attempt, outcome)?;
+        // Stored (or decided): only now is the agent free; a failed store leaves it busy, and
+        // the report unacknowledged, to be delivered again.
+        {
+            let mut st = self.state()?;
+            st.progress.remove(&m.cell_id);
+            if let Some(c) = st.agents.get_mut(agent_id)
+                && c.session == session
+                && c.running.as_deref() == Some(m.cell_id.as_str())
+            {
+                c.running = None;
+            }
+        }
+        match finish {
             Finish::Stored { run_id } => {
                 self.store.refresh_run_state(&run_id)?;
                 tracing::info!(cell = %m.cell_id, ok = outcome.is_ok(), "cell finished");
@@ -222,6 +240,25 @@ impl Scheduler {
         }
         self.bump();
         self.schedule()
+    }
+
+    /// The agent did not start the cell it was given (it is stopping): that attempt never
+    /// happened, and the cell goes back to the queue.
+    fn declined(&self, agent_id: &str, session: u64, m: &pb::CellFinished) -> Result<()> {
+        if self.store.decline(&m.cell_id, agent_id, m.attempt)? {
+            tracing::info!(cell = %m.cell_id, agent = %agent_id, "declined by its agent; back in the queue");
+        }
+        {
+            let mut st = self.state()?;
+            if let Some(c) = st.agents.get_mut(agent_id)
+                && c.session == session
+                && c.running.as_deref() == Some(m.cell_id.as_str())
+            {
+                c.running = None;
+            }
+        }
+        self.bump();
+        Ok(())
     }
 
     /// Asks `agent_id`'s session, if it has one, to stop running `cell_id`.
@@ -314,7 +351,13 @@ mod tests {
         histogram::record(&mut h, 1_000);
         let bytes = histogram::encode(&h).expect("encode");
         let r = pb::CellResult { latency: bytes.clone(), ttft: bytes.clone(), decode_token: bytes, ..Default::default() };
-        pb::CellFinished { cell_id: cell.into(), attempt, outcome: Some(pb::cell_finished::Outcome::Result(r)), cancelled: false }
+        pb::CellFinished {
+            cell_id: cell.into(),
+            attempt,
+            outcome: Some(pb::cell_finished::Outcome::Result(r)),
+            cancelled: false,
+            declined: false,
+        }
     }
 
     #[test]
@@ -324,7 +367,7 @@ mod tests {
         let cell = || store.cells_of("r", false).expect("cells").remove(0);
         let (tx_a, _rx_a) = tokio::sync::mpsc::channel(16);
         let (a, _) = s.connect(hello("a"), tx_a).expect("a gets r-000");
-        s.disconnect("a", a, false).expect("a's session breaks");
+        s.disconnect("a", a).expect("a's session breaks");
         let (tx_b, mut rx_b) = tokio::sync::mpsc::channel(16);
         let (b, _) = s.connect(hello("b"), tx_b).expect("b connects");
         let away = crate::store::now_ms();
@@ -355,16 +398,67 @@ mod tests {
         let cell = || store.cells_of("r", false).expect("cells").remove(0);
         let (tx, _rx) = tokio::sync::mpsc::channel(16);
         let (a, _) = s.connect(hello("a"), tx).expect("a gets r-000");
-        s.disconnect("a", a, false).expect("a's session breaks");
+        s.disconnect("a", a).expect("a's session breaks before the assignment arrives");
+        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        let (a, _) = s.connect(hello("a"), tx).expect("a is back without it");
+        assert_eq!((cell().state.as_str(), cell().attempts), ("assigned", 1), "an assignment never started does not count");
+        s.cell_started("a", &pb::CellStarted { cell_id: "r-000".into(), attempt: 1, load_ms: 1.0 }).expect("started");
+        s.disconnect("a", a).expect("breaks while it runs");
         let mut back = hello("a");
         back.finished = vec![pb::CellRef { cell_id: "r-000".into(), attempt: 1 }];
         let (tx, _rx) = tokio::sync::mpsc::channel(16);
         let (a, _) = s.connect(back, tx).expect("a is back with its result in the outbox");
-        assert_eq!((cell().state.as_str(), cell().attempts), ("assigned", 1), "re-attached: its result is on the way");
-        s.disconnect("a", a, false).expect("breaks again");
+        assert_eq!((cell().state.as_str(), cell().attempts), ("running", 1), "re-attached: its result is on the way");
+        s.disconnect("a", a).expect("breaks again");
         let (tx, _rx) = tokio::sync::mpsc::channel(16);
         s.connect(hello("a"), tx).expect("a restarted: it holds nothing");
-        // Lost, re-queued, and (a being idle) given to a again as attempt 2.
+        // A started attempt is lost, re-queued, and (a being idle) given to a again as attempt 2.
         assert_eq!(cell().attempts, 2, "{:?}", cell());
+    }
+
+    #[test]
+    fn an_agent_back_with_a_cell_that_is_over_is_cancelled_there_and_given_nothing_until_it_says_so() {
+        use pb::coordinator_message::Body;
+        let (_d, store, s) = scheduler_with_a_cell();
+        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        let (a, _) = s.connect(hello("a"), tx).expect("a gets r-000");
+        s.cell_finished("a", a, finished("r-000", 1)).expect("r-000 done");
+        let next = crate::store::NewCell {
+            id: "q-000".into(),
+            seq: 0,
+            target: "any".into(),
+            spec: pb::CellSpec { model: "m".into(), backend: "candle".into(), unit: "cpu".into(), ..Default::default() },
+            baseline_unit: "candle:cpu".into(),
+            benchmark_index: 0,
+            reference_variant: String::new(),
+            min_agreement: 1.0,
+        };
+        let run = crate::store::NewRun {
+            id: "q".into(),
+            name: "n".into(),
+            spec_toml: "x".into(),
+            spec_path: "s".into(),
+            skipped: vec![],
+            submitted_by: "b".into(),
+        };
+        store.insert_run(&run, &[next]).expect("run q");
+        // The agent comes back still running r-000 (its done report's ack was lost, say).
+        let mut back = hello("a");
+        back.running = Some(pb::CellRef { cell_id: "r-000".into(), attempt: 1 });
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let (a, _) = s.connect(back, tx).expect("a is back");
+        let sent = assignments(&mut rx);
+        assert!(sent.iter().any(|m| matches!(m, Body::Cancel(c) if c.cell_id == "r-000")), "{sent:?}");
+        assert!(!sent.iter().any(|m| matches!(m, Body::Assign(_))), "nothing new before it stops r-000: {sent:?}");
+        let cancelled = pb::CellFinished {
+            cell_id: "r-000".into(),
+            attempt: 1,
+            outcome: Some(pb::cell_finished::Outcome::Error("cancelled: over".into())),
+            cancelled: true,
+            declined: false,
+        };
+        s.cell_finished("a", a, cancelled).expect("it says so");
+        assert!(assignments(&mut rx).iter().any(|m| matches!(m, Body::Assign(x) if x.cell_id == "q-000")));
+        assert_eq!(store.cells_of("r", false).expect("cells")[0].state, "done", "the late cancel changes nothing");
     }
 }

@@ -55,15 +55,15 @@ impl pb::agent_service_server::AgentService for AgentService {
         let (session, kill) = self.scheduler.connect(hello, tx.clone())?;
         let (scheduler, access) = (self.scheduler.clone(), self.access.clone());
         tokio::spawn(async move {
-            // Whether the agent ended the session itself (a clean end of its stream), or lost it.
-            let said_goodbye = loop {
+            loop {
                 tokio::select! {
                     msg = inbound.next() => match msg {
                         // A revoked credential's session ends at its next message (a heartbeat
                         // comes every few seconds), whatever its role.
                         Some(Ok(_)) if access.principal(&principal.id).is_none() => {
                             tracing::warn!(agent = %agent_id, credential = %principal.name, "credential revoked: session closed");
-                            break true;
+                            let _ = scheduler.close_session(&agent_id);
+                            break;
                         }
                         Some(Ok(m)) => {
                             // Decoding histograms and writing the store block: off the async
@@ -77,15 +77,15 @@ impl pb::agent_service_server::AgentService for AgentService {
                         }
                         Some(Err(e)) => {
                             tracing::debug!(agent = %agent_id, error = %e, "session stream error");
-                            break false;
+                            break;
                         }
-                        None => break true,
+                        None => break,
                     },
-                    _ = kill.notified() => break false,
+                    _ = kill.notified() => break,
                 }
-            };
+            }
             drop(tx);
-            if let Err(e) = scheduler.disconnect(&agent_id, session, said_goodbye) {
+            if let Err(e) = scheduler.disconnect(&agent_id, session) {
                 tracing::error!(agent = %agent_id, error = %e, "disconnect not handled");
             }
         });

@@ -33,6 +33,9 @@ struct CellNow {
     run_id: String,
     agent_id: String,
     attempt: u32,
+    /// Failed without a result (its last attempt lost) while its run goes on: a late valid
+    /// result may still be its outcome.
+    failed_without_result: bool,
 }
 
 /// The attempt's agent, whether its report was taken already, and its device.
@@ -96,7 +99,7 @@ fn late(
     att: &AttemptNow,
     outcome: std::result::Result<&pb::CellResult, &str>,
 ) -> Result<Finish> {
-    let open = matches!(cell.state.as_str(), "pending" | "assigned" | "running");
+    let open = matches!(cell.state.as_str(), "pending" | "assigned" | "running") || cell.failed_without_result;
     match outcome {
         Ok(_) if open => {
             store_outcome(tx, cell_id, attempt, outcome)?;
@@ -108,7 +111,8 @@ fn late(
                 "UPDATE attempts SET ended_ms = ?3, outcome = 'superseded' WHERE cell_id = ?1 AND attempt = ?2 AND ended_ms = 0",
                 params![cell_id, cell.attempt, now_ms() as i64],
             )?;
-            let superseded = (cell.state != "pending" && cell.attempt != attempt).then(|| cell.agent_id.clone());
+            let in_flight = matches!(cell.state.as_str(), "assigned" | "running");
+            let superseded = (in_flight && cell.attempt != attempt).then(|| cell.agent_id.clone());
             Ok(Finish::Won { run_id: cell.run_id.clone(), superseded })
         }
         Ok(_) => {
@@ -137,9 +141,21 @@ fn store_outcome(tx: &Transaction<'_>, cell_id: &str, attempt: u32, outcome: std
 
 fn cell_now(tx: &Transaction<'_>, cell_id: &str) -> Result<Option<CellNow>> {
     Ok(tx
-        .query_row("SELECT state, run_id, agent_id, attempts FROM cells WHERE id = ?1", [cell_id], |r| {
-            Ok(CellNow { state: r.get(0)?, run_id: r.get(1)?, agent_id: r.get(2)?, attempt: r.get::<_, i64>(3)? as u32 })
-        })
+        .query_row(
+            "SELECT c.state, c.run_id, c.agent_id, c.attempts,
+                c.state = 'failed' AND c.result IS NULL AND r.state IN ('pending', 'running')
+             FROM cells c JOIN runs r ON r.id = c.run_id WHERE c.id = ?1",
+            [cell_id],
+            |r| {
+                Ok(CellNow {
+                    state: r.get(0)?,
+                    run_id: r.get(1)?,
+                    agent_id: r.get(2)?,
+                    attempt: r.get::<_, i64>(3)? as u32,
+                    failed_without_result: r.get(4)?,
+                })
+            },
+        )
         .optional()?)
 }
 

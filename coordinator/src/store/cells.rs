@@ -98,6 +98,24 @@ impl Store {
         Ok(Some(attempt as u32))
     }
 
+    /// Takes back an assignment its agent declined without starting it (`attempt` of `cell_id`,
+    /// given to `agent_id`); returns whether it did.
+    pub fn decline(&self, cell_id: &str, agent_id: &str, attempt: u32) -> Result<bool> {
+        let current: Option<i64> = self
+            .conn()?
+            .query_row(
+                "SELECT attempts FROM cells WHERE id = ?1 AND agent_id = ?2 AND attempts = ?3 AND state = 'assigned'",
+                params![cell_id, agent_id, attempt],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if current.is_none() {
+            return Ok(false);
+        }
+        self.unassign(cell_id)?;
+        Ok(true)
+    }
+
     /// Takes back an assignment that never reached its agent (the attempt does not count).
     pub fn unassign(&self, cell_id: &str) -> Result<()> {
         let mut conn = self.conn()?;
@@ -235,7 +253,8 @@ impl Store {
                 (SELECT COUNT(*) FROM intervals i WHERE i.cell_id = c.id
                     AND i.attempt = CASE WHEN c.result_attempt > 0 THEN c.result_attempt ELSE c.attempts END),
                 reference_variant, min_agreement, interruptions,
-                interrupted_ms + CASE WHEN away_since_ms > 0 AND ?2 > away_since_ms THEN ?2 - away_since_ms ELSE 0 END,
+                interrupted_ms + CASE WHEN away_since_ms > 0 AND ?2 > away_since_ms AND state IN ('assigned', 'running')
+                    THEN ?2 - away_since_ms ELSE 0 END,
                 duplicates, result_attempt
              FROM cells c WHERE run_id = ?1 ORDER BY seq",
         )?;

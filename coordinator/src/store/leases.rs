@@ -15,6 +15,8 @@ pub struct InFlight {
     pub attempt: u32,
     pub agent_id: String,
     pub agent_name: String,
+    /// Assigned but not started: the agent may never have received it.
+    pub started: bool,
 }
 
 /// A cell held for an agent that is away.
@@ -26,10 +28,17 @@ pub struct Leased {
     pub lease_until_ms: u64,
 }
 
-const IN_FLIGHT: &str = "SELECT id, target, attempts, agent_id, agent_name FROM cells";
+const IN_FLIGHT: &str = "SELECT id, target, attempts, agent_id, agent_name, state = 'running' FROM cells";
 
 fn in_flight_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InFlight> {
-    Ok(InFlight { cell_id: r.get(0)?, target: r.get(1)?, attempt: r.get::<_, i64>(2)? as u32, agent_id: r.get(3)?, agent_name: r.get(4)? })
+    Ok(InFlight {
+        cell_id: r.get(0)?,
+        target: r.get(1)?,
+        attempt: r.get::<_, i64>(2)? as u32,
+        agent_id: r.get(3)?,
+        agent_name: r.get(4)?,
+        started: r.get(5)?,
+    })
 }
 
 impl Store {
@@ -103,6 +112,17 @@ impl Store {
             "SELECT COUNT(*) FROM cells c JOIN runs r ON r.id = c.run_id
              WHERE c.id = ?1 AND c.state IN ('pending', 'assigned', 'running') AND r.state IN ('pending', 'running')",
             [cell_id],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Whether `attempt` of `cell_id` was given to `agent_id`.
+    pub fn was_given(&self, cell_id: &str, attempt: u32, agent_id: &str) -> Result<bool> {
+        let conn = self.conn()?;
+        let n: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM attempts WHERE cell_id = ?1 AND attempt = ?2 AND agent_id = ?3",
+            params![cell_id, attempt, agent_id],
             |r| r.get(0),
         )?;
         Ok(n > 0)

@@ -117,3 +117,19 @@ fn a_replayed_interval_is_kept_once() {
     assert!(!s.add_interval(&interval("r-000", 2), "a", 3).unwrap(), "an attempt never given");
     assert_eq!(s.cells_of("r", false).unwrap()[0].intervals, 2);
 }
+
+#[test]
+fn a_late_result_for_a_cell_out_of_attempts_is_its_outcome_while_its_run_goes_on() {
+    let (_d, s) = store();
+    run(&s, "r", &[cell("r-000", 0, "any"), cell("r-001", 1, "any")]);
+    s.mark_assigned("r-000", "a", "alpha", &device()).unwrap();
+    s.fail_cell("r-000", "agent alpha stayed away past its lease, during attempt 3 of 3").unwrap();
+    assert_eq!(s.finish_cell("r-000", "a", 1, Ok(&result(1.0))).unwrap(), Finish::Won { run_id: "r".into(), superseded: None });
+    assert_eq!(s.cells_of("r", false).unwrap()[0].state, "done");
+    // Once the run is over, a late result is kept aside only.
+    s.mark_assigned("r-001", "b", "beta", &device()).unwrap();
+    s.fail_cell("r-001", "lost").unwrap();
+    assert_eq!(s.refresh_run_state("r").unwrap(), "failed");
+    assert_eq!(s.finish_cell("r-001", "b", 1, Ok(&result(2.0))).unwrap(), Finish::Duplicate);
+    assert_eq!(s.cells_of("r", false).unwrap()[1].state, "failed");
+}

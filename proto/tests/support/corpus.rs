@@ -853,7 +853,13 @@ pub fn good_result() -> pb::CellResult {
 }
 
 pub fn finished(r: pb::CellResult) -> pb::CellFinished {
-    pb::CellFinished { cell_id: "c1".into(), attempt: 1, outcome: Some(pb::cell_finished::Outcome::Result(r)), cancelled: false }
+    pb::CellFinished {
+        cell_id: "c1".into(),
+        attempt: 1,
+        outcome: Some(pb::cell_finished::Outcome::Result(r)),
+        cancelled: false,
+        declined: false,
+    }
 }
 
 fn result_cases() -> Vec<Case> {

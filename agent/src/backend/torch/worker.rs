@@ -4,6 +4,9 @@
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -14,12 +17,20 @@ const SOURCE: &str = include_str!("../../../python/anefleet_torch/worker.py");
 
 /// Largest reply the agent reads: logits of a 256k vocabulary, an embedding batch, with room.
 const MAX_FRAME: usize = 64 << 20;
+/// A call that takes longer (a hung device, a deadlocked Python) kills the worker, and the cell
+/// fails with that reason instead of holding the agent forever.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 pub struct Worker {
-    child: Child,
+    child: Arc<Mutex<Child>>,
     stdin: BufWriter<ChildStdin>,
     stdout: BufReader<ChildStdout>,
     python: String,
+    /// When the call in progress started (ms since `born`, +1), 0 when none: the watchdog's.
+    busy_since: Arc<AtomicU64>,
+    timed_out: Arc<AtomicBool>,
+    /// Set when a frame was lost or garbled: the stream is out of step, every later call fails.
+    broken: bool,
 }
 
 /// A reply: its JSON, and the f32 values that came with it.
@@ -43,11 +54,25 @@ impl Worker {
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(BackendError::Inference("the torch worker has no pipes".into()));
         };
-        Ok(Worker { child, stdin: BufWriter::new(stdin), stdout: BufReader::new(stdout), python: python.to_string() })
+        let child = Arc::new(Mutex::new(child));
+        let (busy_since, timed_out) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        watchdog(Arc::downgrade(&child), busy_since.clone(), timed_out.clone());
+        let (stdin, stdout) = (BufWriter::new(stdin), BufReader::new(stdout));
+        Ok(Worker { child, stdin, stdout, python: python.to_string(), busy_since, timed_out, broken: false })
     }
 
     /// Sends one request and reads its reply; a reply with `"ok": false` is an error naming why.
     pub fn call(&mut self, request: &Value) -> Result<Reply> {
+        if self.broken {
+            return Err(self.broken("an earlier reply was garbled".into()));
+        }
+        self.busy_since.store(since_start_ms() + 1, Ordering::Relaxed);
+        let reply = self.exchange(request);
+        self.busy_since.store(0, Ordering::Relaxed);
+        reply
+    }
+
+    fn exchange(&mut self, request: &Value) -> Result<Reply> {
         let body = serde_json::to_vec(request).map_err(|e| self.broken(e.to_string()))?;
         let len = u32::try_from(body.len()).map_err(|_| self.broken("request too large".into()))?;
         self.stdin
@@ -86,16 +111,50 @@ impl Worker {
     }
 
     fn broken(&mut self, what: String) -> BackendError {
-        let status = self.child.try_wait().ok().flatten().map(|s| format!(" (it exited: {s})")).unwrap_or_default();
-        BackendError::Inference(format!("torch worker on `{}`: {what}{status}", self.python))
+        self.broken = true;
+        let status =
+            self.child.lock().ok().and_then(|mut c| c.try_wait().ok().flatten()).map(|s| format!(" (it exited: {s})")).unwrap_or_default();
+        let timed_out = if self.timed_out.load(Ordering::Relaxed) {
+            format!(" (killed: a call took over {} s)", CALL_TIMEOUT.as_secs())
+        } else {
+            String::new()
+        };
+        BackendError::Inference(format!("torch worker on `{}`: {what}{status}{timed_out}", self.python))
     }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Ok(mut c) = self.child.lock() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
+}
+
+/// Milliseconds since the first call of this process.
+fn since_start_ms() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// Kills the worker when a call runs past [`CALL_TIMEOUT`]; ends with the worker.
+fn watchdog(child: std::sync::Weak<Mutex<Child>>, busy_since: Arc<AtomicU64>, timed_out: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let Some(child) = child.upgrade() else { return };
+            let since = busy_since.load(Ordering::Relaxed);
+            if since > 0 && since_start_ms().saturating_sub(since - 1) > CALL_TIMEOUT.as_millis() as u64 {
+                tracing::error!("a torch worker call ran past {} s: killing the worker", CALL_TIMEOUT.as_secs());
+                timed_out.store(true, Ordering::Relaxed);
+                if let Ok(mut c) = child.lock() {
+                    let _ = c.kill();
+                }
+                return;
+            }
+        }
+    });
 }
 
 /// An unsigned field of a reply.

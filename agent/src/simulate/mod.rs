@@ -1,0 +1,70 @@
+//! `agent simulate`: a fleet of simulated agents, the load generator for a coordinator. Each one
+//! is a real gRPC session of its own (its own connection, identity, name, tags and units) that
+//! takes cells, "runs" each by streaming interval histograms at the real agent's rate, drawn from
+//! a configurable latency distribution, and finishes it with a real result (histograms that
+//! decode, repetitions, outputs). No model runs and nothing is downloaded.
+//!
+//! What it measures, client side, in HdrHistograms: per message kind, the time from sending a
+//! report to the coordinator's acknowledgement (sent after its durable commit: the ingest
+//! latency), and the time an idle simulated agent waits for its next assignment. Optionally
+//! flaky: every agent drops its connection now and then and re-attaches its running cell,
+//! replaying what was not acknowledged, as the real agent's outbox does.
+
+mod agent;
+mod stats;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use anefleet_proto::pb;
+
+pub use stats::{Report, Stats};
+
+/// What the simulated fleet is and does.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub coordinator: String,
+    pub token: String,
+    pub agents: usize,
+    /// Names and identities are `<prefix>-00001`…
+    pub prefix: String,
+    pub tags: Vec<String>,
+    pub units: Vec<pb::ComputeUnit>,
+    /// The simulated iteration latency's median and spread (a fraction of it, uniform either side).
+    pub latency: Duration,
+    pub spread: f64,
+    /// How often a running cell sends an interval histogram, and how long a cell runs.
+    pub interval: Duration,
+    pub cell: Duration,
+    /// Each agent drops its connection about this often (0: never).
+    pub drop_every: Duration,
+    pub tls: anefleet_proto::tls::ClientTls,
+}
+
+/// Runs the fleet until `stop` turns true; returns what it measured.
+pub async fn run(cfg: SimConfig, stop: watch::Receiver<bool>) -> anyhow::Result<Report> {
+    anyhow::ensure!(cfg.agents > 0, "--agents must be at least 1");
+    anyhow::ensure!(!cfg.units.is_empty(), "--unit: name at least one backend:unit the simulated agents offer");
+    let endpoint = anefleet_proto::tls::endpoint(&cfg.coordinator, &cfg.tls)
+        .map_err(anyhow::Error::msg)
+        .context("the coordinator's address")?
+        .connect_timeout(Duration::from_secs(10))
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let token = anefleet_proto::auth::BearerToken::new(&cfg.token).map_err(anyhow::Error::msg)?;
+    let (cfg, stats) = (Arc::new(cfg), Arc::new(Stats::default()));
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (1..=cfg.agents)
+        .map(|i| {
+            let one = agent::SimAgent::new(i, cfg.clone(), stats.clone(), endpoint.clone(), token.clone());
+            tokio::spawn(one.run(stop.clone()))
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(stats.report(cfg.agents, started.elapsed()))
+}

@@ -1,0 +1,92 @@
+//! What the simulated fleet measured: counters, and latency histograms per message kind.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anefleet_proto::histogram;
+
+#[derive(Default)]
+pub struct Stats {
+    /// Time from sending a report to its acknowledgement, per kind ("started", "interval",
+    /// "finished"); and from becoming idle to the next assignment ("assign").
+    latencies: Mutex<BTreeMap<&'static str, hdrhistogram::Histogram<u64>>>,
+    sent: Mutex<BTreeMap<&'static str, u64>>,
+    pub connected: AtomicU64,
+    pub sessions: AtomicU64,
+    pub drops: AtomicU64,
+    pub cells_finished: AtomicU64,
+    pub cancelled: AtomicU64,
+    pub unacked_at_end: AtomicU64,
+}
+
+/// A latency histogram's figures, in milliseconds.
+#[derive(Debug, serde::Serialize)]
+pub struct Figures {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// The run's figures, as `agent simulate` prints them (JSON).
+#[derive(Debug, serde::Serialize)]
+pub struct Report {
+    pub agents: usize,
+    pub seconds: f64,
+    pub sessions: u64,
+    pub drops: u64,
+    pub cells_finished: u64,
+    pub cancelled: u64,
+    pub sent: BTreeMap<&'static str, u64>,
+    /// Reports sent and never acknowledged when the simulation stopped.
+    pub unacked: u64,
+    pub latency: BTreeMap<&'static str, Figures>,
+}
+
+impl Stats {
+    pub fn record(&self, kind: &'static str, d: Duration) {
+        if let Ok(mut m) = self.latencies.lock() {
+            histogram::record(m.entry(kind).or_insert_with(histogram::new_latency), d.as_nanos() as u64);
+        }
+    }
+
+    pub fn sent(&self, kind: &'static str) {
+        if let Ok(mut m) = self.sent.lock() {
+            *m.entry(kind).or_default() += 1;
+        }
+    }
+
+    pub fn report(&self, agents: usize, took: Duration) -> Report {
+        let ms = |ns: u64| ns as f64 / 1e6;
+        let latency = self
+            .latencies
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, h)| {
+                        let f = Figures {
+                            count: h.len(),
+                            p50_ms: ms(h.value_at_quantile(0.5)),
+                            p99_ms: ms(h.value_at_quantile(0.99)),
+                            max_ms: ms(h.max()),
+                        };
+                        (*k, f)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Report {
+            agents,
+            seconds: took.as_secs_f64(),
+            sessions: self.sessions.load(Ordering::Relaxed),
+            drops: self.drops.load(Ordering::Relaxed),
+            cells_finished: self.cells_finished.load(Ordering::Relaxed),
+            cancelled: self.cancelled.load(Ordering::Relaxed),
+            sent: self.sent.lock().map(|m| m.clone()).unwrap_or_default(),
+            unacked: self.unacked_at_end.load(Ordering::Relaxed),
+            latency,
+        }
+    }
+}
