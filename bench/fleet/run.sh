@@ -42,25 +42,22 @@ cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/st
 rss_mib() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 fds() { ls "/proc/$1/fd" | wc -l; }
 
-spec() { # $1 cells: one encode cell per context length, any agent
-  local n=$1 lengths
-  lengths=$(seq -s, 16 $((15 + n)))
-  cat <<SPEC
-name = "fleet scale"
-[models.minilm]
-candle = "$models/all-minilm-l6-v2"
-[[benchmarks]]
-model = "minilm"
-workload = "encode"
-context_lengths = [$lengths]
-units = ["candle:cpu"]
-[measure]
-warmup = 0
-min_iterations = 1
-min_duration_s = 0
-repetitions = 1
-cooldown_s = 0
-SPEC
+spec() { # $1 cells (rounded up to a multiple of 5): encode cells over context lengths x 5 batch sizes, any agent
+  local contexts=$(( ($1 + 4) / 5 )) first=16
+  echo "name = \"fleet scale\""
+  echo "[models.minilm]"
+  echo "candle = \"$models/all-minilm-l6-v2\""
+  while (( contexts > 0 )); do
+    local n=$(( contexts < 50 ? contexts : 50 ))
+    echo "[[benchmarks]]"
+    echo "model = \"minilm\""
+    echo "workload = \"encode\""
+    echo "context_lengths = [$(seq -s, "$first" $((first + n - 1)))]"
+    echo "batch_sizes = [1, 2, 3, 4, 5]"
+    echo "units = [\"candle:cpu\"]"
+    first=$((first + n)); contexts=$((contexts - n))
+  done
+  printf '[measure]\nwarmup = 0\nmin_iterations = 1\nmin_duration_s = 0\nrepetitions = 1\ncooldown_s = 0\n[targets]\nfan_out = "any"\n'
 }
 
 {
@@ -78,10 +75,10 @@ for n in $sizes; do
   until [[ $("$coordinator" agents --format json | grep -c '"state": "idle"') -ge $n ]]; do sleep 0.5; done
   c0=$(cpu_s "$cpid"); t0=$(date +%s.%N); sleep 10
   idle_cpu=$(echo "($(cpu_s "$cpid") - $c0) / ($(date +%s.%N) - $t0)" | bc -l); idle_rss=$(rss_mib "$cpid")
-  cells=$((n * per_agent))
+  cells=$(( (n * per_agent + 4) / 5 * 5 ))
   spec "$cells" >"$out/spec-$n.toml"
   c0=$(cpu_s "$cpid"); t0=$(date +%s.%N)
-  run=$("$coordinator" submit "$out/spec-$n.toml" | tail -1)
+  run=$("$coordinator" submit "$out/spec-$n.toml" 2>>"$out/submit-$n.log" | tail -1)
   t1=$(date +%s.%N)
   peak_fds=0
   until "$coordinator" runs --format json | python3 -c "import json,sys; r=[x for x in json.load(sys.stdin) if x['id']=='$run']; sys.exit(0 if r and r[0]['state'] in ('finished','failed') else 1)"; do
