@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::worker::{Reply, Worker, field_u64};
 use super::{Status, threads};
-use crate::backend::candle::chat_template::{self, ChatTemplate};
+use crate::backend::candle::chat_template;
 use crate::backend::candle::{artifact, artifact_error, bert, qwen3};
 use crate::backend::{BackendError, CachePosition, Decoder, Encoder, Loaded, LoadedModel, Result, kv_bytes_per_token};
 
@@ -33,19 +33,16 @@ pub fn load(mut worker: Worker, status: &Status, unit: &str, path: &Path) -> Res
         }
     };
     let dir = path.to_string_lossy();
-    let loaded = worker.call(&json!({"op": "load", "path": dir, "kind": kind, "device": unit, "threads": threads()}))?;
+    worker.call(&json!({"op": "load", "path": dir, "kind": kind, "device": unit, "threads": threads()}))?;
     let overhead_us = round_trip_us(&mut worker)?;
-    field_u64(&loaded, "load_ns")?;
     let facts = facts(path, &config, &model_type, status, overhead_us)?;
     let max_context = facts.max_context as usize;
     let model = if kind == "encoder" {
         let tokenizer = bert::encoder_tokenizer(&path.join("tokenizer.json"))?;
         LoadedModel::Encoder(Box::new(TorchEncoder { worker, tokenizer, max_context, runtime_ns: 0 }))
     } else {
-        let chat = qwen3::hf_chat(path)?;
-        let kv = kv_per_token(&config);
-        let parts = DecoderParts { tokenizer: chat.tokenizer, template: chat.template, eos_ids: chat.eos_ids, max_context, kv };
-        LoadedModel::Decoder(Box::new(TorchDecoder { worker, parts, cache: CachePosition::default(), runtime_ns: 0 }))
+        let (chat, kv) = (qwen3::hf_chat(path)?, kv_per_token(&config));
+        LoadedModel::Decoder(Box::new(TorchDecoder { worker, chat, max_context, kv, cache: CachePosition::default(), runtime_ns: 0 }))
     };
     Ok(Loaded::new(model, facts))
 }
@@ -141,36 +138,30 @@ impl Encoder for TorchEncoder {
     }
 }
 
-struct DecoderParts {
-    tokenizer: tokenizers::Tokenizer,
-    template: ChatTemplate,
-    eos_ids: Vec<u32>,
-    max_context: usize,
-    kv: Option<u64>,
-}
-
 struct TorchDecoder {
     worker: Worker,
-    parts: DecoderParts,
+    chat: qwen3::HfChat,
+    max_context: usize,
+    kv: Option<u64>,
     cache: CachePosition,
     runtime_ns: u64,
 }
 
 impl Decoder for TorchDecoder {
     fn tokenizer(&self) -> &tokenizers::Tokenizer {
-        &self.parts.tokenizer
+        &self.chat.tokenizer
     }
 
     fn max_context(&self) -> usize {
-        self.parts.max_context
+        self.max_context
     }
 
     fn eos_token_ids(&self) -> &[u32] {
-        &self.parts.eos_ids
+        &self.chat.eos_ids
     }
 
     fn render_chat(&self, user_message: &str) -> Result<String> {
-        chat_template::render_user(Some(&self.parts.template), user_message)
+        chat_template::render_user(Some(&self.chat.template), user_message)
     }
 
     fn clear_cache(&mut self) {
@@ -181,7 +172,7 @@ impl Decoder for TorchDecoder {
     }
 
     fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>> {
-        self.cache.advance(pos, tokens.len(), self.parts.max_context)?;
+        self.cache.advance(pos, tokens.len(), self.max_context)?;
         let r = self.worker.call(&json!({"op": "forward", "tokens": tokens, "pos": pos}))?;
         self.runtime_ns += ns(&r)?;
         if r.values.is_empty() || r.values.len() as u64 != field_u64(&r, "vocab")? {
@@ -195,7 +186,7 @@ impl Decoder for TorchDecoder {
     }
 
     fn kv_bytes_per_token(&self) -> Option<u64> {
-        self.parts.kv
+        self.kv
     }
 
     fn runtime_ns(&self) -> Option<u64> {
