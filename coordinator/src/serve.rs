@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::response::IntoResponse;
 use tonic::transport::Server;
 
 use anefleet_proto::{MAX_MESSAGE_BYTES, pb};
@@ -123,14 +124,37 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .add_service(credentials)
         .add_service(reflection)
         .into_axum_router()
+        .layer(axum::middleware::from_fn_with_state(store.clone(), durable_responses))
         .layer(axum::middleware::from_fn_with_state(access, crate::access::grpc::check));
     let routes = tonic::service::Routes::from(routes);
     match tls {
         Some(config) => run(routes, crate::tls::incoming(listener, config), closing_tx, closing).await?,
         None => run(routes, tokio_stream::wrappers::TcpListenerStream::new(listener), closing_tx, closing).await?,
     }
+    store.close();
     tracing::info!("coordinator stopped");
     Ok(())
+}
+
+/// No response leaves before what was written until then is committed (see
+/// [`crate::store::commit`]): what a client is told is stored survives a crash.
+async fn durable_responses(
+    axum::extract::State(store): axum::extract::State<Arc<Store>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let grpc = req.headers().get(axum::http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let response = next.run(req).await;
+    match store.durable(store.written()).await {
+        Ok(()) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "a response waited for a commit that failed");
+            match grpc {
+                true => tonic::Status::unavailable(e.to_string()).into_http::<axum::body::Body>(),
+                false => (axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+            }
+        }
+    }
 }
 
 /// Serves `routes` on the connections of `incoming` (plain TCP, or TLS streams) until a stop signal.

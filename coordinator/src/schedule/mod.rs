@@ -96,6 +96,11 @@ impl Scheduler {
         })
     }
 
+    /// The store the scheduler writes to.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
     fn state(&self) -> Result<MutexGuard<'_, State>> {
         self.state.lock().map_err(|_| CoordError::Internal("scheduler lock poisoned".into()))
     }
@@ -157,14 +162,19 @@ impl Scheduler {
     /// whole pass, so two passes never offer the same cell.
     pub fn schedule(&self) -> Result<()> {
         let mut st = self.state()?;
-        let pending = self.store.pending_cells()?;
         let mut idle: Vec<&mut Connected> = st.agents.values_mut().filter(|c| c.running.is_none()).collect();
+        if idle.is_empty() {
+            return Ok(());
+        }
         idle.sort_by(|a, b| a.hello.name.cmp(&b.hello.name));
+        // The queue is read a page at a time, as far as the idle agents need: a cell ending in
+        // a run of 10,000 reads the first page, not the run.
+        let mut queue = Queue::new(&self.store)?;
         let mut taken = std::collections::HashSet::new();
         let (mut assigned, mut dead) = (false, Vec::new());
         for agent in idle {
             let view = agent.view();
-            let Some(cell) = pending.iter().find(|c| !taken.contains(&c.id) && can_run(c, &view)) else { continue };
+            let Some(cell) = queue.find(|c| !taken.contains(&c.id) && can_run(c, &view))? else { continue };
             taken.insert(cell.id.clone());
             let device = agent.hello.profile.clone().unwrap_or_default();
             let Some(attempt) = self.store.mark_assigned(&cell.id, &view.id, &view.name, &device)? else { continue };
@@ -231,8 +241,11 @@ impl Scheduler {
         // Every change of this pass in two transactions and one recount per run, whatever the
         // number of cells: a run of 10,000 cells that no agent can take fails in one pass.
         let (mut waits, mut failed) = (Vec::new(), Vec::new());
+        // Whether some agent can run a cell depends on its target and unit only: asked once each.
+        let mut runnable: HashMap<(String, String, String), bool> = HashMap::new();
         for cell in self.store.pending_cells()? {
-            if views.iter().any(|a| can_run(&cell, a)) {
+            let key = (cell.target.clone(), cell.spec.backend.clone(), cell.spec.unit.clone());
+            if *runnable.entry(key).or_insert_with(|| views.iter().any(|a| can_run(&cell, a))) {
                 if cell.wait_until_ms > 0 {
                     waits.push((cell.id, 0));
                 }
@@ -293,6 +306,41 @@ impl Scheduler {
     /// Whether `session` is the agent's current session (messages of a replaced one are ignored).
     fn is_current(st: &State, agent_id: &str, session: u64) -> bool {
         st.agents.get(agent_id).is_some_and(|c| c.session == session)
+    }
+}
+
+/// The pending cells of runs not over, in queue order, read from the store a page at a time.
+struct Queue<'a> {
+    store: &'a Store,
+    runs: Vec<String>,
+    read: Vec<PendingCell>,
+    next: Option<crate::store::QueueMark>,
+}
+
+/// Cells read from the queue at a time.
+const QUEUE_PAGE: usize = 64;
+
+impl<'a> Queue<'a> {
+    fn new(store: &'a Store) -> Result<Queue<'a>> {
+        Ok(Queue { store, runs: store.open_runs()?, read: Vec::new(), next: Some(crate::store::QueueMark::start()) })
+    }
+
+    /// The first cell in queue order that `pick` accepts, reading more pages as needed.
+    fn find(&mut self, pick: impl Fn(&PendingCell) -> bool) -> Result<Option<PendingCell>> {
+        let mut i = 0;
+        loop {
+            if let Some(c) = self.read.get(i) {
+                if pick(c) {
+                    return Ok(Some(c.clone()));
+                }
+                i += 1;
+                continue;
+            }
+            let Some(mark) = self.next else { return Ok(None) };
+            let (page, next) = self.store.pending_page(&self.runs, mark, QUEUE_PAGE)?;
+            self.read.extend(page);
+            self.next = next;
+        }
     }
 }
 

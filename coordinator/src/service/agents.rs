@@ -70,7 +70,8 @@ impl pb::agent_service_server::AgentService for AgentService {
                             // workers, one message at a time, in order.
                             let (s, id) = (scheduler.clone(), agent_id.clone());
                             match tokio::task::spawn_blocking(move || handle(&s, &id, session, m)).await {
-                                Ok(Ok(())) => {}
+                                Ok(Ok(Some(ack))) => acknowledge(&scheduler, &agent_id, session, ack),
+                                Ok(Ok(None)) => {}
                                 Ok(Err(e)) => tracing::error!(agent = %agent_id, error = %e, "agent message not handled"),
                                 Err(e) => tracing::error!(agent = %agent_id, error = %e, "agent message handler failed"),
                             }
@@ -148,14 +149,31 @@ fn list(field: &str, n: usize, max: usize) -> Result<(), Status> {
     Ok(())
 }
 
-fn handle(s: &Scheduler, agent_id: &str, session: u64, m: pb::AgentMessage) -> crate::error::Result<()> {
+/// Acknowledges a report once what it wrote is committed (without holding up the session's next
+/// message: the commit takes its group).
+fn acknowledge(scheduler: &Arc<Scheduler>, agent_id: &str, session: u64, (ack, write): (pb::Ack, u64)) {
+    let (s, id) = (scheduler.clone(), agent_id.to_string());
+    tokio::spawn(async move {
+        let acked = match s.store().durable(write).await {
+            Ok(()) => s.ack(&id, session, ack),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = acked {
+            tracing::error!(agent = %id, error = %e, "a report was not acknowledged; the agent sends it again");
+        }
+    });
+}
+
+/// Handles one message; returns the acknowledgement it earns and the write count its commit
+/// must reach before it is sent.
+fn handle(s: &Scheduler, agent_id: &str, session: u64, m: pb::AgentMessage) -> crate::error::Result<Option<(pb::Ack, u64)>> {
     if !s.seen(agent_id, session)? {
-        return Ok(()); // a replaced session's last words
+        return Ok(None); // a replaced session's last words
     }
     let seq = m.seq;
     let kept = match m.body {
-        Some(Body::Heartbeat(_)) | None => return Ok(()),
-        Some(Body::Hello(_)) => return Ok(()), // only the first hello counts
+        Some(Body::Heartbeat(_)) | None => return Ok(None),
+        Some(Body::Hello(_)) => return Ok(None), // only the first hello counts
         Some(Body::CellStarted(c)) => {
             s.cell_started(agent_id, &c)?;
             (c.cell_id, c.attempt)
@@ -170,9 +188,6 @@ fn handle(s: &Scheduler, agent_id: &str, session: u64, m: pb::AgentMessage) -> c
             id
         }
     };
-    // Stored (or refused for good): the agent may forget it.
-    if seq > 0 {
-        s.ack(agent_id, session, pb::Ack { seq, cell_id: kept.0, attempt: kept.1 })?;
-    }
-    Ok(())
+    // Stored (or refused for good), once committed: the agent may forget it.
+    Ok((seq > 0).then(|| (pb::Ack { seq, cell_id: kept.0, attempt: kept.1 }, s.store().written())))
 }

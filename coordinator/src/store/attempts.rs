@@ -4,7 +4,7 @@
 //! result wins, a later one is kept aside as a duplicate, never a second result.
 
 use prost::Message;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
 use anefleet_proto::pb;
 
@@ -58,7 +58,7 @@ impl Store {
         outcome: std::result::Result<&pb::CellResult, &str>,
     ) -> Result<Finish> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.savepoint()?;
         let Some(cell) = cell_now(&tx, cell_id)? else { return Ok(Finish::Ignored) };
         let current = cell.agent_id == agent_id && cell.attempt == attempt;
         let att = attempt_now(&tx, cell_id, attempt)?;
@@ -92,7 +92,7 @@ impl Store {
 
 /// A report of an attempt that is no longer the cell's current one.
 fn late(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     cell: &CellNow,
     cell_id: &str,
     attempt: u32,
@@ -124,7 +124,12 @@ fn late(
 }
 
 /// The cell ends with `outcome`, produced by `attempt`.
-fn store_outcome(tx: &Transaction<'_>, cell_id: &str, attempt: u32, outcome: std::result::Result<&pb::CellResult, &str>) -> Result<()> {
+fn store_outcome(
+    tx: &rusqlite::Connection,
+    cell_id: &str,
+    attempt: u32,
+    outcome: std::result::Result<&pb::CellResult, &str>,
+) -> Result<()> {
     let (state, result, error) = match outcome {
         Ok(r) => ("done", Some(r.encode_to_vec()), String::new()),
         Err(e) => ("failed", None, e.to_string()),
@@ -139,7 +144,7 @@ fn store_outcome(tx: &Transaction<'_>, cell_id: &str, attempt: u32, outcome: std
     Ok(())
 }
 
-fn cell_now(tx: &Transaction<'_>, cell_id: &str) -> Result<Option<CellNow>> {
+fn cell_now(tx: &rusqlite::Connection, cell_id: &str) -> Result<Option<CellNow>> {
     Ok(tx
         .query_row(
             "SELECT c.state, c.run_id, c.agent_id, c.attempts,
@@ -159,7 +164,7 @@ fn cell_now(tx: &Transaction<'_>, cell_id: &str) -> Result<Option<CellNow>> {
         .optional()?)
 }
 
-fn attempt_now(tx: &Transaction<'_>, cell_id: &str, attempt: u32) -> Result<Option<AttemptNow>> {
+fn attempt_now(tx: &rusqlite::Connection, cell_id: &str, attempt: u32) -> Result<Option<AttemptNow>> {
     Ok(tx
         .query_row(
             "SELECT agent_id, agent_name, outcome IN ('result', 'error', 'duplicate'), device FROM attempts WHERE cell_id = ?1 AND attempt = ?2",

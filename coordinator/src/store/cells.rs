@@ -3,7 +3,7 @@
 //! their agent's lease expires (up to the retry cap).
 
 use prost::Message;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
 use anefleet_proto::pb;
 
@@ -35,7 +35,7 @@ pub struct PendingCell {
     pub wait_until_ms: u64,
 }
 
-pub(super) fn insert(tx: &Transaction<'_>, run_id: &str, c: &NewCell, now: u64) -> Result<()> {
+pub(super) fn insert(tx: &rusqlite::Connection, run_id: &str, c: &NewCell, now: u64) -> Result<()> {
     tx.execute(
         "INSERT INTO cells (id, run_id, seq, target, spec, baseline_unit, benchmark_index, state, updated_ms, reference_variant, min_agreement)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?10)",
@@ -55,7 +55,62 @@ pub(super) fn insert(tx: &Transaction<'_>, run_id: &str, c: &NewCell, now: u64) 
     Ok(())
 }
 
+/// Where a read of the queue stopped: the run (by its place among the runs not over) and the
+/// last cell's place in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueMark {
+    run: usize,
+    seq: i64,
+}
+
+impl QueueMark {
+    /// The head of the queue.
+    pub fn start() -> QueueMark {
+        QueueMark { run: 0, seq: -1 }
+    }
+}
+
 impl Store {
+    /// The ids of runs not over, oldest first.
+    pub fn open_runs(&self) -> Result<Vec<String>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached("SELECT id FROM runs WHERE state IN ('pending', 'running') ORDER BY seq")?;
+        let ids = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
+    }
+
+    /// Up to `limit` pending cells of `runs` (oldest first), in queue order, from `after`; with
+    /// the mark to read on from (`None` at the end of the queue). One run's cells are an index
+    /// range, so a page costs its own rows, not the whole queue.
+    pub fn pending_page(&self, runs: &[String], after: QueueMark, limit: usize) -> Result<(Vec<PendingCell>, Option<QueueMark>)> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, target, spec, wait_until_ms, seq FROM cells WHERE run_id = ?1 AND state = 'pending' AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let (mut out, mut mark) = (Vec::new(), after);
+        while let Some(run_id) = runs.get(mark.run) {
+            let want = limit - out.len();
+            let rows = stmt.query_map(params![run_id, mark.seq, want as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+            })?;
+            let mut got = 0;
+            for row in rows {
+                let (id, target, spec, wait, seq) = row?;
+                let spec = pb::CellSpec::decode(&spec[..])?;
+                out.push(PendingCell { id, run_id: run_id.clone(), target, spec, wait_until_ms: wait as u64 });
+                mark.seq = seq;
+                got += 1;
+            }
+            if out.len() == limit {
+                return Ok((out, Some(mark)));
+            }
+            if got < want {
+                mark = QueueMark { run: mark.run + 1, seq: -1 };
+            }
+        }
+        Ok((out, None))
+    }
+
     /// Pending cells of runs that are not over, oldest run first.
     pub fn pending_cells(&self) -> Result<Vec<PendingCell>> {
         let conn = self.conn()?;
@@ -78,7 +133,7 @@ impl Store {
     /// `None` when the cell is no longer pending.
     pub fn mark_assigned(&self, cell_id: &str, agent_id: &str, agent_name: &str, device: &pb::DeviceProfile) -> Result<Option<u32>> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.savepoint()?;
         let now = now_ms() as i64;
         let n = tx.execute(
             "UPDATE cells SET state = 'assigned', agent_id = ?2, agent_name = ?3, device = ?4, attempts = attempts + 1, error = '',
@@ -119,7 +174,7 @@ impl Store {
     /// Takes back an assignment that never reached its agent (the attempt does not count).
     pub fn unassign(&self, cell_id: &str) -> Result<()> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.savepoint()?;
         tx.execute(
             "DELETE FROM attempts WHERE cell_id = ?1 AND attempt = (SELECT attempts FROM cells WHERE id = ?1 AND state = 'assigned')",
             [cell_id],
@@ -139,7 +194,7 @@ impl Store {
             return Ok(());
         }
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.savepoint()?;
         {
             let mut stmt = tx.prepare("UPDATE cells SET wait_until_ms = ?2 WHERE id = ?1 AND state = 'pending'")?;
             for (id, ms) in waits {
@@ -157,7 +212,7 @@ impl Store {
             return Ok(runs);
         }
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.savepoint()?;
         {
             let mut fail = tx.prepare(
                 "UPDATE cells SET state = 'failed', error = ?2, updated_ms = ?3 WHERE id = ?1 AND state IN ('pending', 'assigned', 'running')",
@@ -186,7 +241,7 @@ impl Store {
     /// cells); the attempt is lost, and a wait for its agent ends here.
     pub fn requeue(&self, cell_id: &str, wait_until_ms: u64, reason: &str) -> Result<()> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.savepoint()?;
         let now = now_ms() as i64;
         tx.execute(
             "UPDATE attempts SET ended_ms = ?2, outcome = 'lost' WHERE cell_id = ?1 AND ended_ms = 0

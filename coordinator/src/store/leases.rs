@@ -54,7 +54,7 @@ impl Store {
     /// interruption each. Returns the cells leased.
     pub fn lease_in_flight(&self, agent_id: &str, now: u64, until_ms: u64) -> Result<Vec<String>> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.savepoint()?;
         let ids: Vec<String> = {
             let mut stmt =
                 tx.prepare("SELECT id FROM cells WHERE agent_id = ?1 AND state IN ('assigned', 'running') AND lease_until_ms = 0")?;

@@ -1,19 +1,22 @@
 //! The result store: runs, cells, interval histograms, agents and artifact metadata in SQLite
-//! (one file in the data directory, WAL, synchronous=FULL). Every state change is one
-//! transaction, so a coordinator killed at any moment restarts with every finished result intact.
+//! (one file in the data directory, WAL, synchronous=FULL). Every state change is one savepoint
+//! of the open transaction, committed in groups (see [`commit`]); nothing is acknowledged or
+//! answered before its commit, so a coordinator killed at any moment restarts with every result
+//! it acknowledged intact.
 
 mod agents;
 mod artifacts;
 mod attempts;
 mod baselines;
 mod cells;
+pub mod commit;
 mod credentials;
 mod leases;
 pub mod runs;
 mod views;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
@@ -21,13 +24,14 @@ use rusqlite::Connection;
 use crate::error::{CoordError, Result};
 
 pub use attempts::Finish;
-pub use cells::{NewCell, PendingCell};
+pub use cells::{NewCell, PendingCell, QueueMark};
 pub use credentials::StoredCredential;
 pub use leases::InFlight;
 pub use runs::NewRun;
 
 pub struct Store {
-    conn: Mutex<Connection>,
+    shared: Arc<commit::Shared>,
+    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -47,11 +51,46 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(include_str!("schema.sql"))?;
         migrate(&conn)?;
-        Ok(Store { conn: Mutex::new(conn) })
+        let shared = commit::Shared::new(conn);
+        let s = shared.clone();
+        let committer = std::thread::Builder::new()
+            .name("store-commit".into())
+            .spawn(move || s.committer())
+            .map_err(|e| CoordError::Internal(format!("starting the store's committing thread: {e}")))?;
+        Ok(Store { shared, committer: Mutex::new(Some(committer)) })
     }
 
-    fn conn(&self) -> Result<MutexGuard<'_, Connection>> {
-        self.conn.lock().map_err(|_| CoordError::Internal("store lock poisoned".into()))
+    /// The connection, inside the open transaction: a store operation's statements run in a
+    /// savepoint of it (or alone), and are committed with the others of their group.
+    fn conn(&self) -> Result<commit::Conn<'_>> {
+        self.shared.conn()
+    }
+
+    /// The count of writes so far; [`Store::durable`] of it covers every write made before.
+    pub fn written(&self) -> u64 {
+        self.shared.written()
+    }
+
+    /// Returns once `write` (a [`Store::written`] count) is committed; an error when its commit
+    /// failed (the write is lost).
+    pub async fn durable(&self, write: u64) -> Result<()> {
+        self.shared.durable(write).await
+    }
+
+    /// Commits what is open and stops the committing thread; later writes are committed by
+    /// nobody. Called once the coordinator has stopped serving (and by drop).
+    pub fn close(&self) {
+        self.shared.stop();
+        if let Some(t) = self.committer.lock().ok().and_then(|mut c| c.take()) {
+            let _ = t.join();
+        }
+        self.shared.commit();
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 

@@ -24,7 +24,7 @@ impl Store {
     /// Stores a run and all its cells in one transaction.
     pub fn insert_run(&self, run: &NewRun, cells: &[NewCell]) -> Result<()> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.savepoint()?;
         let now = now_ms();
         let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM runs", [], |r| r.get(0))?;
         let skipped = serde_json::to_string(&run.skipped).map_err(|e| CoordError::Internal(e.to_string()))?;
@@ -62,24 +62,30 @@ impl Store {
     /// every cell is done, failed when every cell ended and one failed.
     pub fn refresh_run_state(&self, run_id: &str) -> Result<String> {
         let conn = self.conn()?;
-        let (total, done, failed, started): (i64, i64, i64, i64) = conn.query_row(
-            "SELECT COUNT(*), SUM(state = 'done'), SUM(state = 'failed'), SUM(state != 'pending' OR attempts > 0) FROM cells WHERE run_id = ?1",
-            [run_id],
-            |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0), r.get::<_, Option<i64>>(2)?.unwrap_or(0), r.get::<_, Option<i64>>(3)?.unwrap_or(0))),
-        )?;
         let current: String = conn.query_row("SELECT state FROM runs WHERE id = ?1", [run_id], |r| r.get(0))?;
         if TERMINAL_RUN_STATES.contains(&current.as_str()) {
             return Ok(current);
         }
-        let state = if done + failed == total {
-            if failed > 0 { "failed" } else { "finished" }
-        } else if started > 0 {
+        // Index lookups on (run, state), not a count of the run's cells: this runs on every
+        // assignment and every result.
+        let any = |states: &str| -> Result<bool> {
+            let sql = format!("SELECT EXISTS (SELECT 1 FROM cells WHERE run_id = ?1 AND state IN ({states}))");
+            Ok(conn.prepare_cached(&sql)?.query_row([run_id], |r| r.get(0))?)
+        };
+        let state = if !any("'pending', 'assigned', 'running'")? {
+            if any("'failed'")? { "failed" } else { "finished" }
+        } else if current == "running" || any("'assigned', 'running', 'done', 'failed'")? {
             "running"
         } else {
-            "pending"
+            let requeued: bool = conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM cells WHERE run_id = ?1 AND state = 'pending' AND attempts > 0)")?
+                .query_row([run_id], |r| r.get(0))?;
+            if requeued { "running" } else { "pending" }
         };
-        let finished = if TERMINAL_RUN_STATES.contains(&state) { now_ms() as i64 } else { 0 };
-        conn.execute("UPDATE runs SET state = ?2, finished_ms = ?3 WHERE id = ?1", params![run_id, state, finished])?;
+        if state != current {
+            let finished = if TERMINAL_RUN_STATES.contains(&state) { now_ms() as i64 } else { 0 };
+            conn.execute("UPDATE runs SET state = ?2, finished_ms = ?3 WHERE id = ?1", params![run_id, state, finished])?;
+        }
         Ok(state.to_string())
     }
 }
@@ -93,7 +99,7 @@ impl Store {
             return Err(CoordError::FailedPrecondition(format!("run {run_id} is already {state}")));
         }
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.savepoint()?;
         let in_flight: Vec<(String, String)> = {
             let mut stmt = tx.prepare("SELECT id, agent_id FROM cells WHERE run_id = ?1 AND state IN ('assigned', 'running')")?;
             stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?

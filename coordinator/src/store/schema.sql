@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS cells (
 );
 CREATE INDEX IF NOT EXISTS cells_by_state ON cells(state);
 CREATE INDEX IF NOT EXISTS cells_by_run ON cells(run_id, seq);
+-- A run's cells in one state, in matrix order: the scheduler's queue, the run's state.
+CREATE INDEX IF NOT EXISTS cells_by_run_state ON cells(run_id, state, seq);
 
 CREATE TABLE IF NOT EXISTS intervals (
     cell_id     TEXT NOT NULL,
