@@ -34,23 +34,76 @@ fn same_input(a: &CellDoc, b: &CellDoc) -> bool {
         && a.batch_size == b.batch_size
 }
 
-/// Fills the computed fields of every cell.
+/// Fills the computed fields of every cell. What a cell gets depends on its own record and on
+/// fields of the others that are set before (agent, unit, inputs, state): cells are done on
+/// every core, then filled in.
 pub fn cells(records: &[pb::CellRecord], lat: &Latencies, docs: &mut [CellDoc]) -> Result<(), CodecError> {
-    for i in 0..docs.len() {
-        let Some(res) = records[i].result.as_ref() else { continue };
-        validity(&records[i], res, &mut docs[i])?;
-        let spec = records[i].spec.clone().unwrap_or_default();
-        docs[i].flags.extend(knobs::disagreements(&spec, res.model.as_ref()));
-        docs[i].comparisons = comparisons(i, docs, lat);
-        docs[i].speedup_vs_baseline = docs[i].comparisons.iter().find(|c| c.against == "baseline").map(|c| c.ratio);
-        docs[i].consistency = consistency_of(i, records, docs);
-        if docs[i].workload == "generate" {
-            docs[i].accuracy = accuracy::score(&res.outputs, records[i].spec.as_ref().map_or(0, |s| s.max_new_tokens));
+    use rayon::prelude::*;
+    let groups = by_input(docs);
+    let shared: &[CellDoc] = docs;
+    let computed = (0..shared.len())
+        .into_par_iter()
+        .map(|i| {
+            let peers = groups.get(&input_key(&shared[i])).map_or(&[][..], Vec::as_slice);
+            computed(i, peers, records, shared, lat)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for (doc, c) in docs.iter_mut().zip(computed) {
+        let Some(c) = c else { continue };
+        (doc.valid, doc.flags, doc.stability) = (c.valid, c.flags, Some(c.stability));
+        doc.speedup_vs_baseline = c.comparisons.iter().find(|k| k.against == "baseline").map(|k| k.ratio);
+        (doc.comparisons, doc.consistency) = (c.comparisons, c.consistency);
+        if let Some(a) = c.accuracy {
+            doc.accuracy = a;
         }
-        let notes = consistency_flags(docs[i].consistency.as_ref());
-        docs[i].flags.extend(notes);
     }
     Ok(())
+}
+
+/// A cell's computed fields.
+struct Computed {
+    valid: bool,
+    flags: Vec<String>,
+    stability: stats::Stability,
+    comparisons: Vec<ComparisonDoc>,
+    consistency: Option<consistency::Consistency>,
+    /// Scored for `generate` cells only.
+    accuracy: Option<Option<accuracy::Accuracy>>,
+}
+
+fn computed(
+    i: usize,
+    peers: &[usize],
+    records: &[pb::CellRecord],
+    docs: &[CellDoc],
+    lat: &Latencies,
+) -> Result<Option<Computed>, CodecError> {
+    let Some(res) = records[i].result.as_ref() else { return Ok(None) };
+    let (valid, mut flags, stability) = validity(&records[i], res, &docs[i])?;
+    let spec = records[i].spec.clone().unwrap_or_default();
+    flags.extend(knobs::disagreements(&spec, res.model.as_ref()));
+    let consistency = consistency_of(i, peers, records, docs);
+    flags.extend(consistency_flags(consistency.as_ref()));
+    let accuracy =
+        (docs[i].workload == "generate").then(|| accuracy::score(&res.outputs, records[i].spec.as_ref().map_or(0, |s| s.max_new_tokens)));
+    Ok(Some(Computed { valid, flags, stability, comparisons: comparisons(i, peers, docs, lat), consistency, accuracy }))
+}
+
+/// What [`same_input`] compares.
+type InputKey = (u32, String, String, u32, u32);
+
+fn input_key(c: &CellDoc) -> InputKey {
+    (c.benchmark, c.model.clone(), c.workload.clone(), c.context_length, c.batch_size)
+}
+
+/// The cells of each input, in document order: a cell is compared with its own group only, so
+/// a run of 10,000 cells costs 10,000 small groups, not 10,000².
+fn by_input(docs: &[CellDoc]) -> std::collections::HashMap<InputKey, Vec<usize>> {
+    let mut groups: std::collections::HashMap<InputKey, Vec<usize>> = std::collections::HashMap::new();
+    for (i, d) in docs.iter().enumerate() {
+        groups.entry(input_key(d)).or_default().push(i);
+    }
+    groups
 }
 
 /// Whether a cell is its benchmark's reference configuration: the reference variant on the
@@ -62,22 +115,24 @@ pub fn is_reference(c: &CellDoc) -> bool {
 /// Outputs against the reference configuration (the reference variant on the baseline unit) on
 /// the same agent; for the reference itself, against the same unit on another agent (the same
 /// model should answer the same on every device).
-fn consistency_of(i: usize, records: &[pb::CellRecord], docs: &[CellDoc]) -> Option<consistency::Consistency> {
+fn consistency_of(i: usize, peers: &[usize], records: &[pb::CellRecord], docs: &[CellDoc]) -> Option<consistency::Consistency> {
     let c = &docs[i];
     let outputs = |j: usize| records[j].result.as_ref().map(|r| r.outputs.as_slice());
-    let base = (0..docs.len())
+    let base = peers
+        .iter()
+        .copied()
         .find(|&j| j != i && docs[j].agent_id == c.agent_id && same_input(c, &docs[j]) && is_reference(&docs[j]) && !is_reference(c));
     if let Some(k) = base.and_then(|j| consistency::compare("baseline", outputs(i)?, outputs(j)?)) {
         return Some(k);
     }
-    let peer = (0..docs.len()).find(|&j| {
+    let peer = peers.iter().copied().find(|&j| {
         docs[j].agent_id != c.agent_id && same_work(c, &docs[j]) && unit_of(&docs[j]) == unit_of(c) && docs[j].state == "done"
     })?;
     consistency::compare(&format!("agent:{}", docs[peer].agent), outputs(i)?, outputs(peer)?)
 }
 
-/// The validity gate and the stability behind it.
-fn validity(record: &pb::CellRecord, res: &pb::CellResult, doc: &mut CellDoc) -> Result<(), CodecError> {
+/// The validity gate and the stability behind it: (valid, reasons, stability).
+fn validity(record: &pb::CellRecord, res: &pb::CellResult, doc: &CellDoc) -> Result<(bool, Vec<String>, stats::Stability), CodecError> {
     let reps = res.repetitions.iter().map(|r| histogram::decode(&r.latency)).collect::<Result<Vec<_>, _>>()?;
     let intervals = record
         .interval_histograms
@@ -89,21 +144,19 @@ fn validity(record: &pb::CellRecord, res: &pb::CellResult, doc: &mut CellDoc) ->
     let iterations: Vec<u64> = res.repetitions.iter().map(|r| r.iterations).collect();
     let durations: Vec<f64> = res.repetitions.iter().map(|r| r.duration_s).collect();
     let (valid, reasons) = stats::validity(&iterations, &durations, measure.min_iterations, measure.min_duration_s, &stability.flags);
-    doc.valid = valid && doc.state == "done";
-    doc.flags = reasons;
-    doc.stability = Some(stability);
-    Ok(())
+    Ok((valid && doc.state == "done", reasons, stability))
 }
 
 /// Against the baseline unit (same variant) on the same agent, and against the same unit on
 /// other agents.
-fn comparisons(i: usize, docs: &[CellDoc], lat: &Latencies) -> Vec<ComparisonDoc> {
+fn comparisons(i: usize, peers: &[usize], docs: &[CellDoc], lat: &Latencies) -> Vec<ComparisonDoc> {
     if !lat.has(i) {
         return vec![];
     }
     let c = &docs[i];
     let mut out = Vec::new();
-    for (j, other) in docs.iter().enumerate() {
+    for &j in peers {
+        let other = &docs[j];
         if j == i || !same_work(c, other) {
             continue;
         }
@@ -199,26 +252,33 @@ pub fn scaling(docs: &[CellDoc]) -> Vec<ScalingDoc> {
 }
 
 pub fn crossovers(docs: &[CellDoc]) -> Vec<CrossoverDoc> {
-    let s = series(docs);
+    // The series of one (agent, model, workload, variant, batch, benchmark), unit by unit: only
+    // those are compared, pair by pair.
+    let mut by_config: BTreeMap<_, Vec<(String, Vec<(u32, f64)>)>> = BTreeMap::new();
+    for ((agent, model, workload, variant, unit, batch, bench), pts) in series(docs) {
+        by_config.entry((agent, model, workload, variant, batch, bench)).or_default().push((unit, pts));
+    }
     let mut out = Vec::new();
-    for ((agent, model, workload, variant, unit, batch, bench), a) in &s {
-        for ((agent2, model2, workload2, variant2, unit2, batch2, bench2), b) in &s {
-            if (agent, model, workload, variant, batch, bench) != (agent2, model2, workload2, variant2, batch2, bench2) || unit >= unit2 {
-                continue;
+    for ((agent, model, workload, variant, _, _), units) in &by_config {
+        for (unit, a) in units {
+            for (unit2, b) in units {
+                if unit >= unit2 {
+                    continue;
+                }
+                let Some(x) = stats::crossover(a, b) else { continue };
+                // Which unit is faster at the shortest context both measured.
+                let a_first = a.iter().find_map(|p| b.iter().find(|q| q.0 == p.0).map(|q| p.1 <= q.1)).unwrap_or(true);
+                let (fast, slow) = if a_first { (unit, unit2) } else { (unit2, unit) };
+                out.push(CrossoverDoc {
+                    agent: agent.clone(),
+                    model: model.clone(),
+                    workload: workload.clone(),
+                    variant: variant.clone(),
+                    unit: fast.clone(),
+                    overtaken_by: slow.clone(),
+                    context_length: x,
+                });
             }
-            let Some(x) = stats::crossover(a, b) else { continue };
-            // Which unit is faster at the shortest context both measured.
-            let a_first = a.iter().find_map(|p| b.iter().find(|q| q.0 == p.0).map(|q| p.1 <= q.1)).unwrap_or(true);
-            let (fast, slow) = if a_first { (unit, unit2) } else { (unit2, unit) };
-            out.push(CrossoverDoc {
-                agent: agent.clone(),
-                model: model.clone(),
-                workload: workload.clone(),
-                variant: variant.clone(),
-                unit: fast.clone(),
-                overtaken_by: slow.clone(),
-                context_length: x,
-            });
         }
     }
     out

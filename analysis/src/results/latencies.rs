@@ -16,7 +16,8 @@ pub struct Latencies {
 
 impl Latencies {
     pub fn of(records: &[pb::CellRecord]) -> Result<Latencies, CodecError> {
-        let blocks = records.iter().map(stats::blocks_of).collect::<Result<_, _>>()?;
+        use rayon::prelude::*;
+        let blocks = records.par_iter().map(stats::blocks_of).collect::<Result<_, _>>()?;
         Ok(Latencies { blocks, ids: records.iter().map(|r| r.id.clone()).collect() })
     }
 

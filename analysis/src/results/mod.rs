@@ -235,19 +235,22 @@ pub struct OutputDoc {
 /// checks (a database written before them, or damaged), an interval histogram that does not
 /// decode — so one bad value costs its cell, never the run's views. Returns how many were dropped.
 pub fn sanitize(cells: &mut [pb::CellRecord]) -> usize {
-    let mut dropped = 0;
-    for c in cells.iter_mut() {
-        if let Some(why) = c.result.as_ref().and_then(|r| anefleet_proto::receipt::check_result(r).err()) {
-            c.result = None;
-            c.state = "failed".into();
-            c.error = format!("the stored result is not shown: {why}");
-            dropped += 1;
-        }
-        let before = c.interval_histograms.len();
-        c.interval_histograms.retain(|iv| histogram::decode(&iv.latency).is_ok());
-        dropped += before - c.interval_histograms.len();
-    }
-    dropped
+    use rayon::prelude::*;
+    cells
+        .par_iter_mut()
+        .map(|c| {
+            let mut dropped = 0;
+            if let Some(why) = c.result.as_ref().and_then(|r| anefleet_proto::receipt::check_result(r).err()) {
+                c.result = None;
+                c.state = "failed".into();
+                c.error = format!("the stored result is not shown: {why}");
+                dropped += 1;
+            }
+            let before = c.interval_histograms.len();
+            c.interval_histograms.retain(|iv| histogram::decode(&iv.latency).is_ok());
+            dropped + before - c.interval_histograms.len()
+        })
+        .sum()
 }
 
 impl ResultsDoc {
@@ -255,7 +258,11 @@ impl ResultsDoc {
         let run = r.run.clone().unwrap_or_default();
         let mut records = r.cells.clone();
         sanitize(&mut records);
-        let mut cells = records.iter().map(cell_doc).collect::<Result<Vec<_>, _>>()?;
+        // Each cell's histograms are decoded and summarised on its own: on every core.
+        let mut cells = {
+            use rayon::prelude::*;
+            records.par_iter().map(cell_doc).collect::<Result<Vec<_>, _>>()?
+        };
         let lat = latencies::Latencies::of(&records)?;
         analyse::cells(&records, &lat, &mut cells)?;
         let ((recommendations, not_recommended), scaling, crossovers) =

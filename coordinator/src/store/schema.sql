@@ -44,6 +44,8 @@ CREATE INDEX IF NOT EXISTS cells_by_state ON cells(state);
 CREATE INDEX IF NOT EXISTS cells_by_run ON cells(run_id, seq);
 -- A run's cells in one state, in matrix order: the scheduler's queue, the run's state.
 CREATE INDEX IF NOT EXISTS cells_by_run_state ON cells(run_id, state, seq);
+-- An agent's cells, latest last: its last result (temperatures in /metrics), what it fetched.
+CREATE INDEX IF NOT EXISTS cells_by_agent ON cells(agent_id, state, updated_ms);
 
 CREATE TABLE IF NOT EXISTS intervals (
     cell_id     TEXT NOT NULL,

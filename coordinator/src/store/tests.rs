@@ -95,3 +95,45 @@ fn agents_and_artifacts_are_remembered() {
     assert_eq!(s.bytes_uploaded_by("bob").unwrap(), 0);
     assert_eq!(s.get_artifact(&a.digest).unwrap(), Some(a));
 }
+
+#[test]
+fn the_queue_is_read_page_by_page_in_run_then_matrix_order_from_cell_zero() {
+    let (_d, s) = store();
+    let first: Vec<NewCell> = (0..150).map(|i| cell(&format!("a-{i:03}"), i, "any")).collect();
+    run(&s, "a", &first);
+    run(&s, "b", &[cell("b-000", 0, "any"), cell("b-001", 1, "any"), cell("b-002", 2, "any")]);
+    // Taken cells are not pending: the queue skips them.
+    for id in ["a-000", "a-064", "b-001"] {
+        s.mark_assigned(id, "x", "x", &pb::DeviceProfile::default()).unwrap().expect("assigned");
+    }
+    let runs = s.open_runs().unwrap();
+    assert_eq!(runs, ["a", "b"], "oldest run first");
+    let (mut read, mut mark, mut pages) = (Vec::new(), Some(QueueMark::start()), 0);
+    while let Some(m) = mark {
+        let (page, next) = s.pending_page(&runs, m, 64).unwrap();
+        assert!(page.len() <= 64);
+        read.extend(page.into_iter().map(|c| c.id));
+        (mark, pages) = (next, pages + 1);
+    }
+    let expected: Vec<String> =
+        (1..150).filter(|i| *i != 64).map(|i| format!("a-{i:03}")).chain(["b-000".to_string(), "b-002".to_string()]).collect();
+    assert_eq!(read, expected, "every pending cell once, in order");
+    assert_eq!(pages, 3, "150 cells in pages of 64");
+    assert_eq!(read.len(), s.pending_cells().unwrap().len());
+}
+
+#[test]
+fn a_run_is_running_from_its_first_assignment_and_over_when_no_cell_is_open() {
+    let (_d, s) = store();
+    run(&s, "r", &[cell("r-0", 0, "any"), cell("r-1", 1, "any")]);
+    assert_eq!(s.refresh_run_state("r").unwrap(), "pending");
+    s.mark_assigned("r-0", "a", "alpha", &pb::DeviceProfile::default()).unwrap().expect("assigned");
+    assert_eq!(s.refresh_run_state("r").unwrap(), "running");
+    s.unassign("r-0").unwrap();
+    assert_eq!(s.refresh_run_state("r").unwrap(), "running", "a run does not go back to pending");
+    s.fail_cell("r-0", "broken").unwrap();
+    assert_eq!(s.refresh_run_state("r").unwrap(), "running", "r-1 is still open");
+    s.fail_cell("r-1", "broken").unwrap();
+    assert_eq!(s.refresh_run_state("r").unwrap(), "failed");
+    assert!(s.run_info("r").unwrap().finished_unix_ms > 0);
+}

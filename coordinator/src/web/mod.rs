@@ -83,6 +83,19 @@ impl Web {
         })
     }
 
+    /// A run's results document, for views that need nothing else: a run that is over is
+    /// answered from the cache without reading its cells again.
+    pub fn doc(&self, run_id: &str) -> Result<Arc<ResultsDoc>, WebError> {
+        let run = self.store.run_info(run_id)?;
+        if crate::store::runs::TERMINAL_RUN_STATES.contains(&run.state.as_str()) {
+            let key = DocKey { run: run.id.clone(), state: run.state.clone(), done: run.cells_done, failed: run.cells_failed };
+            if let Some(doc) = self.docs.lock().ok().and_then(|d| d.iter().find(|(k, _)| *k == key).map(|(_, doc)| doc.clone())) {
+                return Ok(doc);
+            }
+        }
+        Ok(self.results(run_id)?.1)
+    }
+
     /// A run's results document: the analysis is computed once per finished cell, the live parts
     /// (states, progress, interval histograms) are fresh on every call.
     pub fn results(&self, run_id: &str) -> Result<(pb::RunResults, Arc<ResultsDoc>), WebError> {

@@ -22,7 +22,7 @@ pub(crate) const LIVE: &str = r#"(() => {
 
 async fn body(web: WebState, id: String) -> Result<(String, String, bool), WebError> {
     blocking(move || {
-        let (_, doc) = web.results(&id)?;
+        let doc = web.doc(&id)?;
         let live = !TERMINAL_RUN_STATES.contains(&doc.run.state.as_str());
         Ok((doc.run.name.clone(), run::panels(&doc), live))
     })

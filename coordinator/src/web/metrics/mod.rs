@@ -48,6 +48,9 @@ pub struct Metrics {
     temperature: GaugeVec,
     /// Done cells already in the latency histogram, and the newest change seen.
     observed: Mutex<(HashSet<String>, u64)>,
+    /// The results document the `last_run_*` gauges were set from: an unchanged one (a run
+    /// that is over, from the cache) is not set again.
+    shown: Mutex<Option<Arc<ResultsDoc>>>,
 }
 
 /// The latency collector is kept by `Metrics` too, to add to it; the registry holds a handle.
@@ -101,6 +104,7 @@ impl Metrics {
             served_total,
             latency,
             observed: Mutex::new((HashSet::new(), 0)),
+            shown: Mutex::new(None),
         }
     }
 }
@@ -188,12 +192,23 @@ fn labels(c: &CellDoc) -> [String; 7] {
 /// The last run's figures, from its results document (the same analysis as every view).
 fn last_run(web: &Web) -> Result<(), WebError> {
     let m = &web.metrics;
+    let doc = match web.store.last_run_with_results()? {
+        Some(run) => Some(web.doc(&run)?),
+        None => None,
+    };
+    let mut shown = m.shown.lock().map_err(|_| WebError::Internal("metrics lock poisoned".into()))?;
+    if let (Some(new), Some(old)) = (&doc, shown.as_ref())
+        && Arc::ptr_eq(new, old)
+    {
+        return Ok(());
+    }
     for g in [&m.last_run, &m.last_latency, &m.last_speedup, &m.last_memory, &m.last_energy, &m.last_tokens, &m.last_valid] {
         g.reset();
     }
-    let Some(run) = web.store.last_run_with_results()? else { return Ok(()) };
-    let (_, doc) = web.results(&run)?;
-    set_last_run(m, &doc);
+    if let Some(doc) = &doc {
+        set_last_run(m, doc);
+    }
+    *shown = doc;
     Ok(())
 }
 

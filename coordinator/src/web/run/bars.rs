@@ -13,11 +13,16 @@ fn bars_of(
     doc: &ResultsDoc,
     units: &Units,
     value: impl Fn(&CellDoc) -> Option<(f64, String, Option<(f64, f64)>)>,
-) -> (Vec<Bar>, Vec<(String, usize)>) {
+) -> (Vec<Bar>, Vec<(String, usize)>, usize) {
     let mut bars = vec![];
     let mut legend: Vec<(String, usize)> = vec![];
+    let mut total = 0;
     for c in done(doc) {
         let Some((v, hover, range)) = value(c) else { continue };
+        total += 1;
+        if bars.len() == super::plots::MAX_BARS {
+            continue;
+        }
         let u = unit(c);
         if !legend.iter().any(|(n, _)| *n == u) {
             legend.push((u.clone(), units.color(&u)));
@@ -37,13 +42,21 @@ fn bars_of(
             range,
         });
     }
-    (bars, legend)
+    (bars, legend, total)
+}
+
+/// A bar chart's title, saying so when it shows only the first [`super::plots::MAX_BARS`] cells.
+fn titled(title: &str, total: usize) -> String {
+    match total > super::plots::MAX_BARS {
+        true => format!("{title} (the first {} of {total} cells)", super::plots::MAX_BARS),
+        false => title.to_string(),
+    }
 }
 
 /// Time to first token and per-token decode latency of `generate` cells.
 pub fn generation(doc: &ResultsDoc, units: &Units) -> String {
     let phase = |title: &str, pick: fn(&CellDoc) -> Option<&Summary>| {
-        let (bars, legend) = bars_of(doc, units, |c| {
+        let (bars, legend, total) = bars_of(doc, units, |c| {
             let s = pick(c)?;
             Some((
                 s.p50_ns as f64 / 1e6,
@@ -55,7 +68,7 @@ pub fn generation(doc: &ResultsDoc, units: &Units) -> String {
             return nothing(title, "no finished generate cell");
         }
         draw(charts::bar_chart(&BarChart {
-            title: title.into(),
+            title: titled(title, total),
             y_label: "median (ms), whisker to p90".into(),
             x_label: "agent, model, context".into(),
             legend,
@@ -72,7 +85,7 @@ pub fn generation(doc: &ResultsDoc, units: &Units) -> String {
 
 /// Peak memory and energy per inference; energy only where the platform measures it.
 pub fn memory_energy(doc: &ResultsDoc, units: &Units) -> String {
-    let (mem, legend) = bars_of(doc, units, |c| {
+    let (mem, legend, total) = bars_of(doc, units, |c| {
         let peak = c.peak_memory_bytes?;
         let load = c.load_memory_bytes.map_or("unknown".into(), crate::web::html::bytes);
         Some((peak as f64 / 1e6, format!("peak {} (model load added {load})", crate::web::html::bytes(peak)), None))
@@ -81,7 +94,7 @@ pub fn memory_energy(doc: &ResultsDoc, units: &Units) -> String {
         nothing("Peak memory", "no cell reported its memory")
     } else {
         draw(charts::bar_chart(&BarChart {
-            title: "Peak resident memory".into(),
+            title: titled("Peak resident memory", total),
             y_label: "peak memory (MB)".into(),
             x_label: "agent, model, context".into(),
             legend,
@@ -89,7 +102,7 @@ pub fn memory_energy(doc: &ResultsDoc, units: &Units) -> String {
             reference: None,
         }))
     };
-    let (en, legend) = bars_of(doc, units, |c| {
+    let (en, legend, en_total) = bars_of(doc, units, |c| {
         let j = c.energy_j_per_inference?;
         Some((j, format!("{j:.4} J per inference ({})", c.energy_source.clone().unwrap_or_default()), None))
     });
@@ -100,7 +113,7 @@ pub fn memory_energy(doc: &ResultsDoc, units: &Units) -> String {
         )
     } else {
         draw(charts::bar_chart(&BarChart {
-            title: "Energy per inference".into(),
+            title: titled("Energy per inference", en_total),
             y_label: "energy (J)".into(),
             x_label: "agent, model, context".into(),
             legend,

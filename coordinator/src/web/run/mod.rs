@@ -3,6 +3,8 @@
 
 mod bars;
 #[cfg(test)]
+mod budget_tests;
+#[cfg(test)]
 mod hostile_tests;
 mod plots;
 mod tables;

@@ -26,6 +26,29 @@ pub(super) fn grid(charts: Vec<String>) -> String {
     format!("<div class=\"charts\">{}</div>", charts.concat())
 }
 
+/// Charts drawn in one panel at most, and lines or bars in one chart: a run of thousands of
+/// cells still makes a page a browser opens at once; every figure stays in the tables and in
+/// `coordinator results RUN --format json`.
+pub(super) const MAX_CHARTS: usize = 24;
+pub(super) const MAX_LINES: usize = 24;
+pub(super) const MAX_BARS: usize = 200;
+
+/// [`grid`] of the first [`MAX_CHARTS`] charts of `total`, saying what was left out.
+pub(super) fn capped_grid(charts: Vec<String>, total: usize, one_per: &str) -> String {
+    let mut s = grid(charts);
+    if total > MAX_CHARTS {
+        s.push_str(&left_out(MAX_CHARTS, total, "charts", one_per));
+    }
+    s
+}
+
+/// The line under a panel that shows `shown` of `total`.
+pub(super) fn left_out(shown: usize, total: usize, what: &str, one_per: &str) -> String {
+    format!(
+        "<p class=\"note\">The first {shown} of {total} {what} ({one_per}) are drawn; the figures of every cell are in the tables and in <code>coordinator results RUN --format json</code>.</p>"
+    )
+}
+
 /// Per device: speedup of every unit over the benchmark's baseline unit, units × context lengths.
 pub fn speedup_heatmaps(doc: &ResultsDoc) -> String {
     let mut by_agent: BTreeMap<&str, Vec<&CellDoc>> = BTreeMap::new();
@@ -33,7 +56,8 @@ pub fn speedup_heatmaps(doc: &ResultsDoc) -> String {
         by_agent.entry(c.agent.as_str()).or_default().push(c);
     }
     let mut out = vec![];
-    for (agent, cells) in by_agent {
+    let total = by_agent.len();
+    for (agent, cells) in by_agent.into_iter().take(MAX_CHARTS) {
         let ratio = |c: &CellDoc| if unit(c) == c.baseline { Some(1.0) } else { c.speedup_vs_baseline };
         // A row per variant and batch size too: cells of `batch_sizes = [1, 8]` or of two
         // variants are not drawn over each other.
@@ -84,7 +108,11 @@ pub fn speedup_heatmaps(doc: &ResultsDoc) -> String {
     if out.is_empty() {
         out.push(nothing("Speedup vs baseline", "no finished cell yet"));
     }
-    panel("speedup", "Speedup vs baseline (median of the baseline unit / median of the cell; per device)", &grid(out))
+    panel(
+        "speedup",
+        "Speedup vs baseline (median of the baseline unit / median of the cell; per device)",
+        &capped_grid(out, total, "one per device"),
+    )
 }
 
 const PERCENTILES: [f64; 11] = [0.0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99999];
@@ -111,12 +139,15 @@ pub fn percentile_curves(doc: &ResultsDoc) -> String {
     for c in done(doc) {
         groups.entry((c.model.clone(), c.workload.clone(), c.context_length, c.batch_size)).or_default().push(c);
     }
+    let total = groups.len();
     let out: Vec<String> = groups
         .into_iter()
+        .take(MAX_CHARTS)
         .map(|((model, workload, ctx, batch), cells)| {
             // A colour per line: the same unit on two agents must stay apart.
             let series = cells
                 .iter()
+                .take(MAX_LINES)
                 .enumerate()
                 .filter_map(|(i, c)| {
                     Some(Series { name: format!("{} on {}", super::series_name(c), c.agent), points: curve(c.latency.as_ref()?), color: i })
@@ -136,23 +167,24 @@ pub fn percentile_curves(doc: &ResultsDoc) -> String {
             }))
         })
         .collect();
-    let body = if out.is_empty() { nothing("Latency percentiles", "no finished cell yet") } else { grid(out) };
+    let body = if out.is_empty() {
+        nothing("Latency percentiles", "no finished cell yet")
+    } else {
+        capped_grid(out, total, "one per model, workload, context length and batch size")
+    };
     panel("percentiles", "Latency percentile distribution", &body)
 }
 
 /// Median latency against context length per (agent, model, workload): a line per unit.
 pub fn scaling(doc: &ResultsDoc, units: &Units) -> String {
     let mut groups: BTreeMap<(String, String, String), BTreeMap<String, Vec<Point>>> = BTreeMap::new();
+    let mut fits = std::collections::HashMap::new();
+    for s in &doc.scaling {
+        fits.entry((&s.agent, &s.model, &s.workload, s.unit.clone(), &s.variant, s.batch_size)).or_insert(s);
+    }
     for c in done(doc) {
         let Some(l) = &c.latency else { continue };
-        let fit = doc.scaling.iter().find(|s| {
-            s.agent == c.agent
-                && s.model == c.model
-                && s.workload == c.workload
-                && s.unit == unit(c)
-                && s.variant == c.variant
-                && s.batch_size == c.batch_size
-        });
+        let fit = fits.get(&(&c.agent, &c.model, &c.workload, unit(c), &c.variant, c.batch_size));
         let slope = fit.map_or(String::new(), |f| format!(" (fit: {:.2} ms per 100 tokens, r² {:.2})", f.slope_ms_per_100_tokens, f.r2));
         let p = Point {
             x: c.context_length as f64,
@@ -161,8 +193,10 @@ pub fn scaling(doc: &ResultsDoc, units: &Units) -> String {
         };
         groups.entry((c.agent.clone(), c.model.clone(), c.workload.clone())).or_default().entry(super::series_name(c)).or_default().push(p);
     }
+    let total = groups.len();
     let out: Vec<String> = groups
         .into_iter()
+        .take(MAX_CHARTS)
         .map(|((agent, model, workload), by_unit)| {
             let series = by_unit
                 .into_iter()
@@ -198,7 +232,11 @@ pub fn scaling(doc: &ResultsDoc, units: &Units) -> String {
             )
         })
         .collect();
-    let body = if out.is_empty() { nothing("Context scaling", "no finished cell yet") } else { grid(out) };
+    let body = if out.is_empty() {
+        nothing("Context scaling", "no finished cell yet")
+    } else {
+        capped_grid(out, total, "one per device, model and workload")
+    };
     let extra = if crossovers.is_empty() { String::new() } else { format!("<ul id=\"crossovers\">{crossovers}</ul>") };
     panel("scaling", "Context-length scaling", &(body + &extra))
 }

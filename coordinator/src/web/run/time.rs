@@ -10,11 +10,13 @@ use crate::web::charts::{self, Axis, LineChart, Point, Series, nothing};
 use crate::web::html::panel;
 
 pub fn over_time(doc: &ResultsDoc) -> String {
+    let total = doc.cells.iter().filter(|c| !c.timeline.is_empty()).count();
     let latency: Vec<Series> = doc
         .cells
         .iter()
         .enumerate()
         .filter(|(_, c)| !c.timeline.is_empty())
+        .take(super::plots::MAX_LINES)
         .map(|(i, c)| {
             let t0 = c.timeline[0].start_unix_ms;
             let points = c
@@ -48,7 +50,12 @@ pub fn over_time(doc: &ResultsDoc) -> String {
             lines: true,
         }))
     };
-    panel("over-time", "Latency and temperature over time", &format!("<div class=\"charts\">{lat}{}</div>", thermal(doc)))
+    let note = if total > super::plots::MAX_LINES {
+        super::plots::left_out(super::plots::MAX_LINES, total, "cells' lines", "one per cell")
+    } else {
+        String::new()
+    };
+    panel("over-time", "Latency and temperature over time", &format!("<div class=\"charts\">{lat}{}</div>{note}", thermal(doc)))
 }
 
 /// Every sensor of every agent: degrees Celsius against time since the run's first sample.
@@ -68,8 +75,10 @@ fn thermal(doc: &ResultsDoc) -> String {
     let Some(t0) = by_sensor.values().flatten().map(|s| s.0).min() else {
         return nothing("Temperature", "no thermal sensor readable on the agents of this run");
     };
+    let sensors = by_sensor.len();
     let series = by_sensor
         .into_iter()
+        .take(super::plots::MAX_LINES)
         .enumerate()
         .map(|(i, (name, mut samples))| {
             samples.sort_by_key(|s| s.0);
@@ -84,7 +93,10 @@ fn thermal(doc: &ResultsDoc) -> String {
         })
         .collect();
     draw(charts::line_chart(&LineChart {
-        title: "Temperature while the cells ran".into(),
+        title: match sensors > super::plots::MAX_LINES {
+            true => format!("Temperature while the cells ran (the first {} of {sensors} sensors)", super::plots::MAX_LINES),
+            false => "Temperature while the cells ran".into(),
+        },
         x_label: "time since the run's first sample (s)".into(),
         y_label: "temperature (°C)".into(),
         x_axis: Axis::Linear,
