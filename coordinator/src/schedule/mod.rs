@@ -318,7 +318,7 @@ struct Queue<'a> {
 }
 
 /// Cells read from the queue at a time.
-const QUEUE_PAGE: usize = 64;
+const QUEUE_PAGE: usize = 16;
 
 impl<'a> Queue<'a> {
     fn new(store: &'a Store) -> Result<Queue<'a>> {
