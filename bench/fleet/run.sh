@@ -41,6 +41,9 @@ trap cleanup EXIT
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 rss_mib() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 fds() { ls "/proc/$1/fd" | wc -l; }
+disk_mb() { awk '/^write_bytes/ {print $2 / 1e6}' "/proc/$1/io"; }
+# The store's commits so far (one fsync each), from /metrics.
+commits() { curl -sf "$url/metrics" | awk '/^anefleet_store_commits_total/ {print $2}'; }
 
 spec() { # $1 cells (rounded up to a multiple of 5): encode cells over context lengths x 5 batch sizes, any agent
   local contexts=$(( ($1 + 4) / 5 )) first=16
@@ -61,8 +64,8 @@ spec() { # $1 cells (rounded up to a multiple of 5): encode cells over context l
 }
 
 {
-echo "| agents | cells | idle CPU (cores) | idle RSS MiB | busy CPU (cores) | busy RSS MiB | fds | run s | assign p50/p99 ms | result ack p50/p99 ms | interval ack p50/p99 ms | submit s | results json s | run page s | /metrics s | unacked |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| agents | cells | idle CPU (cores) | idle RSS MiB | busy CPU (cores) | busy RSS MiB | fds | commits/s | disk MB/s | run s | assign p50/p99 ms | result ack p50/p99 ms | interval ack p50/p99 ms | submit s | results json s | run page s | /metrics s | unacked |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for n in $sizes; do
   data="$(mktemp -d)"
   "$coordinator" serve --listen 127.0.0.1:0 --data-dir "$data" >"$out/coordinator-$n.log" 2>&1 &
@@ -79,13 +82,14 @@ for n in $sizes; do
   spec "$cells" >"$out/spec-$n.toml"
   c0=$(cpu_s "$cpid"); t0=$(date +%s.%N)
   run=$("$coordinator" submit "$out/spec-$n.toml" 2>>"$out/submit-$n.log" | tail -1)
-  t1=$(date +%s.%N)
+  t1=$(date +%s.%N); k0=$(commits); w0=$(disk_mb "$cpid")
   peak_fds=0
   until "$coordinator" runs --format json | python3 -c "import json,sys; r=[x for x in json.load(sys.stdin) if x['id']=='$run']; sys.exit(0 if r and r[0]['state'] in ('finished','failed') else 1)"; do
     f=$(fds "$cpid"); (( f > peak_fds )) && peak_fds=$f; sleep 1
   done
   t2=$(date +%s.%N)
   busy_cpu=$(echo "($(cpu_s "$cpid") - $c0) / ($t2 - $t0)" | bc -l); busy_rss=$(rss_mib "$cpid")
+  commit_rate=$(echo "($(commits) - $k0) / ($t2 - $t1)" | bc -l); disk_rate=$(echo "($(disk_mb "$cpid") - $w0) / ($t2 - $t1)" | bc -l)
   r0=$(date +%s.%N); "$coordinator" results "$run" --format json >"$out/results-$n.json"; r1=$(date +%s.%N)
   p0=$(date +%s.%N); curl -sf "$url/runs/$run" >/dev/null; p1=$(date +%s.%N)
   m0=$(date +%s.%N); curl -sf "$url/metrics" >/dev/null; m1=$(date +%s.%N)
@@ -93,8 +97,8 @@ for n in $sizes; do
   rep="$out/simulate-$n.json"
   fig() { python3 -c "import json,sys; l=json.load(open('$rep'))['latency'].get('$1'); print('%.1f / %.1f' % (l['p50_ms'], l['p99_ms']) if l else '–')"; }
   unacked=$(python3 -c "import json; print(json.load(open('$rep'))['unacked'])")
-  printf '| %s | %s | %.3f | %s | %.3f | %s | %s | %.1f | %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %s |\n' \
-    "$n" "$cells" "$idle_cpu" "$idle_rss" "$busy_cpu" "$busy_rss" "$peak_fds" "$(echo "$t2 - $t1" | bc -l)" \
+  printf '| %s | %s | %.3f | %s | %.3f | %s | %s | %.0f | %.1f | %.1f | %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %s |\n' \
+    "$n" "$cells" "$idle_cpu" "$idle_rss" "$busy_cpu" "$busy_rss" "$peak_fds" "$commit_rate" "$disk_rate" "$(echo "$t2 - $t1" | bc -l)" \
     "$(fig assign)" "$(fig finished)" "$(fig interval)" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$r1 - $r0" | bc -l)" \
     "$(echo "$p1 - $p0" | bc -l)" "$(echo "$m1 - $m0" | bc -l)" "$unacked"
   kill "$cpid"; wait "$cpid" 2>/dev/null || true

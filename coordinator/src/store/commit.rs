@@ -61,6 +61,8 @@ pub(super) struct Shared {
     wake: Mutex<Wake>,
     ring: Condvar,
     settled: watch::Sender<Settled>,
+    /// Commits that wrote something.
+    commits: AtomicU64,
 }
 
 #[derive(Default)]
@@ -96,6 +98,7 @@ impl Shared {
             wake: Mutex::new(Wake::default()),
             ring: Condvar::new(),
             settled: watch::channel(Settled::default()).0,
+            commits: AtomicU64::new(0),
         })
     }
 
@@ -196,7 +199,10 @@ impl Shared {
             None
         } else {
             match conn.execute_batch("COMMIT") {
-                Ok(()) => None,
+                Ok(()) => {
+                    self.commits.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "the store could not commit; the writes since the last commit are rolled back");
                     if !conn.is_autocommit() {
@@ -219,6 +225,11 @@ impl Shared {
             }
             s.upto = s.upto.max(upto);
         });
+    }
+
+    /// Commits made, and the writes settled by them.
+    pub(super) fn counts(&self) -> (u64, u64) {
+        (self.commits.load(Ordering::Relaxed), self.settled.borrow().upto)
     }
 
     /// Ends the committing thread after a last commit.
@@ -260,6 +271,9 @@ mod tests {
         s.durable_blocking(w).expect("durable");
         assert_eq!(rows_seen_by_another_connection(&d), 100, "committed, so another connection sees them");
         assert!(s.conn.lock().expect("lock").is_autocommit(), "no transaction left open");
+        let (commits, settled) = s.counts();
+        assert!((1..10).contains(&commits), "100 writes in a few commits, not one each: {commits}");
+        assert_eq!(settled, 100);
         s.stop();
         t.join().expect("committer");
     }

@@ -71,6 +71,11 @@ impl Store {
         self.shared.written()
     }
 
+    /// Commits made so far, and the writes they settled.
+    pub fn commit_counts(&self) -> (u64, u64) {
+        self.shared.counts()
+    }
+
     /// Returns once `write` (a [`Store::written`] count) is committed; an error when its commit
     /// failed (the write is lost).
     pub async fn durable(&self, write: u64) -> Result<()> {

@@ -34,6 +34,9 @@ pub struct Metrics {
     registry: Registry,
     served: Served,
     served_total: IntCounter,
+    /// The store's commits and the writes they carried (see `store::commit`).
+    commits_total: IntCounter,
+    writes_total: IntCounter,
     agents: GaugeVec,
     cells: GaugeVec,
     runs: GaugeVec,
@@ -77,6 +80,10 @@ impl Metrics {
         let registry = Registry::new_custom(Some("anefleet".into()), None).expect("valid prefix");
         let served_total = IntCounter::new("artifact_served_bytes_total", "Bytes of artifacts sent to agents.").expect("valid counter");
         registry.register(Box::new(served_total.clone())).expect("registered once");
+        let commits_total = IntCounter::new("store_commits_total", "Commits of the result store (each one fsync).").expect("valid counter");
+        registry.register(Box::new(commits_total.clone())).expect("registered once");
+        let writes_total = IntCounter::new("store_writes_total", "Store operations (reads and writes) settled by the commits.").expect("valid counter");
+        registry.register(Box::new(writes_total.clone())).expect("registered once");
         let buckets = prometheus::exponential_buckets(50e-6, 2.0, 22).expect("valid buckets");
         let latency = Arc::new(CellLatency::new("cell_latency_seconds", "Latency of every measured iteration of finished cells.", buckets));
         registry.register(Box::new(SharedCollector(latency.clone()))).expect("registered once");
@@ -102,6 +109,8 @@ impl Metrics {
             registry,
             served,
             served_total,
+            commits_total,
+            writes_total,
             latency,
             observed: Mutex::new((HashSet::new(), 0)),
             shown: Mutex::new(None),
@@ -124,6 +133,9 @@ fn refresh(web: &Web) -> Result<(), WebError> {
     let m = &web.metrics;
     let served = m.served.load(Ordering::Relaxed);
     m.served_total.inc_by(served.saturating_sub(m.served_total.get()));
+    let (commits, writes) = web.store.commit_counts();
+    m.commits_total.inc_by(commits.saturating_sub(m.commits_total.get()));
+    m.writes_total.inc_by(writes.saturating_sub(m.writes_total.get()));
     let agents = web.scheduler.agents()?;
     for s in AGENT_STATES {
         m.agents.with_label_values(&[s]).set(agents.iter().filter(|a| a.state == s).count() as f64);
