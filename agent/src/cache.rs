@@ -26,6 +26,7 @@ mod entry;
 mod tests;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anefleet_proto::archive::{self, ArchiveError};
 use anefleet_proto::pb;
@@ -55,6 +56,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
 
 pub struct Cache {
     root: PathBuf,
+    /// Bytes downloaded since the cache was opened.
+    received: AtomicU64,
 }
 
 impl Cache {
@@ -63,7 +66,13 @@ impl Cache {
             let p = dir.join(sub);
             std::fs::create_dir_all(&p).map_err(io_err(&p))?;
         }
-        Ok(Cache { root: dir.to_path_buf() })
+        Ok(Cache { root: dir.to_path_buf(), received: AtomicU64::new(0) })
+    }
+
+    /// Bytes received from the coordinator since the cache was opened (resumed downloads count
+    /// only what they fetched).
+    pub fn received_bytes(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 
     fn artifacts(&self) -> PathBuf {
@@ -111,21 +120,24 @@ impl Cache {
             return Ok(p);
         }
         let part = self.root.join("downloads").join(format!("{hex}.part"));
-        download::download(client, a, &part).await?;
-        verify_download(a, &part).await?;
+        let (started, before) = (std::time::Instant::now(), self.received_bytes());
+        let actual = download::download(client, a, &part, &self.received).await?;
+        check_digest(a, &part, &actual).await?;
         let (artifacts, new) = (self.artifacts(), a.clone());
-        blocking(&a.digest, move || entry::install(&artifacts, &hex, &part, &new)).await
+        let path = blocking(&a.digest, move || entry::install(&artifacts, &hex, &part, &new)).await?;
+        let (bytes, took) = (self.received_bytes() - before, started.elapsed().as_secs_f64());
+        tracing::info!(digest = %a.digest, bytes, seconds = took, mb_per_s = bytes as f64 / took.max(1e-6) / 1e6, "artifact fetched, verified and installed");
+        Ok(path)
     }
 }
 
-/// Checks the whole download against its digest; a mismatch deletes it.
-async fn verify_download(a: &pb::ArtifactRef, part: &Path) -> Result<(), CacheError> {
-    let p = part.to_path_buf();
-    let actual = blocking(&a.digest, move || Ok(archive::digest_file(&p)?)).await?;
+/// Compares the whole download's digest (hashed as it was written) with the one asked for; a
+/// mismatch deletes the download.
+async fn check_digest(a: &pb::ArtifactRef, part: &Path, actual: &str) -> Result<(), CacheError> {
     if actual == a.digest {
         return Ok(());
     }
-    let _ = std::fs::remove_file(part);
+    let _ = tokio::fs::remove_file(part).await;
     Err(CacheError::Invalid { digest: a.digest.clone(), message: format!("downloaded bytes have digest {actual}; discarded") })
 }
 

@@ -320,3 +320,44 @@ async fn a_transfer_that_ends_short_keeps_its_bytes_to_resume() {
     let hex = a.digest.trim_start_matches("sha256:");
     assert_eq!(std::fs::read(dir.path().join("downloads").join(format!("{hex}.part"))).unwrap(), bytes);
 }
+
+fn part_of(dir: &std::path::Path, a: &pb::ArtifactRef) -> std::path::PathBuf {
+    dir.join("downloads").join(format!("{}.part", a.digest.trim_start_matches("sha256:")))
+}
+
+#[tokio::test]
+async fn a_resumed_download_hashes_the_bytes_it_held_and_installs_the_whole_file() {
+    let (bytes, a) = file_artifact();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    std::fs::write(part_of(dir.path(), &a), &bytes[..3000]).unwrap();
+    let asked = std::sync::Arc::default();
+    let mut client = serve(Blob { data: bytes.clone(), flip: None, asked: std::sync::Arc::clone(&asked) }).await;
+    let path = cache.ensure(&mut client, &a).await.unwrap();
+    assert_eq!(*asked.lock().unwrap(), vec![3000], "the download resumed where it stopped");
+    assert_eq!(cache.received_bytes(), 2500, "only the missing bytes were fetched");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    assert_eq!(cache.lookup(&a).unwrap(), Some(path));
+}
+
+#[tokio::test]
+async fn a_resumed_download_whose_held_bytes_are_wrong_is_discarded_then_fetched_whole() {
+    let (bytes, a) = file_artifact();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    // An earlier transfer left 3000 bytes, one of them damaged on disk since.
+    let mut held = bytes[..3000].to_vec();
+    held[1234] ^= 0xff;
+    std::fs::write(part_of(dir.path(), &a), &held).unwrap();
+    let asked = std::sync::Arc::default();
+    let mut client = serve(Blob { data: bytes.clone(), flip: None, asked: std::sync::Arc::clone(&asked) }).await;
+    let e = cache.ensure(&mut client, &a).await.unwrap_err();
+    let whole: Vec<u8> = held.iter().chain(&bytes[3000..]).copied().collect();
+    let actual = digest_reader(&whole[..]).unwrap();
+    assert_eq!(e.to_string(), format!("artifact {}: downloaded bytes have digest {actual}; discarded", a.digest));
+    assert!(is_empty(&dir.path().join("downloads")), "the bad download is deleted");
+    assert!(cache.digests().is_empty(), "nothing is installed");
+    let path = cache.ensure(&mut client, &a).await.unwrap();
+    assert_eq!(*asked.lock().unwrap(), vec![3000, 0], "the next try starts over");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
