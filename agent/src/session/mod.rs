@@ -20,9 +20,9 @@ use tokio_stream::StreamExt;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-use anefleet_proto::MAX_MESSAGE_BYTES;
 use anefleet_proto::auth::BearerToken;
 use anefleet_proto::pb::{self, agent_message, coordinator_message::Body};
+use anefleet_proto::{CHUNK_BYTES, MAX_MESSAGE_BYTES};
 
 use crate::cache::Cache;
 use crate::probe;
@@ -58,6 +58,17 @@ pub fn agent_id(cache_dir: &std::path::Path) -> anyhow::Result<String> {
     let id = uuid::Uuid::new_v4().to_string();
     std::fs::write(&path, &id).with_context(|| format!("writing {}", path.display()))?;
     Ok(id)
+}
+
+/// The endpoint downloads use: the sessions' one with HTTP/2 receive windows that grow to the
+/// link's bandwidth-delay product (hyper's BDP estimate, up to 16 MiB) and frames of up to
+/// [`CHUNK_BYTES`]. The artifacts come as a stream of 1 MiB chunks. With hyper's fixed 2 MiB
+/// stream window a link of 20 ms round trip carried 65 MB/s, with the adaptive one 330 MB/s (a
+/// fixed 8 MiB: 225 MB/s); on a fast local link the window stays small, so fewer bytes are in
+/// flight when a download is cut. HTTP/2's 16 KiB frames cut each chunk in 64: 1 MiB frames took
+/// 15-20% off the coordinator's CPU per download on loopback, and 10% off the time.
+pub(crate) fn for_downloads(endpoint: Endpoint) -> Endpoint {
+    endpoint.http2_adaptive_window(true).max_frame_size(CHUNK_BYTES as u32)
 }
 
 /// How long a stopping agent waits for the coordinator to acknowledge its last reports and close.
@@ -96,7 +107,7 @@ pub async fn run_forever(cfg: AgentConfig, mut stop: Stop) -> anyhow::Result<()>
         .keep_alive_timeout(Duration::from_secs(20));
     // Downloads use a channel of their own that reconnects by itself: a cell fetching its model
     // does not depend on the session it was assigned on.
-    let artifacts = pb::artifacts_client::ArtifactsClient::with_interceptor(endpoint.connect_lazy(), token.clone())
+    let artifacts = pb::artifacts_client::ArtifactsClient::with_interceptor(for_downloads(endpoint.clone()).connect_lazy(), token.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let mut runner = cell::Runner::new(cache.clone(), artifacts, outbox.clone(), cfg.cool_below_c);
     let units = crate::backend::probe_units();
