@@ -293,6 +293,10 @@ struct SimulateArgs {
     /// Stop after this long (otherwise at SIGINT or SIGTERM).
     #[arg(long)]
     duration_s: Option<f64>,
+    /// Fetch each cell's artifacts before running it, as the real agent does, into the cache
+    /// DIR/<agent name>/ (resumable, verified, installed); the report's `fetch` figures time it.
+    #[arg(long, value_name = "DIR")]
+    fetch_dir: Option<PathBuf>,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -332,6 +336,7 @@ async fn simulate_command(a: SimulateArgs) -> anyhow::Result<ExitCode> {
         cell: std::time::Duration::from_secs_f64(a.cell_s),
         drop_every: std::time::Duration::from_secs_f64(a.drop_every_s),
         tls: a.tls.client()?,
+        fetch_dir: a.fetch_dir,
     };
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let duration = a.duration_s.map(std::time::Duration::from_secs_f64);

@@ -1,13 +1,15 @@
 //! A simulated fleet (`agent simulate`) against a real coordinator: 50 agents and a 500-cell run
 //! lose no cell and no report; 20 agents that drop their connections every few seconds still
-//! finish every cell on its first attempt, re-attached, with every report acknowledged.
+//! finish every cell on its first attempt, re-attached, with every report acknowledged; 4 agents
+//! fetching one 64 MiB artifact through the agent's cache each install it whole, and the
+//! coordinator sends it once to each.
 
 mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Fleet, agent_exe, wait_until};
+use common::{Fleet, agent_exe, models_dir, wait_until};
 
 /// One encode cell per (context length, batch size), any agent: `contexts` × 5 cells, in
 /// benchmarks of at most 50 context lengths.
@@ -113,4 +115,66 @@ fn simulated_agents_dropping_their_connections_lose_no_cell_and_no_report() {
     assert_eq!(report["cells_finished"], 100, "{report}");
     assert_eq!(report["latency"]["finished"]["count"], 100, "{report}");
     assert_eq!(report["unacked"], 0, "{report}");
+}
+
+/// A 64 MiB model: the tiny Qwen3 GGUF with random bytes appended (`submit` checks a candle
+/// model by its GGUF magic; the simulated agents load nothing). Returns its path and digest.
+fn big_model(dir: &std::path::Path, size: usize) -> (std::path::PathBuf, String) {
+    let mut bytes = std::fs::read(models_dir().join("tiny-qwen3-gguf/tiny-qwen3.q8_0.gguf")).expect("the tiny Qwen3 GGUF");
+    let mut tail = vec![0u8; size - bytes.len()];
+    rand::fill(&mut tail[..]);
+    bytes.extend_from_slice(&tail);
+    let path = dir.join("fanout.gguf");
+    std::fs::write(&path, &bytes).expect("write the model");
+    (path, anefleet_proto::archive::digest_reader(&bytes[..]).expect("digest"))
+}
+
+/// The coordinator's count of artifact bytes sent.
+fn served_bytes(f: &Fleet) -> u64 {
+    let url = format!("{}/metrics", f.url());
+    let text = ureq::get(&url).call().unwrap_or_else(|e| panic!("GET {url}: {e}")).into_body().read_to_string().expect("body");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("anefleet_artifact_served_bytes_total "))
+        .unwrap_or_else(|| panic!("no served bytes in {text}"));
+    line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).expect("a number") as u64
+}
+
+#[test]
+fn four_simulated_agents_fetch_one_artifact_and_each_installs_it_whole() {
+    const SIZE: usize = 64 << 20;
+    let f = Fleet::start(120);
+    let (model, digest) = big_model(f.dir.path(), SIZE);
+    let spec = format!(
+        "name = \"fan-out\"\n[models.big]\ncandle = \"{}\"\n[[benchmarks]]\nmodel = \"big\"\nworkload = \"generate\"\n\
+         context_lengths = [64]\nunits = [\"candle:cpu\"]\n[measure]\nwarmup = 0\nmin_iterations = 1\nmin_duration_s = 0\n\
+         repetitions = 1\ncooldown_s = 0\n[targets]\nfan_out = \"agent\"\n",
+        model.display()
+    );
+    let fetch = f.dir.path().join("fetch");
+    let sim = simulate(&f, 4, &["--fetch-dir", fetch.to_str().expect("utf-8 path"), "--prefix", "fetcher"]);
+    f.wait_for_agents(4);
+    let run = f.submit(&f.write_spec("fanout.toml", &spec));
+    let r = f.wait_for_run(&run, Duration::from_secs(120));
+    assert_eq!(r["run"]["state"], "finished", "{}", r["run"]);
+    assert_all_once(&r, 4);
+    assert_eq!(served_bytes(&f), 4 * SIZE as u64, "the coordinator sent the artifact once to each agent");
+    let report = report(sim);
+    eprintln!("{report}");
+    assert_eq!(report["latency"]["fetch"]["count"], 4, "{report}");
+    assert_eq!(report["fetched_bytes"], 4 * SIZE as u64, "{report}");
+    assert_eq!(report["fetch_failed"], 0, "{report}");
+    assert_eq!(report["cells_finished"], 4, "{report}");
+    assert_eq!(report["unacked"], 0, "{report}");
+    let hex = digest.trim_start_matches("sha256:");
+    for i in 1..=4 {
+        let cache = fetch.join(format!("fetcher-{i:05}"));
+        let installed = cache.join("artifacts").join(hex).join("fanout.gguf");
+        let meta = std::fs::metadata(&installed).unwrap_or_else(|e| panic!("{}: {e}", installed.display()));
+        assert_eq!(meta.len(), SIZE as u64, "{}", installed.display());
+        assert_eq!(anefleet_proto::archive::digest_file(&installed).expect("digest"), digest, "{}", installed.display());
+        assert!(cache.join("artifacts").join(format!("{hex}.verified")).is_file(), "agent {i} marked its entry verified");
+        let left = std::fs::read_dir(cache.join("downloads")).expect("downloads").count();
+        assert_eq!(left, 0, "agent {i} left no partial download");
+    }
 }

@@ -16,7 +16,7 @@ use super::outbox::Outbox;
 use crate::cache::{Cache, CacheError};
 use crate::executor::{self, CellJob, Event, ExecError};
 
-type ArtifactsClient = pb::artifacts_client::ArtifactsClient<Authed>;
+pub(crate) type ArtifactsClient = pb::artifacts_client::ArtifactsClient<Authed>;
 
 /// How long a cell may take to stop when the agent is stopping.
 const ABANDON_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -234,8 +234,9 @@ async fn execute(
 const FETCH_TRIES: u32 = 10;
 
 /// The artifact's local path; a download cut by a lost connection is resumed once the
-/// coordinator can be reached again, while the cell is not cancelled.
-async fn fetch(
+/// coordinator can be reached again, while the cell is not cancelled. (`agent simulate
+/// --fetch-dir` fetches through it too.)
+pub(crate) async fn fetch(
     cache: &Cache,
     artifacts: &mut ArtifactsClient,
     a: &pb::ArtifactRef,

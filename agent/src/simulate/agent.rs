@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tonic::transport::Endpoint;
 
@@ -14,6 +15,8 @@ use anefleet_proto::pb::{self, agent_message::Body, coordinator_message::Body as
 use anefleet_proto::{MAX_MESSAGE_BYTES, histogram};
 
 use super::{SimConfig, Stats};
+use crate::cache::Cache;
+use crate::session::cell::{ArtifactsClient, fetch};
 
 /// Most samples one interval histogram holds (a very short simulated latency).
 const MAX_SAMPLES: u64 = 10_000;
@@ -25,6 +28,16 @@ struct Running {
     attempt: u32,
     started: Instant,
     total: hdrhistogram::Histogram<u64>,
+    /// With `--fetch-dir`: the cell's download, until its artifacts are installed (the cell
+    /// starts then).
+    fetching: Option<JoinHandle<Result<Fetched, String>>>,
+}
+
+/// A cell's artifacts, fetched.
+struct Fetched {
+    assigned_unix_ms: u64,
+    took: Duration,
+    bytes: u64,
 }
 
 pub struct SimAgent {
@@ -39,15 +52,26 @@ pub struct SimAgent {
     cell: Option<Running>,
     idle_since: Option<Instant>,
     heartbeat: Duration,
+    /// With `--fetch-dir`: the downloads' client (a connection of this agent's own) and cache.
+    artifacts: Option<ArtifactsClient>,
+    cache: Option<Arc<Cache>>,
 }
 
 type Tx = mpsc::Sender<pb::AgentMessage>;
 
 impl SimAgent {
-    pub fn new(i: usize, cfg: Arc<SimConfig>, stats: Arc<Stats>, endpoint: Endpoint, token: BearerToken) -> SimAgent {
+    pub fn new(
+        i: usize,
+        cfg: Arc<SimConfig>,
+        stats: Arc<Stats>,
+        endpoint: Endpoint,
+        token: BearerToken,
+        artifacts: Option<ArtifactsClient>,
+    ) -> SimAgent {
         let name = format!("{}-{i:05}", cfg.prefix);
         let heartbeat = Duration::from_secs(5);
-        SimAgent { name, cfg, stats, endpoint, token, seq: 0, unacked: BTreeMap::new(), cell: None, idle_since: None, heartbeat }
+        let unacked = BTreeMap::new();
+        SimAgent { name, cfg, stats, endpoint, token, seq: 0, unacked, cell: None, idle_since: None, heartbeat, artifacts, cache: None }
     }
 
     /// Sessions one after another until `stop`, then (at most [`FLUSH_WAIT`]) until every report
@@ -149,6 +173,7 @@ impl SimAgent {
                     Some(Err(e)) => return Err(e.into()),
                     None => return Ok(()),
                 },
+                fetched = fetch_done(&mut self.cell) => self.fetched(fetched, tx).await?,
                 _ = tick.tick() => self.on_tick(tx).await?,
                 _ = heartbeat.tick() => {
                     let hb = pb::Heartbeat { running_cell_id: self.cell.as_ref().map(|c| c.cell_id.clone()).unwrap_or_default(), unix_ms: 0 };
@@ -175,6 +200,9 @@ impl SimAgent {
             Some(Down::Assign(a)) => self.assigned(a, tx).await?,
             Some(Down::Cancel(c)) if self.cell.as_ref().is_some_and(|r| r.cell_id == c.cell_id) => {
                 let r = self.cell.take().expect("checked");
+                if let Some(f) = &r.fetching {
+                    f.abort();
+                }
                 self.stats.cancelled.fetch_add(1, Ordering::Relaxed);
                 let outcome = Some(pb::cell_finished::Outcome::Error(format!("cancelled: {}", c.reason)));
                 let f = pb::CellFinished { cell_id: r.cell_id, attempt: r.attempt, outcome, cancelled: true, declined: false };
@@ -200,14 +228,70 @@ impl SimAgent {
         if let Some(idle) = self.idle_since.take() {
             self.stats.record("assign", idle.elapsed());
         }
-        let started = pb::CellStarted { cell_id: a.cell_id.clone(), attempt: a.attempt, load_ms: 1.0 };
-        self.cell = Some(Running { cell_id: a.cell_id, attempt: a.attempt, started: Instant::now(), total: histogram::new_latency() });
-        self.send_kept("started", Body::CellStarted(started), tx).await
+        let cfg = self.cfg.clone();
+        let fetching = match (self.artifacts.clone(), cfg.fetch_dir.as_deref()) {
+            (Some(artifacts), Some(dir)) => Some(self.fetch(artifacts, dir, &a)),
+            _ => None,
+        };
+        let waits = fetching.is_some();
+        let (cell_id, attempt) = (a.cell_id, a.attempt);
+        self.cell = Some(Running { cell_id: cell_id.clone(), attempt, started: Instant::now(), total: histogram::new_latency(), fetching });
+        if waits {
+            return Ok(());
+        }
+        self.send_kept("started", Body::CellStarted(pb::CellStarted { cell_id, attempt, load_ms: 1.0 }), tx).await
+    }
+
+    /// Fetches the cell's model (and data set) into this agent's cache, as the real agent does.
+    fn fetch(&mut self, mut artifacts: ArtifactsClient, dir: &std::path::Path, a: &pb::Assign) -> JoinHandle<Result<Fetched, String>> {
+        let cache = match &self.cache {
+            Some(c) => Ok(c.clone()),
+            None => Cache::open(&dir.join(&self.name)).map(Arc::new),
+        };
+        if let Ok(c) = &cache {
+            self.cache = Some(c.clone());
+        }
+        let (spec, assigned, assigned_unix_ms) = (a.cell.clone(), Instant::now(), unix_ms());
+        tokio::spawn(async move {
+            let cache = cache.map_err(|e| e.to_string())?;
+            let spec = spec.ok_or("the assignment carries no cell")?;
+            let model = spec.artifact.ok_or("the cell names no model artifact")?;
+            let (before, cancel) = (cache.received_bytes(), AtomicBool::new(false));
+            fetch(&cache, &mut artifacts, &model, &cancel).await?;
+            if let Some(d) = spec.dataset.filter(|d| !d.digest.is_empty()) {
+                fetch(&cache, &mut artifacts, &d, &cancel).await?;
+            }
+            Ok(Fetched { assigned_unix_ms, took: assigned.elapsed(), bytes: cache.received_bytes() - before })
+        })
+    }
+
+    /// The running cell's artifacts are installed (it starts now), or could not be fetched (it fails).
+    async fn fetched(&mut self, fetched: Result<Fetched, String>, tx: &Tx) -> anyhow::Result<()> {
+        let Some(r) = &mut self.cell else { return Ok(()) };
+        r.fetching = None;
+        match fetched {
+            Ok(f) => {
+                self.stats.fetched(f.assigned_unix_ms, f.took, f.bytes);
+                r.started = Instant::now();
+                let started = pb::CellStarted { cell_id: r.cell_id.clone(), attempt: r.attempt, load_ms: 1.0 };
+                self.send_kept("started", Body::CellStarted(started), tx).await
+            }
+            Err(e) => {
+                let r = self.cell.take().expect("checked");
+                tracing::warn!(agent = %self.name, cell = %r.cell_id, error = %e, "cell failed: its artifacts could not be fetched");
+                self.stats.fetch_failed.fetch_add(1, Ordering::Relaxed);
+                let outcome = Some(pb::cell_finished::Outcome::Error(e));
+                let f = pb::CellFinished { cell_id: r.cell_id, attempt: r.attempt, outcome, cancelled: false, declined: false };
+                self.send_kept("finished", Body::CellFinished(f), tx).await?;
+                self.idle_since = Some(Instant::now());
+                Ok(())
+            }
+        }
     }
 
     /// Streams an interval of the running cell; ends the cell once it has run its time.
     async fn on_tick(&mut self, tx: &Tx) -> anyhow::Result<()> {
-        let Some(r) = &mut self.cell else { return Ok(()) };
+        let Some(r) = self.cell.as_mut().filter(|r| r.fetching.is_none()) else { return Ok(()) };
         let latency = self.cfg.latency.as_nanos().max(1) as u64;
         let n = (self.cfg.interval.as_nanos() as u64 / latency).clamp(1, MAX_SAMPLES);
         let mut h = histogram::new_latency();
@@ -275,6 +359,14 @@ impl SimAgent {
     }
 }
 
-fn unix_ms() -> u64 {
+/// Resolves when the running cell's download ends (never while none is in flight).
+async fn fetch_done(cell: &mut Option<Running>) -> Result<Fetched, String> {
+    match cell.as_mut().and_then(|r| r.fetching.as_mut()) {
+        Some(task) => task.await.unwrap_or_else(|e| Err(format!("the download failed: {e}"))),
+        None => std::future::pending().await,
+    }
+}
+
+pub(super) fn unix_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

@@ -2,11 +2,14 @@
 //! is a real gRPC session of its own (its own connection, identity, name, tags and units) that
 //! takes cells, "runs" each by streaming interval histograms at the real agent's rate, drawn from
 //! a configurable latency distribution, and finishes it with a real result (histograms that
-//! decode, repetitions, outputs). No model runs and nothing is downloaded.
+//! decode, repetitions, outputs). No model runs. With `--fetch-dir`, each one first fetches the
+//! cell's artifacts as the real agent does: through the agent's cache (`DIR/<name>/`), resumable,
+//! verified and installed, over a connection of its own; a download that fails fails the cell.
 //!
 //! What it measures, client side, in HdrHistograms: per message kind, the time from sending a
 //! report to the coordinator's acknowledgement (sent after its durable commit: the ingest
-//! latency), and the time an idle simulated agent waits for its next assignment. Optionally
+//! latency), the time an idle simulated agent waits for its next assignment, and with
+//! `--fetch-dir` the time from an assignment to its artifacts installed. Optionally
 //! flaky: every agent drops its connection now and then and re-attaches its running cell,
 //! replaying what was not acknowledged, as the real agent's outbox does.
 
@@ -42,6 +45,8 @@ pub struct SimConfig {
     /// Each agent drops its connection about this often (0: never).
     pub drop_every: Duration,
     pub tls: anefleet_proto::tls::ClientTls,
+    /// Fetch each cell's artifacts into `DIR/<agent name>/` before running it (None: no download).
+    pub fetch_dir: Option<std::path::PathBuf>,
 }
 
 /// Runs the fleet until `stop` turns true; returns what it measured.
@@ -55,11 +60,16 @@ pub async fn run(cfg: SimConfig, stop: watch::Receiver<bool>) -> anyhow::Result<
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(20));
     let token = anefleet_proto::auth::BearerToken::new(&cfg.token).map_err(anyhow::Error::msg)?;
+    let downloads = crate::session::for_downloads(endpoint.clone());
     let (cfg, stats) = (Arc::new(cfg), Arc::new(Stats::default()));
     let started = std::time::Instant::now();
     let tasks: Vec<_> = (1..=cfg.agents)
         .map(|i| {
-            let one = agent::SimAgent::new(i, cfg.clone(), stats.clone(), endpoint.clone(), token.clone());
+            let artifacts = cfg.fetch_dir.is_some().then(|| {
+                pb::artifacts_client::ArtifactsClient::with_interceptor(downloads.connect_lazy(), token.clone())
+                    .max_decoding_message_size(anefleet_proto::MAX_MESSAGE_BYTES)
+            });
+            let one = agent::SimAgent::new(i, cfg.clone(), stats.clone(), endpoint.clone(), token.clone(), artifacts);
             tokio::spawn(one.run(stop.clone()))
         })
         .collect();

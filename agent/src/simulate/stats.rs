@@ -10,7 +10,8 @@ use anefleet_proto::histogram;
 #[derive(Default)]
 pub struct Stats {
     /// Time from sending a report to its acknowledgement, per kind ("started", "interval",
-    /// "finished"); and from becoming idle to the next assignment ("assign").
+    /// "finished"); from becoming idle to the next assignment ("assign"); with `--fetch-dir`,
+    /// from an assignment to its artifacts verified and installed ("fetch").
     latencies: Mutex<BTreeMap<&'static str, hdrhistogram::Histogram<u64>>>,
     sent: Mutex<BTreeMap<&'static str, u64>>,
     pub connected: AtomicU64,
@@ -19,6 +20,12 @@ pub struct Stats {
     pub cells_finished: AtomicU64,
     pub cancelled: AtomicU64,
     pub unacked_at_end: AtomicU64,
+    /// With `--fetch-dir`: bytes downloaded, cells whose artifacts could not be fetched, and
+    /// the first assignment that started a fetch and the last fetch done (Unix ms).
+    pub fetched_bytes: AtomicU64,
+    pub fetch_failed: AtomicU64,
+    pub first_fetch_unix_ms: AtomicU64,
+    pub last_fetched_unix_ms: AtomicU64,
 }
 
 /// A latency histogram's figures, in milliseconds.
@@ -43,6 +50,12 @@ pub struct Report {
     /// Reports sent and never acknowledged when the simulation stopped.
     pub unacked: u64,
     pub latency: BTreeMap<&'static str, Figures>,
+    /// With `--fetch-dir`: bytes downloaded from the coordinator, cells failed for a download,
+    /// and from the first assignment received to the last artifact installed (Unix ms; 0: none).
+    pub fetched_bytes: u64,
+    pub fetch_failed: u64,
+    pub first_fetch_unix_ms: u64,
+    pub last_fetched_unix_ms: u64,
 }
 
 impl Stats {
@@ -50,6 +63,16 @@ impl Stats {
         if let Ok(mut m) = self.latencies.lock() {
             histogram::record(m.entry(kind).or_insert_with(histogram::new_latency), d.as_nanos() as u64);
         }
+    }
+
+    /// A fetch that began at `started_unix_ms` and ends now.
+    pub fn fetched(&self, started_unix_ms: u64, took: Duration, bytes: u64) {
+        self.record("fetch", took);
+        self.fetched_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.last_fetched_unix_ms.fetch_max(super::agent::unix_ms(), Ordering::Relaxed);
+        self.first_fetch_unix_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| (t == 0 || started_unix_ms < t).then_some(started_unix_ms))
+            .ok();
     }
 
     pub fn sent(&self, kind: &'static str) {
@@ -87,6 +110,10 @@ impl Stats {
             sent: self.sent.lock().map(|m| m.clone()).unwrap_or_default(),
             unacked: self.unacked_at_end.load(Ordering::Relaxed),
             latency,
+            fetched_bytes: self.fetched_bytes.load(Ordering::Relaxed),
+            fetch_failed: self.fetch_failed.load(Ordering::Relaxed),
+            first_fetch_unix_ms: self.first_fetch_unix_ms.load(Ordering::Relaxed),
+            last_fetched_unix_ms: self.last_fetched_unix_ms.load(Ordering::Relaxed),
         }
     }
 }
