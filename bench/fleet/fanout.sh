@@ -144,6 +144,12 @@ plain_copy() { # $1 copies
   echo "$1 * $size / ($t1 - $t0) / 1000000" | bc -l
 }
 
+# N x SIZE written to the page cache in 1 MiB writes, fsynced and deleted.
+warm_up() { # $1 copies
+  dd if=/dev/zero of="$work/warm" bs=1M count=$(($1 * size_mib)) conv=fsync status=none
+  rm -f "$work/warm"
+}
+
 {
 echo "| agents | MiB each | submit → all installed s | fan-out s | fetch p50 / max s | MB/s (all agents) | plain copy MB/s | ratio | coordinator RSS before / peak MiB | RSS growth MiB | served MiB | failed | unacked |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -154,12 +160,11 @@ for n in $sizes; do
     label="$n-$r"; fetch="$work/fetch-$label"
     simulate "$n" "$fetch" "$label"
     wait_idle "$n"
-    # Writing into the page cache costs several times more where the kernel has to find fresh
-    # memory than where files were just deleted (on this VM: 0.3-0.8 GB/s against 2.5 GB/s), so
-    # both measurements start right after N x SIZE of copies is deleted: one copy to warm up,
-    # the plain copy measured, then the fan-out.
-    plain_copy "$n" >/dev/null; rm -f "$work"/plain-*
+    # Writing into the page cache costs this VM several times more after some writes than
+    # after others (see the README), so both measurements start right after the same warm-up.
+    warm_up "$n"
     plain=$(plain_copy "$n"); rm -f "$work"/plain-*
+    warm_up "$n"
     (( $(echo "$plain > $best_plain" | bc -l) )) && best_plain=$plain
     served0=$(metric anefleet_artifact_served_bytes_total)
     rss0=$(rss_kib "$cpid"); echo "$rss0" >"$work/peak"
