@@ -276,14 +276,15 @@ impl Store {
     pub fn add_interval(&self, iv: &pb::IntervalHistogram, agent_id: &str, seq: u64) -> Result<bool> {
         let conn = self.conn()?;
         // Prepared once: every agent sends one a second.
-        let n = conn.prepare_cached(
-            "INSERT OR IGNORE INTO intervals (cell_id, attempt, repetition, start_ms, end_ms, latency, seq)
+        let n = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO intervals (cell_id, attempt, repetition, start_ms, end_ms, latency, seq)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?9
              WHERE (SELECT COUNT(*) FROM intervals WHERE cell_id = ?1) < ?7
                AND (EXISTS (SELECT 1 FROM attempts WHERE cell_id = ?1 AND attempt = ?2 AND agent_id = ?8 AND outcome IN ('', 'lost'))
                  OR EXISTS (SELECT 1 FROM cells WHERE id = ?1 AND attempts = ?2 AND agent_id = ?8 AND state IN ('assigned', 'running')))",
-        )?
-        .execute(params![
+            )?
+            .execute(params![
                 iv.cell_id,
                 iv.attempt,
                 iv.repetition,
@@ -293,8 +294,7 @@ impl Store {
                 MAX_INTERVALS_PER_CELL,
                 agent_id,
                 seq as i64
-            ],
-        )?;
+            ])?;
         Ok(n == 1)
     }
 

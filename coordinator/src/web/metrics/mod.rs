@@ -82,7 +82,8 @@ impl Metrics {
         registry.register(Box::new(served_total.clone())).expect("registered once");
         let commits_total = IntCounter::new("store_commits_total", "Commits of the result store (each one fsync).").expect("valid counter");
         registry.register(Box::new(commits_total.clone())).expect("registered once");
-        let writes_total = IntCounter::new("store_writes_total", "Store operations (reads and writes) settled by the commits.").expect("valid counter");
+        let writes_total =
+            IntCounter::new("store_writes_total", "Store operations (reads and writes) settled by the commits.").expect("valid counter");
         registry.register(Box::new(writes_total.clone())).expect("registered once");
         let buckets = prometheus::exponential_buckets(50e-6, 2.0, 22).expect("valid buckets");
         let latency = Arc::new(CellLatency::new("cell_latency_seconds", "Latency of every measured iteration of finished cells.", buckets));
