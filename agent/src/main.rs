@@ -287,6 +287,9 @@ struct SimulateArgs {
     /// How long each cell runs.
     #[arg(long, default_value_t = 5.0)]
     cell_s: f64,
+    /// The spread of each cell's duration around --cell-s (a fraction, uniform either side).
+    #[arg(long, default_value_t = 0.0)]
+    cell_spread: f64,
     /// Each agent drops its connection about this often and re-attaches its cell (0: never).
     #[arg(long, default_value_t = 0.0)]
     drop_every_s: f64,
@@ -306,8 +309,10 @@ async fn simulate_command(a: SimulateArgs) -> anyhow::Result<ExitCode> {
     if !(a.latency_ms > 0.0 && a.latency_ms.is_finite()) {
         return Err(bad(&format!("--latency-ms must be above 0, got {}", a.latency_ms)));
     }
-    if !(0.0..1.0).contains(&a.spread) {
-        return Err(bad(&format!("--spread must be in [0, 1), got {}", a.spread)));
+    for (flag, v) in [("--spread", a.spread), ("--cell-spread", a.cell_spread)] {
+        if !(0.0..1.0).contains(&v) {
+            return Err(bad(&format!("{flag} must be in [0, 1), got {v}")));
+        }
     }
     if a.interval_ms < 10 || !(a.cell_s > 0.0 && a.cell_s.is_finite()) || !(a.drop_every_s >= 0.0 && a.drop_every_s.is_finite()) {
         return Err(bad("--interval-ms must be at least 10, --cell-s above 0, --drop-every-s at least 0"));
@@ -334,6 +339,7 @@ async fn simulate_command(a: SimulateArgs) -> anyhow::Result<ExitCode> {
         spread: a.spread,
         interval: std::time::Duration::from_millis(a.interval_ms),
         cell: std::time::Duration::from_secs_f64(a.cell_s),
+        cell_spread: a.cell_spread,
         drop_every: std::time::Duration::from_secs_f64(a.drop_every_s),
         tls: a.tls.client()?,
         fetch_dir: a.fetch_dir,

@@ -4,7 +4,7 @@
 # (--cells, default 4 per agent) is submitted and runs to the end with every agent streaming an
 # interval histogram each second (busy figures). See bench/fleet/README.md for the columns.
 #
-#   bench/fleet/run.sh [--sizes "10 100 300 1000"] [--cells-per-agent N] [--cell-s S]
+#   bench/fleet/run.sh [--sizes "10 100 300 1000"] [--cells-per-agent N] [--cell-s S] [--cell-spread F]
 #
 # Needs target/release/{coordinator,agent} (built when missing) and the test models
 # (models/scripts/fetch-test-models.sh). Everything it starts is stopped when it ends; raw
@@ -16,11 +16,13 @@ root="$(cd "$here/../.." && pwd)"
 sizes="10 100 300 1000"
 per_agent=4
 cell_s=5
+cell_spread=0.5
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --sizes) sizes="${2:?}"; shift 2 ;;
     --cells-per-agent) per_agent="${2:?}"; shift 2 ;;
     --cell-s) cell_s="${2:?}"; shift 2 ;;
+    --cell-spread) cell_spread="${2:?}"; shift 2 ;;
     -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -73,7 +75,7 @@ for n in $sizes; do
   for _ in $(seq 300); do [[ -s "$data/address" ]] && break; sleep 0.1; done
   url="http://$(cat "$data/address")"
   export ANEFLEET_COORDINATOR="$url" ANEFLEET_TOKEN="$(cat "$data/token")"
-  "$agent" simulate --agents "$n" --cell-s "$cell_s" --interval-ms 1000 --latency-ms 20 >"$out/simulate-$n.json" 2>"$out/simulate-$n.log" &
+  "$agent" simulate --agents "$n" --cell-s "$cell_s" --cell-spread "$cell_spread" --interval-ms 1000 --latency-ms 20 >"$out/simulate-$n.json" 2>"$out/simulate-$n.log" &
   spid=$!; pids+=("$spid")
   until [[ $("$coordinator" agents --format json | grep -c '"state": "idle"') -ge $n ]]; do sleep 0.5; done
   c0=$(cpu_s "$cpid"); t0=$(date +%s.%N); sleep 10

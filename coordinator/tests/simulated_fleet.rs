@@ -82,7 +82,7 @@ fn assert_all_once(r: &serde_json::Value, n: usize) {
 #[test]
 fn fifty_simulated_agents_finish_five_hundred_cells_and_every_report_is_acknowledged() {
     let f = Fleet::start(120);
-    let sim = simulate(&f, 50, &[]);
+    let sim = simulate(&f, 50, &["--cell-spread", "0.5"]);
     f.wait_for_agents(50);
     let run = f.submit(&f.write_spec("500.toml", &spec(100)));
     let r = f.wait_for_run(&run, Duration::from_secs(240));
@@ -97,6 +97,9 @@ fn fifty_simulated_agents_finish_five_hundred_cells_and_every_report_is_acknowle
     assert_eq!(report["sent"]["finished"], 500, "{report}");
     assert_eq!(report["latency"]["finished"]["count"], 500, "every result acknowledged: {report}");
     assert_eq!(report["unacked"], 0, "{report}");
+    // Each agent's first wait spans the submit; every later one followed a cell of its own.
+    assert_eq!(report["latency"]["first_assign"]["count"], 50, "{report}");
+    assert_eq!(report["latency"]["assign"]["count"], 450, "{report}");
     assert_eq!(report["sent"]["interval"], report["latency"]["interval"]["count"], "every interval acknowledged: {report}");
 }
 

@@ -27,6 +27,8 @@ struct Running {
     cell_id: String,
     attempt: u32,
     started: Instant,
+    /// How long it runs (`--cell-s`, spread by `--cell-spread`).
+    runs_for: Duration,
     total: hdrhistogram::Histogram<u64>,
     /// With `--fetch-dir`: the cell's download, until its artifacts are installed (the cell
     /// starts then).
@@ -50,7 +52,10 @@ pub struct SimAgent {
     /// Reports sent and not acknowledged: (when first sent, kind, message), by seq.
     unacked: BTreeMap<u64, (Instant, &'static str, pb::AgentMessage)>,
     cell: Option<Running>,
-    idle_since: Option<Instant>,
+    /// Since when this agent is idle, and what its wait for an assignment counts as: "assign"
+    /// after a cell of its own ended (cells are ready: the scheduler's latency), "first_assign"
+    /// from a session's start (it spans whatever came before a run was submitted).
+    idle_since: Option<(Instant, &'static str)>,
     heartbeat: Duration,
     /// With `--fetch-dir`: the downloads' client (a connection of this agent's own) and cache.
     artifacts: Option<ArtifactsClient>,
@@ -155,7 +160,7 @@ impl SimAgent {
             tx.send(m.clone()).await?;
         }
         if self.cell.is_none() {
-            self.idle_since = Some(Instant::now());
+            self.idle_since = Some((Instant::now(), "first_assign"));
         }
         let mut tick = tokio::time::interval(self.cfg.interval);
         let mut heartbeat = tokio::time::interval(self.heartbeat);
@@ -207,7 +212,7 @@ impl SimAgent {
                 let outcome = Some(pb::cell_finished::Outcome::Error(format!("cancelled: {}", c.reason)));
                 let f = pb::CellFinished { cell_id: r.cell_id, attempt: r.attempt, outcome, cancelled: true, declined: false };
                 self.send_kept("finished", Body::CellFinished(f), tx).await?;
-                self.idle_since = Some(Instant::now());
+                self.idle_since = Some((Instant::now(), "assign"));
             }
             Some(Down::Ack(a)) => {
                 if let Some((sent, kind, _)) = self.unacked.remove(&a.seq) {
@@ -225,8 +230,8 @@ impl SimAgent {
             tx.send(crate::session::cell::declined(a, &why)).await?;
             return Ok(());
         }
-        if let Some(idle) = self.idle_since.take() {
-            self.stats.record("assign", idle.elapsed());
+        if let Some((idle, kind)) = self.idle_since.take() {
+            self.stats.record(kind, idle.elapsed());
         }
         let cfg = self.cfg.clone();
         let fetching = match (self.artifacts.clone(), cfg.fetch_dir.as_deref()) {
@@ -235,7 +240,9 @@ impl SimAgent {
         };
         let waits = fetching.is_some();
         let (cell_id, attempt) = (a.cell_id, a.attempt);
-        self.cell = Some(Running { cell_id: cell_id.clone(), attempt, started: Instant::now(), total: histogram::new_latency(), fetching });
+        let runs_for = cfg.cell.mul_f64(1.0 + cfg.cell_spread * (2.0 * rand::random::<f64>() - 1.0));
+        let total = histogram::new_latency();
+        self.cell = Some(Running { cell_id: cell_id.clone(), attempt, started: Instant::now(), runs_for, total, fetching });
         if waits {
             return Ok(());
         }
@@ -283,7 +290,7 @@ impl SimAgent {
                 let outcome = Some(pb::cell_finished::Outcome::Error(e));
                 let f = pb::CellFinished { cell_id: r.cell_id, attempt: r.attempt, outcome, cancelled: false, declined: false };
                 self.send_kept("finished", Body::CellFinished(f), tx).await?;
-                self.idle_since = Some(Instant::now());
+                self.idle_since = Some((Instant::now(), "assign"));
                 Ok(())
             }
         }
@@ -310,7 +317,7 @@ impl SimAgent {
             latency: histogram::encode(&h)?,
             iterations_so_far: r.total.len(),
         };
-        let done = r.started.elapsed() >= self.cfg.cell;
+        let done = r.started.elapsed() >= r.runs_for;
         self.send_kept("interval", Body::Interval(iv), tx).await?;
         if done {
             self.finish(tx).await?;
@@ -344,7 +351,7 @@ impl SimAgent {
         };
         self.send_kept("finished", Body::CellFinished(f), tx).await?;
         self.stats.cells_finished.fetch_add(1, Ordering::Relaxed);
-        self.idle_since = Some(Instant::now());
+        self.idle_since = Some((Instant::now(), "assign"));
         Ok(())
     }
 

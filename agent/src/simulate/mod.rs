@@ -39,9 +39,11 @@ pub struct SimConfig {
     /// The simulated iteration latency's median and spread (a fraction of it, uniform either side).
     pub latency: Duration,
     pub spread: f64,
-    /// How often a running cell sends an interval histogram, and how long a cell runs.
+    /// How often a running cell sends an interval histogram, how long a cell runs, and the
+    /// spread of that (a fraction, uniform either side: cells that end apart, as real ones do).
     pub interval: Duration,
     pub cell: Duration,
+    pub cell_spread: f64,
     /// Each agent drops its connection about this often (0: never).
     pub drop_every: Duration,
     pub tls: anefleet_proto::tls::ClientTls,
