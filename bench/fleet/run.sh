@@ -66,8 +66,8 @@ spec() { # $1 cells (rounded up to a multiple of 5): encode cells over context l
 }
 
 {
-echo "| agents | cells | idle CPU (cores) | idle RSS MiB | busy CPU (cores) | busy RSS MiB | fds | commits/s | disk MB/s | run s | assign p50/p99 ms | result ack p50/p99 ms | interval ack p50/p99 ms | submit s | results json s | run page s | /metrics s | unacked |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| agents | cells | idle CPU (cores) | idle RSS MiB | busy CPU (cores) | busy RSS MiB | fds | commits/s | disk MB/s | run s | assign p50/p99 ms | result ack p50/p99 ms | interval ack p50/p99 ms | result ingest p50/p99 ms | interval ingest p50/p99 ms | submit s | results json s | run page s | /metrics s | unacked |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for n in $sizes; do
   data="$(mktemp -d)"
   "$coordinator" serve --listen 127.0.0.1:0 --data-dir "$data" >"$out/coordinator-$n.log" 2>&1 &
@@ -96,14 +96,32 @@ for n in $sizes; do
   p0=$(date +%s.%N); curl -sf "$url/runs/$run" >/dev/null; p1=$(date +%s.%N)
   m0=$(date +%s.%N); curl -sf "$url/metrics" >/dev/null; m1=$(date +%s.%N)
   # After the timings above: a scrape builds the last run's document, which the run page reuses.
+  curl -sf "$url/metrics" >"$out/metrics-$n.txt"
   commit_rate=$(echo "($(commits) - $k0) / ($t2 - $t1)" | bc -l)
   kill -INT "$spid"; wait "$spid" || true
   rep="$out/simulate-$n.json"
   fig() { python3 -c "import json,sys; l=json.load(open('$rep'))['latency'].get('$1'); print('%.1f / %.1f' % (l['p50_ms'], l['p99_ms']) if l else '–')"; }
+  # p50/p99 of the coordinator's report_ingest_seconds histogram, interpolated within the bucket
+  # as Prometheus's histogram_quantile() does.
+  ingest() { python3 - "$out/metrics-$n.txt" "$1" <<'PY'
+import re, sys
+b = []
+for l in open(sys.argv[1]):
+    m = re.match(r'anefleet_report_ingest_seconds_bucket\{kind="%s",le="([^"]+)"\} (\d+)' % sys.argv[2], l)
+    if m: b.append((float(m.group(1)), int(m.group(2))))
+def q(p):
+    total, lo, below = b[-1][1], 0.0, 0
+    for le, c in b:
+        if c >= p * total:
+            return 1000 * (lo if le == float("inf") else lo + (le - lo) * (p * total - below) / max(c - below, 1))
+        lo, below = le, c
+print("%.1f / %.1f" % (q(0.5), q(0.99)) if b and b[-1][1] else "–")
+PY
+  }
   unacked=$(python3 -c "import json; print(json.load(open('$rep'))['unacked'])")
-  printf '| %s | %s | %.3f | %s | %.3f | %s | %s | %.0f | %.1f | %.1f | %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %s |\n' \
+  printf '| %s | %s | %.3f | %s | %.3f | %s | %s | %.0f | %.1f | %.1f | %s | %s | %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %s |\n' \
     "$n" "$cells" "$idle_cpu" "$idle_rss" "$busy_cpu" "$busy_rss" "$peak_fds" "$commit_rate" "$disk_rate" "$(echo "$t2 - $t1" | bc -l)" \
-    "$(fig assign)" "$(fig finished)" "$(fig interval)" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$r1 - $r0" | bc -l)" \
+    "$(fig assign)" "$(fig finished)" "$(fig interval)" "$(ingest finished)" "$(ingest interval)" "$(echo "$t1 - $t0" | bc -l)" "$(echo "$r1 - $r0" | bc -l)" \
     "$(echo "$p1 - $p0" | bc -l)" "$(echo "$m1 - $m0" | bc -l)" "$unacked"
   kill "$cpid"; wait "$cpid" 2>/dev/null || true
   rm -rf "$data"

@@ -89,7 +89,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let exposure = crate::web::Exposure { open, tls: tls.is_some(), closing: closing.clone() };
     let web = crate::web::Web::new(store.clone(), scheduler.clone(), access.clone(), exposure, served.clone());
-    let agent_service = AgentService { scheduler: scheduler.clone(), access: access.clone(), store: store.clone() };
+    let ingest = web.metrics.ingest();
+    let agent_service = AgentService { scheduler: scheduler.clone(), access: access.clone(), store: store.clone(), ingest };
     let agents = pb::agent_service_server::AgentServiceServer::new(agent_service)
         .max_decoding_message_size(MAX_SESSION_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);

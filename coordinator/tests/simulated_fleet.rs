@@ -101,6 +101,15 @@ fn fifty_simulated_agents_finish_five_hundred_cells_and_every_report_is_acknowle
     assert_eq!(report["latency"]["first_assign"]["count"], 50, "{report}");
     assert_eq!(report["latency"]["assign"]["count"], 450, "{report}");
     assert_eq!(report["sent"]["interval"], report["latency"]["interval"]["count"], "every interval acknowledged: {report}");
+    // The coordinator's own count of what it acknowledged, after the commit, agrees.
+    let url = format!("{}/metrics", f.url());
+    let metrics = ureq::get(&url).call().unwrap_or_else(|e| panic!("GET {url}: {e}")).into_body().read_to_string().expect("body");
+    let acked = |kind: &str| {
+        let series = format!("anefleet_report_ingest_seconds_count{{kind=\"{kind}\"}} ");
+        metrics.lines().find_map(|l| l.strip_prefix(series.as_str())).and_then(|v| v.parse::<u64>().ok())
+    };
+    assert_eq!(acked("finished"), Some(500), "{metrics}");
+    assert_eq!(acked("interval"), report["sent"]["interval"].as_u64(), "{metrics}");
 }
 
 #[test]

@@ -21,6 +21,8 @@ pub struct AgentService {
     pub scheduler: Arc<Scheduler>,
     pub access: AccessRef,
     pub store: Arc<Store>,
+    /// Each report's time from received to acknowledged, by kind (`/metrics`).
+    pub ingest: prometheus::HistogramVec,
 }
 
 type Outbound = Pin<Box<dyn Stream<Item = Result<pb::CoordinatorMessage, Status>> + Send>>;
@@ -53,7 +55,7 @@ impl pb::agent_service_server::AgentService for AgentService {
         tx.send(Ok(welcome)).await.map_err(|_| Status::internal("session closed"))?;
         let agent_id = hello.agent_id.clone();
         let (session, kill) = self.scheduler.connect(hello, tx.clone())?;
-        let (scheduler, access) = (self.scheduler.clone(), self.access.clone());
+        let (scheduler, access, ingest) = (self.scheduler.clone(), self.access.clone(), self.ingest.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -76,8 +78,9 @@ impl pb::agent_service_server::AgentService for AgentService {
                             // Decoding histograms and writing the store block: off the async
                             // workers, one message at a time, in order.
                             let (s, id) = (scheduler.clone(), agent_id.clone());
+                            let received = Received { at: std::time::Instant::now(), kind: kind(&m), ingest: ingest.clone() };
                             match tokio::task::spawn_blocking(move || handle(&s, &id, session, m)).await {
-                                Ok(Ok(Some(ack))) => acknowledge(&scheduler, &agent_id, session, ack),
+                                Ok(Ok(Some(ack))) => acknowledge(&scheduler, &agent_id, session, ack, received),
                                 Ok(Ok(None)) => {}
                                 Ok(Err(e)) => tracing::error!(agent = %agent_id, error = %e, "agent message not handled"),
                                 Err(e) => tracing::error!(agent = %agent_id, error = %e, "agent message handler failed"),
@@ -156,17 +159,34 @@ fn list(field: &str, n: usize, max: usize) -> Result<(), Status> {
     Ok(())
 }
 
+/// A report as it arrived: when, and of which kind, for the ingest histogram.
+struct Received {
+    at: std::time::Instant,
+    kind: &'static str,
+    ingest: prometheus::HistogramVec,
+}
+
+fn kind(m: &pb::AgentMessage) -> &'static str {
+    match m.body {
+        Some(Body::CellStarted(_)) => "started",
+        Some(Body::Interval(_)) => "interval",
+        Some(Body::CellFinished(_)) => "finished",
+        Some(Body::Hello(_)) | Some(Body::Heartbeat(_)) | None => "other",
+    }
+}
+
 /// Acknowledges a report once what it wrote is committed (without holding up the session's next
 /// message: the commit takes its group).
-fn acknowledge(scheduler: &Arc<Scheduler>, agent_id: &str, session: u64, (ack, write): (pb::Ack, u64)) {
+fn acknowledge(scheduler: &Arc<Scheduler>, agent_id: &str, session: u64, (ack, write): (pb::Ack, u64), received: Received) {
     let (s, id) = (scheduler.clone(), agent_id.to_string());
     tokio::spawn(async move {
         let acked = match s.store().durable(write).await {
             Ok(()) => s.ack(&id, session, ack),
             Err(e) => Err(e),
         };
-        if let Err(e) = acked {
-            tracing::error!(agent = %id, error = %e, "a report was not acknowledged; the agent sends it again");
+        match acked {
+            Ok(()) => received.ingest.with_label_values(&[received.kind]).observe(received.at.elapsed().as_secs_f64()),
+            Err(e) => tracing::error!(agent = %id, error = %e, "a report was not acknowledged; the agent sends it again"),
         }
     });
 }

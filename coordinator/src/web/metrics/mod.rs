@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use prometheus::{GaugeVec, IntCounter, Opts, Registry, TextEncoder};
+use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounter, Opts, Registry, TextEncoder};
 
 use anefleet_analysis::results::{CellDoc, ResultsDoc};
 
@@ -37,6 +37,9 @@ pub struct Metrics {
     /// The store's commits and the writes they carried (see `store::commit`).
     commits_total: IntCounter,
     writes_total: IntCounter,
+    /// An agent's report received until its acknowledgement is sent (after the commit that
+    /// holds it), by kind: kept by the agent service.
+    ingest: HistogramVec,
     agents: GaugeVec,
     cells: GaugeVec,
     runs: GaugeVec,
@@ -54,6 +57,13 @@ pub struct Metrics {
     /// The results document the `last_run_*` gauges were set from: an unchanged one (a run
     /// that is over, from the cache) is not set again.
     shown: Mutex<Option<Arc<ResultsDoc>>>,
+}
+
+impl Metrics {
+    /// The report ingest histogram, for the agent service to observe.
+    pub fn ingest(&self) -> HistogramVec {
+        self.ingest.clone()
+    }
 }
 
 /// The latency collector is kept by `Metrics` too, to add to it; the registry holds a handle.
@@ -85,6 +95,13 @@ impl Metrics {
         let writes_total =
             IntCounter::new("store_writes_total", "Store operations (reads and writes) settled by the commits.").expect("valid counter");
         registry.register(Box::new(writes_total.clone())).expect("registered once");
+        let ingest = HistogramVec::new(
+            HistogramOpts::new("report_ingest_seconds", "An agent's report received until acknowledged, after the commit that holds it.")
+                .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]),
+            &["kind"],
+        )
+        .expect("valid histogram");
+        registry.register(Box::new(ingest.clone())).expect("registered once");
         let buckets = prometheus::exponential_buckets(50e-6, 2.0, 22).expect("valid buckets");
         let latency = Arc::new(CellLatency::new("cell_latency_seconds", "Latency of every measured iteration of finished cells.", buckets));
         registry.register(Box::new(SharedCollector(latency.clone()))).expect("registered once");
@@ -112,6 +129,7 @@ impl Metrics {
             served_total,
             commits_total,
             writes_total,
+            ingest,
             latency,
             observed: Mutex::new((HashSet::new(), 0)),
             shown: Mutex::new(None),
