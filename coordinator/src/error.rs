@@ -14,6 +14,11 @@ pub enum CoordError {
     PermissionDenied(String),
     #[error("store: {0}")]
     Store(#[from] rusqlite::Error),
+    #[error("store: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The store cannot be reached now; another replica, or a later try, may do.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
     #[error("{0}")]
@@ -40,6 +45,7 @@ impl From<CoordError> for Status {
             CoordError::NotFound(m) => Status::not_found(m.clone()),
             CoordError::FailedPrecondition(m) => Status::failed_precondition(m.clone()),
             CoordError::PermissionDenied(m) => Status::permission_denied(m.clone()),
+            CoordError::Unavailable(m) => Status::unavailable(m.clone()),
             _ => {
                 tracing::error!(error = %e, "internal error");
                 Status::internal(e.to_string())

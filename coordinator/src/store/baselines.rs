@@ -2,10 +2,10 @@
 //! elsewhere.
 
 use prost::Message;
-use rusqlite::{OptionalExtension, params};
 
 use anefleet_proto::pb;
 
+use super::db::args;
 use super::{Store, now_ms};
 use crate::error::{CoordError, Result};
 
@@ -61,34 +61,29 @@ impl Store {
         if !req.note.is_empty() {
             b.note = req.note.clone();
         }
-        let conn = self.conn()?;
-        conn.execute(
-            "INSERT INTO baselines (name, run_id, figures, note, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(name) DO UPDATE SET run_id = ?2, figures = ?3, note = ?4",
-            params![b.name, b.run_id, encode_figures(&b.figures), b.note, b.created_unix_ms as i64],
-        )?;
+        let figures = encode_figures(&b.figures);
+        self.write(|tx| {
+            tx.exec(
+                "INSERT INTO baselines (name, run_id, figures, note, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(name) DO UPDATE SET run_id = ?2, figures = ?3, note = ?4",
+                args![&b.name, &b.run_id, &figures, &b.note, b.created_unix_ms],
+            )
+        })?;
         Ok(b)
     }
 
     pub fn get_baseline(&self, name: &str) -> Result<pb::Baseline> {
-        let conn = self.conn()?;
-        let row = conn
-            .query_row("SELECT name, run_id, figures, note, created_ms FROM baselines WHERE name = ?1", [name], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, String>(3)?, r.get::<_, i64>(4)?))
-            })
-            .optional()?;
-        let Some((name, run_id, figures, note, created)) = row else {
+        let row = self.read(|tx| tx.row("SELECT name, run_id, figures, note, created_ms FROM baselines WHERE name = ?1", args![name]))?;
+        let Some(mut r) = row else {
             return Err(CoordError::NotFound(format!("no baseline `{name}`")));
         };
-        Ok(pb::Baseline { name, run_id, figures: decode_figures(&figures)?, note, created_unix_ms: created as u64 })
+        let figures = decode_figures(&r.blob(2)?)?;
+        Ok(pb::Baseline { name: r.text(0)?, run_id: r.text(1)?, figures, note: r.text(3)?, created_unix_ms: r.u64(4)? })
     }
 
     pub fn list_baselines(&self) -> Result<Vec<pb::Baseline>> {
-        let names: Vec<String> = {
-            let conn = self.conn()?;
-            let mut stmt = conn.prepare("SELECT name FROM baselines ORDER BY name")?;
-            stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
-        };
+        let rows = self.read(|tx| tx.rows("SELECT name FROM baselines ORDER BY name", &[]))?;
+        let names = rows.into_iter().map(|mut r| r.text(0)).collect::<Result<Vec<_>>>()?;
         names.iter().map(|n| self.get_baseline(n)).collect()
     }
 }

@@ -1,8 +1,7 @@
 //! Credentials: name, role, the SHA-256 of the secret, the agent identity an agent credential
 //! is bound to, and when it was revoked.
 
-use rusqlite::{OptionalExtension, params};
-
+use super::db::{Row, args};
 use super::{Store, now_ms};
 use crate::error::{CoordError, Result};
 
@@ -29,79 +28,68 @@ const SELECT: &str = "SELECT id, name, role, secret_hash, agent_id, created_ms, 
 impl Store {
     /// Adds a credential; a live one with the same name is an error naming it.
     pub fn insert_credential(&self, c: &StoredCredential) -> Result<()> {
-        let conn = self.conn()?;
-        // A person's name is never reused, revoked or not: runs are theirs by name. An agent's may
-        // be, once revoked (enrolling the same Mac again).
-        let taken: Option<(String, i64)> = conn
-            .query_row(
+        self.write(|tx| {
+            // A person's name is never reused, revoked or not: runs are theirs by name. An agent's
+            // may be, once revoked (enrolling the same Mac again).
+            let taken = tx.row(
                 "SELECT role, revoked_ms FROM credentials WHERE name = ?1 AND (revoked_ms = 0 OR role != 'agent' OR ?2 != 'agent')
                  ORDER BY revoked_ms LIMIT 1",
-                params![c.name, c.role],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        match taken {
-            Some((_, 0)) => {
-                return Err(CoordError::FailedPrecondition(format!(
-                    "a credential named `{}` exists: revoke it first, or pick another name",
-                    c.name
-                )));
+                args![&c.name, &c.role],
+            )?;
+            if let Some(mut r) = taken {
+                return Err(CoordError::FailedPrecondition(match r.i64(1)? {
+                    0 => format!("a credential named `{}` exists: revoke it first, or pick another name", c.name),
+                    _ => format!(
+                        "`{}` was a revoked {} credential's name: runs and uploads are kept by name, pick another",
+                        c.name,
+                        r.text(0)?
+                    ),
+                }));
             }
-            Some((role, _)) => {
-                return Err(CoordError::FailedPrecondition(format!(
-                    "`{}` was a revoked {role} credential's name: runs and uploads are kept by name, pick another",
-                    c.name
-                )));
-            }
-            None => {}
-        }
-        conn.execute(
-            "INSERT INTO credentials (id, name, role, secret_hash, agent_id, created_ms, revoked_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
-            params![c.id, c.name, c.role, &c.secret_hash[..], c.agent_id, c.created_ms as i64],
-        )?;
-        Ok(())
+            tx.exec(
+                "INSERT INTO credentials (id, name, role, secret_hash, agent_id, created_ms, revoked_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+                args![&c.id, &c.name, &c.role, &c.secret_hash[..], &c.agent_id, c.created_ms],
+            )?;
+            Ok(())
+        })
     }
 
     /// Every credential, revoked ones too, oldest first.
     pub fn credentials(&self) -> Result<Vec<StoredCredential>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY created_ms, id"))?;
-        let rows = stmt.query_map([], row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        self.read(|tx| tx.rows(&format!("{SELECT} ORDER BY created_ms, id"), &[]))?.into_iter().map(credential).collect()
     }
 
     /// Revokes the live credential named `name`; returns it as revoked.
     pub fn revoke_credential(&self, name: &str) -> Result<StoredCredential> {
-        let conn = self.conn()?;
         let now = now_ms();
-        let n = conn.execute("UPDATE credentials SET revoked_ms = ?2 WHERE name = ?1 AND revoked_ms = 0", params![name, now as i64])?;
-        if n == 0 {
-            return Err(CoordError::NotFound(format!("no valid credential named `{name}`")));
-        }
-        let c = conn.query_row(&format!("{SELECT} WHERE name = ?1 AND revoked_ms = ?2"), params![name, now as i64], row)?;
-        Ok(c)
+        self.write(|tx| {
+            let n = tx.exec("UPDATE credentials SET revoked_ms = ?2 WHERE name = ?1 AND revoked_ms = 0", args![name, now])?;
+            if n == 0 {
+                return Err(CoordError::NotFound(format!("no valid credential named `{name}`")));
+            }
+            credential(tx.one(&format!("{SELECT} WHERE name = ?1 AND revoked_ms = ?2"), args![name, now])?)
+        })
     }
 
     /// Binds an agent credential to the agent identity of its first session; only when unbound.
     pub fn bind_credential(&self, id: &str, agent_id: &str) -> Result<bool> {
-        let conn = self.conn()?;
-        let n =
-            conn.execute("UPDATE credentials SET agent_id = ?2 WHERE id = ?1 AND agent_id = '' AND revoked_ms = 0", params![id, agent_id])?;
+        let n = self.write(|tx| {
+            tx.exec("UPDATE credentials SET agent_id = ?2 WHERE id = ?1 AND agent_id = '' AND revoked_ms = 0", args![id, agent_id])
+        })?;
         Ok(n == 1)
     }
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCredential> {
-    let hash: Vec<u8> = r.get(3)?;
+fn credential(mut r: Row) -> Result<StoredCredential> {
     let secret_hash =
-        hash.try_into().map_err(|_| rusqlite::Error::InvalidColumnType(3, "secret_hash".into(), rusqlite::types::Type::Blob))?;
+        r.blob(3)?.try_into().map_err(|_| CoordError::Internal("a stored credential's secret_hash is not 32 bytes".into()))?;
     Ok(StoredCredential {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        role: r.get(2)?,
+        id: r.text(0)?,
+        name: r.text(1)?,
+        role: r.text(2)?,
         secret_hash,
-        agent_id: r.get(4)?,
-        created_ms: r.get::<_, i64>(5)? as u64,
-        revoked_ms: r.get::<_, i64>(6)? as u64,
+        agent_id: r.text(4)?,
+        created_ms: r.u64(5)?,
+        revoked_ms: r.u64(6)?,
     })
 }

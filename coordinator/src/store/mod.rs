@@ -1,8 +1,10 @@
-//! The result store: runs, cells, interval histograms, agents and artifact metadata in SQLite
-//! (one file in the data directory, WAL, synchronous=FULL). Every state change is one savepoint
-//! of the open transaction, committed in groups (see [`commit`]); nothing is acknowledged or
-//! answered before its commit, so a coordinator killed at any moment restarts with every result
-//! it acknowledged intact.
+//! The result store: runs, cells, interval histograms, agents and artifact metadata, in one of
+//! two databases (see [`db`]): the embedded SQLite (one file in the data directory, WAL,
+//! synchronous=FULL; the default) or PostgreSQL (`--store postgres://…`, shared by several
+//! coordinator replicas). Every state change is one transaction: with SQLite a savepoint of the
+//! open transaction, committed in groups (see [`commit`]); with PostgreSQL a transaction of its
+//! own. Nothing is acknowledged or answered before its commit, so a coordinator killed at any
+//! moment restarts with every result it acknowledged intact.
 
 mod agents;
 mod artifacts;
@@ -11,17 +13,22 @@ mod baselines;
 mod cells;
 pub mod commit;
 mod credentials;
+pub mod db;
 mod leases;
+pub mod migrate;
 pub mod runs;
 mod views;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
 use crate::error::{CoordError, Result};
+use db::Tx;
+use db::sqlite::SqliteTx;
 
 pub use attempts::Finish;
 pub use cells::{NewCell, PendingCell, QueueMark};
@@ -29,9 +36,41 @@ pub use credentials::StoredCredential;
 pub use leases::InFlight;
 pub use runs::NewRun;
 
+/// Where the store is: an SQLite file, or a PostgreSQL database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    /// `--store` (or `ANEFLEET_STORE`) when given: a `postgres://` or `postgresql://` URL, or an
+    /// SQLite file's path; otherwise `anefleet.db` in the data directory.
+    pub fn new(store: Option<&str>, data_dir: &Path) -> Location {
+        match store.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Location::Postgres(url.to_string()),
+            Some(path) => Location::Sqlite(PathBuf::from(path)),
+            None => Location::Sqlite(data_dir.join("anefleet.db")),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(p) => write!(f, "SQLite {}", p.display()),
+            Location::Postgres(url) => write!(f, "PostgreSQL {}", db::postgres::redact(url)),
+        }
+    }
+}
+
 pub struct Store {
-    shared: Arc<commit::Shared>,
-    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite { shared: Arc<commit::Shared>, committer: Mutex<Option<std::thread::JoinHandle<()>>> },
+    Postgres { pool: db::postgres::Pool, commits: AtomicU64 },
 }
 
 /// Milliseconds since the Unix epoch.
@@ -40,89 +79,133 @@ pub fn now_ms() -> u64 {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens the store at `at`, bringing its schema up to date.
+    pub fn at(at: &Location) -> Result<Store> {
+        match at {
+            Location::Sqlite(path) => Store::open(path),
+            Location::Postgres(url) => Store::connect(url),
+        }
+    }
+
+    /// Opens (creating if needed) the SQLite database at `path`.
     pub fn open(path: &Path) -> Result<Store> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a commit is on the disk before it returns, so what the coordinator acknowledges
         // to an agent (which then forgets it) survives a power loss, not only a crash.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(include_str!("schema.sql"))?;
-        migrate(&conn)?;
+        conn.set_prepared_statement_cache_capacity(db::sqlite::STATEMENT_CACHE);
+        migrate::sqlite(&mut conn)?;
         let shared = commit::Shared::new(conn);
         let s = shared.clone();
         let committer = std::thread::Builder::new()
             .name("store-commit".into())
             .spawn(move || s.committer())
             .map_err(|e| CoordError::Internal(format!("starting the store's committing thread: {e}")))?;
-        Ok(Store { shared, committer: Mutex::new(Some(committer)) })
+        Ok(Store { backend: Backend::Sqlite { shared, committer: Mutex::new(Some(committer)) } })
     }
 
-    /// The connection, inside the open transaction: a store operation's statements run in a
-    /// savepoint of it (or alone), and are committed with the others of their group.
-    fn conn(&self) -> Result<commit::Conn<'_>> {
-        self.shared.conn()
+    /// Connects to the PostgreSQL database at `url`, bringing its schema up to date.
+    pub fn connect(url: &str) -> Result<Store> {
+        let pool = db::postgres::pool(url)?;
+        migrate::postgres(&mut pool.get().map_err(unavailable)?.client)?;
+        Ok(Store { backend: Backend::Postgres { pool, commits: AtomicU64::new(0) } })
+    }
+
+    /// Runs `f`, a store operation that changes something, in one transaction: with SQLite a
+    /// savepoint of the open transaction (committed with its group, see [`Store::durable`]), with
+    /// PostgreSQL a transaction committed before this returns. An error undoes all of it.
+    fn write<T>(&self, f: impl FnOnce(&mut dyn Tx) -> Result<T>) -> Result<T> {
+        match &self.backend {
+            Backend::Sqlite { shared, .. } => {
+                let mut conn = shared.conn()?;
+                let sp = conn.savepoint()?;
+                let out = f(&mut SqliteTx(&sp))?;
+                sp.commit()?;
+                Ok(out)
+            }
+            Backend::Postgres { pool, commits } => {
+                let out = pool.get().map_err(unavailable)?.transaction(false, f)?;
+                commits.fetch_add(1, Ordering::Relaxed);
+                Ok(out)
+            }
+        }
+    }
+
+    /// Runs `f`, which only reads, on one consistent view of the store.
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Tx) -> Result<T>) -> Result<T> {
+        match &self.backend {
+            Backend::Sqlite { shared, .. } => f(&mut SqliteTx(&*shared.conn()?)),
+            Backend::Postgres { pool, .. } => pool.get().map_err(unavailable)?.transaction(true, f),
+        }
     }
 
     /// The count of writes so far; [`Store::durable`] of it covers every write made before.
     pub fn written(&self) -> u64 {
-        self.shared.written()
+        match &self.backend {
+            Backend::Sqlite { shared, .. } => shared.written(),
+            Backend::Postgres { .. } => 0,
+        }
     }
 
     /// Commits made so far, and the writes they settled.
     pub fn commit_counts(&self) -> (u64, u64) {
-        self.shared.counts()
+        match &self.backend {
+            Backend::Sqlite { shared, .. } => shared.counts(),
+            Backend::Postgres { commits, .. } => {
+                let n = commits.load(Ordering::Relaxed);
+                (n, n)
+            }
+        }
     }
 
     /// Returns once `write` (a [`Store::written`] count) is committed; an error when its commit
-    /// failed (the write is lost).
+    /// failed (the write is lost). PostgreSQL commits each operation before it returns.
     pub async fn durable(&self, write: u64) -> Result<()> {
-        self.shared.durable(write).await
+        match &self.backend {
+            Backend::Sqlite { shared, .. } => shared.durable(write).await,
+            Backend::Postgres { .. } => Ok(()),
+        }
+    }
+
+    /// Whether the store answers and its schema is this coordinator's (for `/readyz`).
+    pub fn ready(&self) -> Result<()> {
+        let version = match &self.backend {
+            Backend::Sqlite { shared, .. } => migrate::sqlite_version(&*shared.conn()?)?,
+            Backend::Postgres { pool, .. } => migrate::postgres_version(&mut pool.get().map_err(unavailable)?.client)?,
+        };
+        if version != migrate::latest() {
+            return Err(CoordError::Unavailable(format!(
+                "the store is at schema version {version}; this coordinator needs {}",
+                migrate::latest()
+            )));
+        }
+        Ok(())
     }
 
     /// Commits what is open and stops the committing thread; later writes are committed by
     /// nobody. Called once the coordinator has stopped serving (and by drop).
     pub fn close(&self) {
-        self.shared.stop();
-        if let Some(t) = self.committer.lock().ok().and_then(|mut c| c.take()) {
-            let _ = t.join();
+        if let Backend::Sqlite { shared, committer } = &self.backend {
+            shared.stop();
+            if let Some(t) = committer.lock().ok().and_then(|mut c| c.take()) {
+                let _ = t.join();
+            }
+            shared.commit();
         }
-        self.shared.commit();
     }
+}
+
+fn unavailable(e: r2d2::Error) -> CoordError {
+    CoordError::Unavailable(format!("no connection to the store: {e}"))
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
         self.close();
     }
-}
-
-/// Brings a database made by an older coordinator up to the schema: columns added since.
-fn migrate(conn: &Connection) -> Result<()> {
-    const ADDED: [(&str, &str, &str); 11] = [
-        ("runs", "submitted_by", "TEXT NOT NULL DEFAULT ''"),
-        ("artifacts", "uploaded_by", "TEXT NOT NULL DEFAULT ''"),
-        ("cells", "reference_variant", "TEXT NOT NULL DEFAULT ''"),
-        ("cells", "min_agreement", "REAL NOT NULL DEFAULT 1.0"),
-        ("cells", "lease_until_ms", "INTEGER NOT NULL DEFAULT 0"),
-        ("cells", "away_since_ms", "INTEGER NOT NULL DEFAULT 0"),
-        ("cells", "interruptions", "INTEGER NOT NULL DEFAULT 0"),
-        ("cells", "interrupted_ms", "INTEGER NOT NULL DEFAULT 0"),
-        ("cells", "duplicates", "INTEGER NOT NULL DEFAULT 0"),
-        ("cells", "result_attempt", "INTEGER NOT NULL DEFAULT 0"),
-        ("intervals", "seq", "INTEGER NOT NULL DEFAULT 0"),
-    ];
-    for (table, column, kind) in ADDED {
-        let has: i64 =
-            conn.query_row(&format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}'"), [], |r| r.get(0))?;
-        if has == 0 {
-            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
-        }
-    }
-    conn.execute_batch("CREATE UNIQUE INDEX IF NOT EXISTS intervals_once ON intervals(cell_id, attempt, seq) WHERE seq > 0")?;
-    Ok(())
 }
 
 #[cfg(test)]
