@@ -30,6 +30,15 @@ struct Cli {
 enum Command {
     /// Serve the API agents and users connect to.
     Serve(serve::ServeArgs),
+    /// Bring the store's schema up to date and say its version (`serve` does this too, first).
+    Migrate {
+        /// The data directory whose SQLite store to migrate (DATA_DIR/anefleet.db).
+        #[arg(long, required_unless_present = "store")]
+        data_dir: Option<PathBuf>,
+        /// A `postgres://` URL or an SQLite file.
+        #[arg(long, env = "ANEFLEET_STORE", hide_env_values = true)]
+        store: Option<String>,
+    },
     /// Validate a spec, upload its artifacts and start a run; prints the run id last.
     Submit {
         spec: PathBuf,
@@ -148,6 +157,13 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve::serve(args).await?,
+        Command::Migrate { data_dir, store } => {
+            let at = store::Location::new(store.as_deref(), data_dir.as_deref().unwrap_or(std::path::Path::new(".")));
+            let migrated = tokio::task::spawn_blocking(move || store::Store::migrate(&at).map(|m| (at, m))).await?;
+            let (at, m) = migrated?;
+            let applied = if m.applied.is_empty() { "nothing to apply".to_string() } else { format!("applied {}", m.applied.join(", ")) };
+            println!("{at}: schema version {} (was {}; {applied})", m.to, m.from);
+        }
         Command::Submit { spec, wait, models, client } => {
             return Ok(match cli::submit::submit(&client, &spec, models.as_deref(), wait).await? {
                 cli::submit::Outcome::SomeFailed => ExitCode::FAILURE,

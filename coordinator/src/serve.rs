@@ -16,7 +16,7 @@ use crate::access::Access;
 use crate::artifacts::{ArtifactService, BlobStore, Quota, Uploading};
 use crate::schedule::Scheduler;
 use crate::service::{agents::AgentService, credentials::CredentialService, runs::RunService};
-use crate::store::Store;
+use crate::store::{Location, Store};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// Where the database, the artifacts and the token live.
     #[arg(long)]
     pub data_dir: PathBuf,
+    /// The store: a `postgres://user:password@host/db` URL (a database several coordinator
+    /// replicas share), or an SQLite file; default DATA_DIR/anefleet.db.
+    #[arg(long, env = "ANEFLEET_STORE", hide_env_values = true)]
+    pub store: Option<String>,
     /// Read the token from this file instead of DATA_DIR/token.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
@@ -63,7 +67,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     check_data_dir(&args.data_dir)?;
     let tls = crate::tls::server_config(&args.tls, args.listen, &args.data_dir)?;
     let token = load_or_create_token(&args)?;
-    let store = Arc::new(Store::open(&args.data_dir.join("anefleet.db")).context("opening the store")?);
+    let location = Location::new(args.store.as_deref(), &args.data_dir);
+    let store = Arc::new(open_store(&location).await?);
     make_data_private(&args.data_dir)?;
     let access = Access::load(store.clone(), &token)?;
     let timeouts = crate::schedule::Timeouts {
@@ -253,6 +258,14 @@ fn listen_error(addr: std::net::SocketAddr, e: std::io::Error) -> anyhow::Error 
 }
 
 /// The data folder exists and takes new files, or the error says which folder and what to do.
+/// Opens the store, bringing its schema up to date, off the async workers (a PostgreSQL store
+/// connects and migrates over the network).
+pub async fn open_store(at: &Location) -> anyhow::Result<Store> {
+    let a = at.clone();
+    let store = tokio::task::spawn_blocking(move || Store::at(&a)).await.context("opening the store")?;
+    store.with_context(|| format!("opening the store ({at})"))
+}
+
 fn check_data_dir(dir: &Path) -> anyhow::Result<()> {
     let advice = "pass --data-dir a folder this user can write";
     anefleet_proto::auth::create_private_dir(dir).with_context(|| format!("cannot create the data dir {}: {advice}", dir.display()))?;

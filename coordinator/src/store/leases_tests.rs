@@ -2,7 +2,7 @@
 
 use anefleet_proto::{histogram, pb};
 
-use super::{cell, run, store};
+use super::{Under, cell, run};
 use crate::store::Finish;
 
 fn device() -> pb::DeviceProfile {
@@ -19,9 +19,7 @@ fn interval(cell_id: &str, attempt: u32) -> pb::IntervalHistogram {
     pb::IntervalHistogram { cell_id: cell_id.into(), attempt, latency: histogram::encode(&h).unwrap(), ..Default::default() }
 }
 
-#[test]
-fn a_leased_cell_expires_at_its_deadline_and_an_agent_back_in_time_takes_it_up() {
-    let (_d, s) = store();
+fn a_leased_cell_expires_at_its_deadline_and_an_agent_back_in_time_takes_it_up(s: Under) {
     run(&s, "r", &[cell("r-000", 0, "any")]);
     s.mark_assigned("r-000", "a", "alpha", &device()).unwrap();
     s.mark_running("r-000", "a", 1).unwrap();
@@ -39,13 +37,10 @@ fn a_leased_cell_expires_at_its_deadline_and_an_agent_back_in_time_takes_it_up()
     assert_eq!((c.state.as_str(), c.attempts, c.interruptions, c.interrupted_ms), ("running", 1, 1, 600));
 }
 
-#[test]
-fn after_a_restart_in_flight_cells_are_leased_not_requeued() {
-    let (d, s) = store();
+fn after_a_restart_in_flight_cells_are_leased_not_requeued(s: Under) {
     run(&s, "r", &[cell("r-000", 0, "any"), cell("r-001", 1, "any")]);
     s.mark_assigned("r-000", "a", "alpha", &device()).unwrap();
-    drop(s);
-    let s = crate::store::Store::open(&d.path().join("t.db")).unwrap();
+    let s = s.reopen();
     assert_eq!(s.lease_all_in_flight(u64::MAX / 2).unwrap(), 1, "only the cell in flight");
     let c = &s.cells_of("r", false).unwrap()[0];
     assert_eq!((c.state.as_str(), c.attempts, c.interruptions), ("assigned", 1, 1));
@@ -55,19 +50,17 @@ fn after_a_restart_in_flight_cells_are_leased_not_requeued() {
 }
 
 /// r-000: attempt 1 on `a` lost to an expired lease, attempt 2 running on `b`.
-fn requeued_to_b() -> (tempfile::TempDir, crate::store::Store) {
-    let (d, s) = store();
+fn requeued_to_b(s: Under) -> Under {
     run(&s, "r", &[cell("r-000", 0, "any")]);
     s.mark_assigned("r-000", "a", "alpha", &device()).unwrap();
     s.lease_in_flight("a", 1_000, 2_000).unwrap();
     s.requeue("r-000", 0, "lease expired").unwrap();
     assert_eq!(s.mark_assigned("r-000", "b", "beta", &device()).unwrap(), Some(2));
-    (d, s)
+    s
 }
 
-#[test]
-fn the_late_first_attempt_reporting_first_wins_and_the_second_is_a_duplicate() {
-    let (_d, s) = requeued_to_b();
+fn the_late_first_attempt_reporting_first_wins_and_the_second_is_a_duplicate(s: Under) {
+    let s = requeued_to_b(s);
     assert!(s.add_interval(&interval("r-000", 1), "a", 7).unwrap(), "the lost attempt's intervals are kept: its result may win");
     assert!(!s.add_interval(&interval("r-000", 1), "b", 8).unwrap(), "not b's attempt");
     let won = s.finish_cell("r-000", "a", 1, Ok(&result(1.0))).unwrap();
@@ -80,9 +73,8 @@ fn the_late_first_attempt_reporting_first_wins_and_the_second_is_a_duplicate() {
     assert_eq!(c.intervals, 1, "the intervals of the attempt whose result it holds");
 }
 
-#[test]
-fn the_second_attempt_reporting_first_wins_and_the_late_one_is_a_duplicate() {
-    let (_d, s) = requeued_to_b();
+fn the_second_attempt_reporting_first_wins_and_the_late_one_is_a_duplicate(s: Under) {
+    let s = requeued_to_b(s);
     assert_eq!(s.finish_cell("r-000", "b", 2, Ok(&result(2.0))).unwrap(), Finish::Stored { run_id: "r".into() });
     assert_eq!(s.finish_cell("r-000", "a", 1, Err("cancelled")).unwrap(), Finish::Ignored, "a late error changes nothing");
     assert_eq!(s.finish_cell("r-000", "a", 1, Ok(&result(1.0))).unwrap(), Finish::Duplicate);
@@ -91,9 +83,7 @@ fn the_second_attempt_reporting_first_wins_and_the_late_one_is_a_duplicate() {
     assert_eq!(c.result.as_ref().unwrap().load_ms, 2.0);
 }
 
-#[test]
-fn an_expired_cell_nobody_took_yet_is_taken_back_by_its_agent() {
-    let (_d, s) = store();
+fn an_expired_cell_nobody_took_yet_is_taken_back_by_its_agent(s: Under) {
     run(&s, "r", &[cell("r-000", 0, "any")]);
     s.mark_assigned("r-000", "a", "alpha", &device()).unwrap();
     s.lease_in_flight("a", 1_000, 2_000).unwrap();
@@ -106,9 +96,7 @@ fn an_expired_cell_nobody_took_yet_is_taken_back_by_its_agent() {
     assert_eq!((c.state.as_str(), c.attempts, c.interruptions), ("done", 1, 1));
 }
 
-#[test]
-fn a_replayed_interval_is_kept_once() {
-    let (_d, s) = store();
+fn a_replayed_interval_is_kept_once(s: Under) {
     run(&s, "r", &[cell("r-000", 0, "any")]);
     s.mark_assigned("r-000", "a", "alpha", &device()).unwrap();
     assert!(s.add_interval(&interval("r-000", 1), "a", 1).unwrap());
@@ -118,9 +106,7 @@ fn a_replayed_interval_is_kept_once() {
     assert_eq!(s.cells_of("r", false).unwrap()[0].intervals, 2);
 }
 
-#[test]
-fn a_late_result_for_a_cell_out_of_attempts_is_its_outcome_while_its_run_goes_on() {
-    let (_d, s) = store();
+fn a_late_result_for_a_cell_out_of_attempts_is_its_outcome_while_its_run_goes_on(s: Under) {
     run(&s, "r", &[cell("r-000", 0, "any"), cell("r-001", 1, "any")]);
     s.mark_assigned("r-000", "a", "alpha", &device()).unwrap();
     s.fail_cell("r-000", "agent alpha stayed away past its lease, during attempt 3 of 3").unwrap();
@@ -133,3 +119,13 @@ fn a_late_result_for_a_cell_out_of_attempts_is_its_outcome_while_its_run_goes_on
     assert_eq!(s.finish_cell("r-001", "b", 1, Ok(&result(2.0))).unwrap(), Finish::Duplicate);
     assert_eq!(s.cells_of("r", false).unwrap()[1].state, "failed");
 }
+
+on_both!(
+    a_leased_cell_expires_at_its_deadline_and_an_agent_back_in_time_takes_it_up,
+    after_a_restart_in_flight_cells_are_leased_not_requeued,
+    an_expired_cell_nobody_took_yet_is_taken_back_by_its_agent,
+    a_replayed_interval_is_kept_once,
+    a_late_result_for_a_cell_out_of_attempts_is_its_outcome_while_its_run_goes_on,
+    the_late_first_attempt_reporting_first_wins_and_the_second_is_a_duplicate,
+    the_second_attempt_reporting_first_wins_and_the_late_one_is_a_duplicate
+);

@@ -87,16 +87,18 @@ impl Store {
         }
     }
 
+    /// Brings the store at `at` to this coordinator's schema, and nothing else (`coordinator
+    /// migrate`).
+    pub fn migrate(at: &Location) -> Result<migrate::Migrated> {
+        match at {
+            Location::Sqlite(path) => migrate::sqlite(&mut sqlite_connection(path)?),
+            Location::Postgres(url) => migrate::postgres(&mut db::postgres::pool(url)?.get().map_err(unavailable)?.client),
+        }
+    }
+
     /// Opens (creating if needed) the SQLite database at `path`.
     pub fn open(path: &Path) -> Result<Store> {
-        let mut conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        // FULL: a commit is on the disk before it returns, so what the coordinator acknowledges
-        // to an agent (which then forgets it) survives a power loss, not only a crash.
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.set_prepared_statement_cache_capacity(db::sqlite::STATEMENT_CACHE);
+        let mut conn = sqlite_connection(path)?;
         migrate::sqlite(&mut conn)?;
         let shared = commit::Shared::new(conn);
         let s = shared.clone();
@@ -126,11 +128,11 @@ impl Store {
                 sp.commit()?;
                 Ok(out)
             }
-            Backend::Postgres { pool, commits } => {
+            Backend::Postgres { pool, commits } => off_the_workers(|| {
                 let out = pool.get().map_err(unavailable)?.transaction(false, f)?;
                 commits.fetch_add(1, Ordering::Relaxed);
                 Ok(out)
-            }
+            }),
         }
     }
 
@@ -138,7 +140,7 @@ impl Store {
     fn read<T>(&self, f: impl FnOnce(&mut dyn Tx) -> Result<T>) -> Result<T> {
         match &self.backend {
             Backend::Sqlite { shared, .. } => f(&mut SqliteTx(&*shared.conn()?)),
-            Backend::Postgres { pool, .. } => pool.get().map_err(unavailable)?.transaction(true, f),
+            Backend::Postgres { pool, .. } => off_the_workers(|| pool.get().map_err(unavailable)?.transaction(true, f)),
         }
     }
 
@@ -174,7 +176,7 @@ impl Store {
     pub fn ready(&self) -> Result<()> {
         let version = match &self.backend {
             Backend::Sqlite { shared, .. } => migrate::sqlite_version(&*shared.conn()?)?,
-            Backend::Postgres { pool, .. } => migrate::postgres_version(&mut pool.get().map_err(unavailable)?.client)?,
+            Backend::Postgres { pool, .. } => off_the_workers(|| migrate::postgres_version(&mut pool.get().map_err(unavailable)?.client))?,
         };
         if version != migrate::latest() {
             return Err(CoordError::Unavailable(format!(
@@ -195,6 +197,32 @@ impl Store {
             }
             shared.commit();
         }
+    }
+}
+
+/// The SQLite database at `path`, as the store uses it.
+fn sqlite_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is on the disk before it returns, so what the coordinator acknowledges to an
+    // agent (which then forgets it) survives a power loss, not only a crash.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(db::sqlite::STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Runs `f`, which waits on PostgreSQL, where waiting is allowed: as is on a thread of its own
+/// or a blocking one; on an async worker, after handing the worker's other tasks to another
+/// thread (the `postgres` client drives its connection on a runtime of its own).
+fn off_the_workers<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Err(_) => f(),
+        Ok(tokio::runtime::RuntimeFlavor::CurrentThread) => Err(CoordError::Internal(
+            "the PostgreSQL store was called on a single-threaded async runtime; call it from a blocking thread".into(),
+        )),
+        Ok(_) => tokio::task::block_in_place(f),
     }
 }
 

@@ -2,13 +2,56 @@ use anefleet_proto::pb;
 
 use super::*;
 
+#[path = "../../tests/common/postgres.rs"]
+mod test_postgres;
+
+/// Each test of the store suite as two tests: on SQLite, and on a real PostgreSQL.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[test] fn $name() { super::$name(super::Under::sqlite()) })*
+        }
+        mod on_postgres {
+            $(#[test] fn $name() { super::$name(super::Under::postgres()) })*
+        }
+    };
+}
+
 #[path = "leases_tests.rs"]
 mod leases;
 
-fn store() -> (tempfile::TempDir, Store) {
-    let d = tempfile::tempdir().unwrap();
-    let s = Store::open(&d.path().join("t.db")).unwrap();
-    (d, s)
+/// A store under test, and where it is (to open it again, as a restarted coordinator does).
+pub(super) struct Under {
+    s: Store,
+    at: Location,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Under {
+    fn sqlite() -> Under {
+        let d = tempfile::tempdir().unwrap();
+        let at = Location::Sqlite(d.path().join("t.db"));
+        Under { s: Store::at(&at).unwrap(), at, _dir: Some(d) }
+    }
+
+    fn postgres() -> Under {
+        let at = Location::Postgres(test_postgres::TestPostgres::fresh_database());
+        Under { s: Store::at(&at).unwrap(), at, _dir: None }
+    }
+
+    /// The same database, opened again after the store was closed.
+    fn reopen(self) -> Under {
+        let Under { s, at, _dir } = self;
+        drop(s);
+        Under { s: Store::at(&at).unwrap(), at, _dir }
+    }
+}
+
+impl std::ops::Deref for Under {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.s
+    }
 }
 
 fn cell(id: &str, seq: u32, target: &str) -> NewCell {
@@ -36,9 +79,7 @@ fn run(s: &Store, id: &str, cells: &[NewCell]) {
     s.insert_run(&r, cells).unwrap();
 }
 
-#[test]
-fn a_run_moves_from_pending_to_finished_as_its_cells_end() {
-    let (_d, s) = store();
+fn a_run_moves_from_pending_to_finished_as_its_cells_end(s: Under) {
     run(&s, "r1", &[cell("r1-000", 0, "any"), cell("r1-001", 1, "any")]);
     assert_eq!(s.run_info("r1").unwrap().state, "pending");
     assert_eq!(s.pending_cells().unwrap().len(), 2);
@@ -66,16 +107,12 @@ fn a_run_moves_from_pending_to_finished_as_its_cells_end() {
     assert!(s.pending_cells().unwrap().is_empty());
 }
 
-#[test]
-fn unknown_runs_are_not_found() {
-    let (_d, s) = store();
+fn unknown_runs_are_not_found(s: Under) {
     assert!(matches!(s.run_info("nope"), Err(crate::error::CoordError::NotFound(_))));
     assert!(matches!(s.cells_of("nope", false), Err(crate::error::CoordError::NotFound(_))));
 }
 
-#[test]
-fn agents_and_artifacts_are_remembered() {
-    let (_d, s) = store();
+fn agents_and_artifacts_are_remembered(s: Under) {
     let hello = pb::Hello {
         agent_id: "id1".into(),
         name: "mac".into(),
@@ -96,9 +133,7 @@ fn agents_and_artifacts_are_remembered() {
     assert_eq!(s.get_artifact(&a.digest).unwrap(), Some(a));
 }
 
-#[test]
-fn the_queue_is_read_page_by_page_in_run_then_matrix_order_from_cell_zero() {
-    let (_d, s) = store();
+fn the_queue_is_read_page_by_page_in_run_then_matrix_order_from_cell_zero(s: Under) {
     let first: Vec<NewCell> = (0..150).map(|i| cell(&format!("a-{i:03}"), i, "any")).collect();
     run(&s, "a", &first);
     run(&s, "b", &[cell("b-000", 0, "any"), cell("b-001", 1, "any"), cell("b-002", 2, "any")]);
@@ -122,9 +157,7 @@ fn the_queue_is_read_page_by_page_in_run_then_matrix_order_from_cell_zero() {
     assert_eq!(read.len(), s.pending_cells().unwrap().len());
 }
 
-#[test]
-fn a_run_is_running_from_its_first_assignment_and_over_when_no_cell_is_open() {
-    let (_d, s) = store();
+fn a_run_is_running_from_its_first_assignment_and_over_when_no_cell_is_open(s: Under) {
     run(&s, "r", &[cell("r-0", 0, "any"), cell("r-1", 1, "any")]);
     assert_eq!(s.refresh_run_state("r").unwrap(), "pending");
     s.mark_assigned("r-0", "a", "alpha", &pb::DeviceProfile::default()).unwrap().expect("assigned");
@@ -137,3 +170,11 @@ fn a_run_is_running_from_its_first_assignment_and_over_when_no_cell_is_open() {
     assert_eq!(s.refresh_run_state("r").unwrap(), "failed");
     assert!(s.run_info("r").unwrap().finished_unix_ms > 0);
 }
+
+on_both!(
+    a_run_moves_from_pending_to_finished_as_its_cells_end,
+    unknown_runs_are_not_found,
+    agents_and_artifacts_are_remembered,
+    the_queue_is_read_page_by_page_in_run_then_matrix_order_from_cell_zero,
+    a_run_is_running_from_its_first_assignment_and_over_when_no_cell_is_open
+);

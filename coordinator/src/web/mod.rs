@@ -8,6 +8,7 @@ pub mod charts;
 pub mod compare;
 mod error;
 mod headers;
+mod health;
 pub mod html;
 mod live;
 pub mod metrics;
@@ -160,6 +161,8 @@ pub fn router(web: WebState) -> Router {
     Router::new()
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", axum::routing::post(auth::logout))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .merge(pages)
         .fallback(error::fallback)
         .layer(axum::middleware::from_fn_with_state(web.clone(), auth::loopback_host))
