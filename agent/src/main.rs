@@ -38,6 +38,8 @@ enum Command {
     /// Connect to a coordinator and run the cells it assigns, reconnecting until stopped: the first
     /// SIGTERM (or ctrl-c) finishes and reports the running cell, then exits; a second cancels it.
     Run {
+        /// The coordinator's URL, or several replicas' comma-separated: a session that fails or
+        /// ends moves to the next, and the running cell is re-attached there.
         #[arg(long, env = "ANEFLEET_COORDINATOR", default_value = "http://127.0.0.1:7070")]
         coordinator: String,
         /// File holding the bearer token (otherwise the ANEFLEET_TOKEN environment variable).
@@ -126,6 +128,7 @@ impl TlsArgs {
 
 #[derive(clap::Args, Debug)]
 struct InstallArgs {
+    /// The coordinator's URL, or several replicas' comma-separated.
     #[arg(long, env = "ANEFLEET_COORDINATOR")]
     coordinator: String,
     /// File holding the bearer token; the daemon reads it at every start (the token itself is
@@ -260,6 +263,8 @@ async fn run(command: Command, threads: Option<usize>, cool_below_c: Option<f64>
 
 #[derive(clap::Args, Debug)]
 struct SimulateArgs {
+    /// The coordinator's URL, or several replicas' comma-separated: the simulated agents start
+    /// spread over them in turn, and each moves to the next when its session ends.
     #[arg(long, env = "ANEFLEET_COORDINATOR", default_value = "http://127.0.0.1:7070")]
     coordinator: String,
     /// File holding the bearer token (otherwise the ANEFLEET_TOKEN environment variable).

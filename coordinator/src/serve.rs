@@ -50,6 +50,14 @@ pub struct ServeArgs {
     /// Ask for a credential on the dashboard on loopback too (a machine other people log in to).
     #[arg(long)]
     pub dashboard_login: bool,
+    /// Where the artifacts live (default DATA_DIR): replicas sharing a store share this too (a
+    /// directory every replica mounts).
+    #[arg(long, env = "ANEFLEET_ARTIFACTS_DIR")]
+    pub artifacts_dir: Option<PathBuf>,
+    /// With a shared store (`--store postgres://…`): a replica silent this long is taken for
+    /// dead, and its agents' cells are leased to them until they reconnect to another, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub replica_timeout_s: u64,
     /// Remove an unfinished upload nobody wrote to for this many hours.
     #[arg(long, default_value_t = 24)]
     pub partial_expiry_h: u64,
@@ -77,13 +85,39 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lease: Duration::from_secs(args.lease_s),
     };
     // Cells in flight when the coordinator stopped are still running on their agents: they stay
-    // theirs for a lease, and the agents re-attach them when they reconnect.
-    let leased = store.lease_all_in_flight(crate::store::now_ms() + timeouts.lease.as_millis() as u64)?;
-    if leased > 0 {
-        tracing::warn!(cells = leased, lease_s = args.lease_s, "cells in flight when the coordinator stopped are leased to their agents");
+    // theirs for a lease, and the agents re-attach them when they reconnect. With a shared store
+    // other replicas hold sessions of their own: what a replica that stopped held is leased by
+    // the first live one to see it silent (see `Scheduler::join_replicas`).
+    if !store.shared() {
+        let leased = store.lease_all_in_flight(crate::store::now_ms() + timeouts.lease.as_millis() as u64)?;
+        if leased > 0 {
+            tracing::warn!(
+                cells = leased,
+                lease_s = args.lease_s,
+                "cells in flight when the coordinator stopped are leased to their agents"
+            );
+        }
     }
-    let blobs = Arc::new(BlobStore::open(&args.data_dir)?);
+    let blobs = Arc::new(BlobStore::open(args.artifacts_dir.as_deref().unwrap_or(&args.data_dir))?);
     let scheduler = Scheduler::new(store.clone(), timeouts);
+    if store.shared() {
+        let replica = crate::schedule::Replica {
+            id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            address: listener.local_addr()?.to_string(),
+            timeout: Duration::from_secs(args.replica_timeout_s.max(1)),
+        };
+        tracing::info!(replica = %replica.id, store = %location, "a replica of a shared store");
+        let (s, a) = (Arc::downgrade(&scheduler), access.clone());
+        store.join_replicas(&replica.id, move || {
+            if let Some(s) = s.upgrade() {
+                s.changed_elsewhere();
+            }
+            if let Err(e) = a.reload() {
+                tracing::error!(error = %e, "reading the credentials again failed");
+            }
+        });
+        scheduler.set_replica(replica);
+    }
     let uploading = Uploading::default();
     spawn_reaper(scheduler.clone());
     let quota = Arc::new(Quota::new(args.upload_quota_gib.saturating_mul(1 << 30)));

@@ -9,27 +9,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Fleet, agent_exe, models_dir, wait_until};
-
-/// One encode cell per (context length, batch size), any agent: `contexts` × 5 cells, in
-/// benchmarks of at most 50 context lengths.
-fn spec(contexts: usize) -> String {
-    let lengths: Vec<String> = (0..contexts).map(|i| (16 + i).to_string()).collect();
-    let benchmarks: String = lengths
-        .chunks(50)
-        .map(|c| {
-            format!(
-                "[[benchmarks]]\nmodel = \"minilm\"\nworkload = \"encode\"\ncontext_lengths = [{}]\nbatch_sizes = [1, 2, 3, 4, 5]\n\
-                 units = [\"candle:cpu\"]\n",
-                c.join(", ")
-            )
-        })
-        .collect();
-    format!(
-        "name = \"simulated\"\n[models.minilm]\ncandle = \"{{models}}/all-minilm-l6-v2\"\n{benchmarks}\
-         [measure]\nwarmup = 0\nmin_iterations = 1\nmin_duration_s = 0\nrepetitions = 1\ncooldown_s = 0\n[targets]\nfan_out = \"any\"\n"
-    )
-}
+use common::{Fleet, agent_exe, encode_cells, models_dir, wait_until};
 
 /// The simulation's process, stopped (SIGKILL) if a test ends without [`report`].
 struct Sim(Option<Child>);
@@ -84,7 +64,7 @@ fn fifty_simulated_agents_finish_five_hundred_cells_and_every_report_is_acknowle
     let f = Fleet::start(120);
     let sim = simulate(&f, 50, &["--cell-spread", "0.5"]);
     f.wait_for_agents(50);
-    let run = f.submit(&f.write_spec("500.toml", &spec(100)));
+    let run = f.submit(&f.write_spec("500.toml", &encode_cells(100, 0)));
     let r = f.wait_for_run(&run, Duration::from_secs(240));
     assert_eq!(r["run"]["state"], "finished", "{}", r["run"]);
     assert_all_once(&r, 500);
@@ -117,7 +97,7 @@ fn simulated_agents_dropping_their_connections_lose_no_cell_and_no_report() {
     let f = Fleet::start(120);
     let sim = simulate(&f, 20, &["--drop-every-s", "2", "--prefix", "flaky"]);
     f.wait_for_agents(20);
-    let run = f.submit(&f.write_spec("100.toml", &spec(20)));
+    let run = f.submit(&f.write_spec("100.toml", &encode_cells(20, 0)));
     let r = f.wait_for_run(&run, Duration::from_secs(240));
     assert_eq!(r["run"]["state"], "finished", "{}", r["run"]);
     assert_all_once(&r, 100);

@@ -32,6 +32,15 @@ pub fn endpoint(url: &str, tls: &ClientTls) -> Result<Endpoint, String> {
     with_tls(endpoint, tls)
 }
 
+/// Every coordinator of a comma-separated list (replicas sharing one store), in the order given.
+pub fn endpoints(urls: &str, tls: &ClientTls) -> Result<Vec<Endpoint>, String> {
+    let list: Vec<&str> = urls.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+    if list.is_empty() {
+        return Err("no coordinator URL given".into());
+    }
+    list.into_iter().map(|u| endpoint(u, tls)).collect()
+}
+
 #[cfg(feature = "tls")]
 fn with_tls(endpoint: Endpoint, tls: &ClientTls) -> Result<Endpoint, String> {
     use tonic::transport::{Certificate, ClientTlsConfig, Identity};
@@ -72,6 +81,16 @@ pub fn identity(cert: Option<&Path>, key: Option<&Path>) -> Result<Option<(PathB
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_gives_every_coordinator_in_order_and_names_a_bad_one() {
+        let list = endpoints("http://127.0.0.1:7070, http://127.0.0.1:7071,", &ClientTls::default()).expect("two");
+        let ports: Vec<_> = list.iter().map(|e| e.uri().port_u16()).collect();
+        assert_eq!(ports, [Some(7070), Some(7071)]);
+        let e = endpoints("http://127.0.0.1:7070,127.0.0.1:7071", &ClientTls::default()).expect_err("no scheme");
+        assert!(e.contains("`127.0.0.1:7071`"), "{e}");
+        assert!(endpoints(" , ", &ClientTls::default()).is_err());
+    }
 
     #[test]
     fn plain_urls_stay_plain_and_bad_ones_are_named() {

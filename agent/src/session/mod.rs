@@ -82,6 +82,27 @@ enum Ended {
     Stopped,
 }
 
+/// The sessions' endpoints: every coordinator of a comma-separated list, in order.
+pub(crate) fn session_endpoints(coordinators: &str, tls: &anefleet_proto::tls::ClientTls) -> anyhow::Result<Vec<Endpoint>> {
+    let list = anefleet_proto::tls::endpoints(coordinators, tls).map_err(anyhow::Error::msg)?;
+    Ok(list
+        .into_iter()
+        .map(|e| {
+            e.connect_timeout(Duration::from_secs(10))
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .keep_alive_timeout(Duration::from_secs(20))
+        })
+        .collect())
+}
+
+/// The downloads' channel: to the one coordinator, or balanced over those of a list that answer.
+pub(crate) fn downloads(endpoints: &[Endpoint]) -> tonic::transport::Channel {
+    match endpoints {
+        [one] => for_downloads(one.clone()).connect_lazy(),
+        several => tonic::transport::Channel::balance_list(several.iter().cloned().map(for_downloads)),
+    }
+}
+
 /// Connects, serves, reconnects; returns when `stop` asks for it, or on a configuration error.
 /// The running cell outlives its session: it goes on measuring while the agent reconnects, its
 /// reports wait in the outbox, and the next session says what it runs and holds.
@@ -100,20 +121,22 @@ pub async fn run_forever(cfg: AgentConfig, mut stop: Stop) -> anyhow::Result<()>
     }
     let id = agent_id(&cfg.cache_dir)?;
     let token = BearerToken::new(&cfg.token).map_err(anyhow::Error::msg)?;
-    let endpoint = anefleet_proto::tls::endpoint(&cfg.coordinator, &cfg.tls)
-        .map_err(anyhow::Error::msg)?
-        .connect_timeout(Duration::from_secs(10))
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(20));
+    let endpoints = session_endpoints(&cfg.coordinator, &cfg.tls)?;
     // Downloads use a channel of their own that reconnects by itself: a cell fetching its model
-    // does not depend on the session it was assigned on.
-    let artifacts = pb::artifacts_client::ArtifactsClient::with_interceptor(for_downloads(endpoint.clone()).connect_lazy(), token.clone())
+    // does not depend on the session it was assigned on (with several coordinators, it goes to
+    // one that answers).
+    let artifacts = pb::artifacts_client::ArtifactsClient::with_interceptor(downloads(&endpoints), token.clone())
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let mut runner = cell::Runner::new(cache.clone(), artifacts, outbox.clone(), cfg.cool_below_c);
     let units = crate::backend::probe_units();
     tracing::info!(name = %cfg.name, id = %id, units = ?units.iter().map(|u| format!("{}:{}", u.backend, u.unit)).collect::<Vec<_>>(), "agent starting");
     let mut backoff = backoff::Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+    // With several coordinators (replicas of one store), a session that fails or ends moves to
+    // the next: the running cell is re-attached there.
+    let mut next = 0;
     while stop.level() == StopLevel::Run {
+        let endpoint = &endpoints[next % endpoints.len()];
+        next += 1;
         let hello = pb::Hello {
             agent_id: id.clone(),
             name: cfg.name.clone(),
@@ -125,7 +148,7 @@ pub async fn run_forever(cfg: AgentConfig, mut stop: Stop) -> anyhow::Result<()>
             running: runner.running_attempt(),
             finished: outbox.finished(),
         };
-        let link = Link { endpoint: &endpoint, token: token.clone(), outbox: outbox.clone() };
+        let link = Link { endpoint, token: token.clone(), outbox: outbox.clone() };
         match session(link, hello, &mut runner, &mut backoff, &mut stop).await {
             Ok(Ended::Stopped) => break,
             Ok(Ended::Closed) => tracing::warn!(running = ?runner.running(), "session ended; reconnecting"),

@@ -46,7 +46,9 @@ pub struct SimAgent {
     name: String,
     cfg: Arc<SimConfig>,
     stats: Arc<Stats>,
-    endpoint: Endpoint,
+    /// The coordinators, this agent's first first; each session ended moves to the next.
+    endpoints: Vec<Endpoint>,
+    sessions: usize,
     token: BearerToken,
     seq: u64,
     /// Reports sent and not acknowledged: (when first sent, kind, message), by seq.
@@ -69,14 +71,15 @@ impl SimAgent {
         i: usize,
         cfg: Arc<SimConfig>,
         stats: Arc<Stats>,
-        endpoint: Endpoint,
+        endpoints: Vec<Endpoint>,
         token: BearerToken,
         artifacts: Option<ArtifactsClient>,
     ) -> SimAgent {
         let name = format!("{}-{i:05}", cfg.prefix);
         let heartbeat = Duration::from_secs(5);
         let unacked = BTreeMap::new();
-        SimAgent { name, cfg, stats, endpoint, token, seq: 0, unacked, cell: None, idle_since: None, heartbeat, artifacts, cache: None }
+        let (cell, idle_since, cache) = (None, None, None);
+        SimAgent { name, cfg, stats, endpoints, sessions: 0, token, seq: 0, unacked, cell, idle_since, heartbeat, artifacts, cache }
     }
 
     /// Sessions one after another until `stop`, then (at most [`FLUSH_WAIT`]) until every report
@@ -136,7 +139,9 @@ impl SimAgent {
     }
 
     async fn session(&mut self, stop: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
-        let channel = self.endpoint.connect().await?;
+        let endpoint = &self.endpoints[self.sessions % self.endpoints.len()];
+        self.sessions += 1;
+        let channel = endpoint.connect().await?;
         let mut client = pb::agent_service_client::AgentServiceClient::with_interceptor(channel, self.token.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);

@@ -55,23 +55,20 @@ pub struct SimConfig {
 pub async fn run(cfg: SimConfig, stop: watch::Receiver<bool>) -> anyhow::Result<Report> {
     anyhow::ensure!(cfg.agents > 0, "--agents must be at least 1");
     anyhow::ensure!(!cfg.units.is_empty(), "--unit: name at least one backend:unit the simulated agents offer");
-    let endpoint = anefleet_proto::tls::endpoint(&cfg.coordinator, &cfg.tls)
-        .map_err(anyhow::Error::msg)
-        .context("the coordinator's address")?
-        .connect_timeout(Duration::from_secs(10))
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(20));
+    let endpoints = crate::session::session_endpoints(&cfg.coordinator, &cfg.tls).context("the coordinator's address")?;
     let token = anefleet_proto::auth::BearerToken::new(&cfg.token).map_err(anyhow::Error::msg)?;
-    let downloads = crate::session::for_downloads(endpoint.clone());
     let (cfg, stats) = (Arc::new(cfg), Arc::new(Stats::default()));
     let started = std::time::Instant::now();
     let tasks: Vec<_> = (1..=cfg.agents)
         .map(|i| {
             let artifacts = cfg.fetch_dir.is_some().then(|| {
-                pb::artifacts_client::ArtifactsClient::with_interceptor(downloads.connect_lazy(), token.clone())
+                pb::artifacts_client::ArtifactsClient::with_interceptor(crate::session::downloads(&endpoints), token.clone())
                     .max_decoding_message_size(anefleet_proto::MAX_MESSAGE_BYTES)
             });
-            let one = agent::SimAgent::new(i, cfg.clone(), stats.clone(), endpoint.clone(), token.clone(), artifacts);
+            // With several coordinators, the agents start spread over them, in turn.
+            let mut mine = endpoints.clone();
+            mine.rotate_left(i % endpoints.len());
+            let one = agent::SimAgent::new(i, cfg.clone(), stats.clone(), mine, token.clone(), artifacts);
             tokio::spawn(one.run(stop.clone()))
         })
         .collect();

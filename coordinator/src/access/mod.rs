@@ -71,8 +71,15 @@ pub type AccessRef = Arc<Access>;
 impl Access {
     /// Loads the live credentials; `bootstrap_token` is the admin token of DATA_DIR/token.
     pub fn load(store: Arc<Store>, bootstrap_token: &str) -> Result<AccessRef> {
-        let live = store.credentials()?.into_iter().filter(|c| c.revoked_ms == 0).map(|c| (c.id.clone(), c)).collect();
-        Ok(Arc::new(Access { store, bootstrap: token::hash(bootstrap_token.trim()), live: RwLock::new(live) }))
+        let live = RwLock::new(live_credentials(&store)?);
+        Ok(Arc::new(Access { store, bootstrap: token::hash(bootstrap_token.trim()), live }))
+    }
+
+    /// Reads the credentials again: another replica of a shared store created, bound or revoked one.
+    pub fn reload(&self) -> Result<()> {
+        let live = live_credentials(&self.store)?;
+        *self.write()? = live;
+        Ok(())
     }
 
     /// The principal a presented token stands for; `None` for an unknown, malformed or revoked one.
@@ -114,6 +121,7 @@ impl Access {
         };
         self.store.insert_credential(&c)?;
         self.write()?.insert(c.id.clone(), c.clone());
+        self.store.changed();
         tracing::info!(name = %c.name, role = %c.role, "credential created");
         Ok((to_pb(&c), t.to_string()))
     }
@@ -126,6 +134,7 @@ impl Access {
     pub fn revoke(&self, name: &str) -> Result<pb::Credential> {
         let c = self.store.revoke_credential(name)?;
         self.write()?.remove(&c.id);
+        self.store.changed();
         tracing::warn!(name = %c.name, role = %c.role, "credential revoked");
         Ok(to_pb(&c))
     }
@@ -146,6 +155,7 @@ impl Access {
         if let Some(c) = self.write()?.get_mut(credential_id) {
             c.agent_id = agent_id.to_string();
         }
+        self.store.changed();
         tracing::info!(credential = credential_id, agent = agent_id, "agent credential bound to its agent");
         Ok(())
     }
@@ -153,6 +163,10 @@ impl Access {
     fn write(&self) -> Result<std::sync::RwLockWriteGuard<'_, HashMap<String, StoredCredential>>> {
         self.live.write().map_err(|_| CoordError::Internal("credentials lock poisoned".into()))
     }
+}
+
+fn live_credentials(store: &Store) -> Result<HashMap<String, StoredCredential>> {
+    Ok(store.credentials()?.into_iter().filter(|c| c.revoked_ms == 0).map(|c| (c.id.clone(), c)).collect())
 }
 
 /// The admin that DATA_DIR/token stands for.

@@ -1,4 +1,5 @@
-//! The artifact store: content-addressed blobs under `DATA_DIR/artifacts/`, uploads kept in
+//! The artifact store: content-addressed blobs under `DIR/artifacts/` (DIR: the data dir, or a
+//! directory replicas share, `--artifacts-dir`), uploads kept in
 //! `partial/` until their digest is verified, so an interrupted upload resumes at its offset.
 
 mod quota;

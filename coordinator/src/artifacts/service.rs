@@ -191,10 +191,26 @@ fn validate_header(h: &pb::UploadHeader) -> Result<(), Status> {
     Ok(())
 }
 
+/// The partial file, opened to append and locked for this upload alone: coordinator replicas
+/// sharing one artifacts directory never write the same upload at once.
+async fn open_locked(partial: std::path::PathBuf) -> Result<std::fs::File, Status> {
+    let opened = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&partial)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    })
+    .await
+    .map_err(|e| Status::internal(e.to_string()))?
+    .map_err(|e| Status::internal(e.to_string()))?;
+    opened.ok_or_else(|| Status::aborted("this artifact is being uploaded through another coordinator; stat it and resume later"))
+}
+
 /// Appends the stream's chunks to the partial file, which must hold exactly `header.offset` bytes.
 async fn receive(partial: &std::path::Path, header: &pb::UploadHeader, stream: &mut Streaming<pb::UploadRequest>) -> Result<(), Status> {
-    let mut file =
-        tokio::fs::OpenOptions::new().create(true).append(true).open(partial).await.map_err(|e| Status::internal(e.to_string()))?;
+    let mut file = tokio::fs::File::from_std(open_locked(partial.to_path_buf()).await?);
     let mut pos = file.metadata().await.map_err(|e| Status::internal(e.to_string()))?.len();
     if pos != header.offset {
         return Err(Status::failed_precondition(format!("upload resumes at {} but {} bytes are kept; stat again", header.offset, pos)));
@@ -236,11 +252,32 @@ impl ArtifactService {
         }
         let dest = self.blobs.path(&header.digest)?;
         tokio::fs::rename(partial, &dest).await.map_err(|e| Status::internal(e.to_string()))?;
+        // The rename itself on the disk, before the store says the artifact is there.
+        if let Some(dir) = dest.parent().map(std::path::Path::to_path_buf) {
+            tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(|e| Status::internal(e.to_string()))?;
+        }
         self.store.put_artifact(
             &pb::ArtifactRef { digest: header.digest.clone(), kind: header.kind.clone(), size: header.size, name: header.name.clone() },
             uploaded_by,
         )?;
         tracing::info!(digest = %header.digest, size = header.size, name = %header.name, "artifact stored");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn an_upload_in_progress_is_refused_to_a_second_writer_until_it_closes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let part = dir.path().join("x.part");
+        let first = super::open_locked(part.clone()).await.expect("the first writer");
+        let second = super::open_locked(part.clone()).await.expect_err("a second writer, as another replica would be");
+        assert_eq!(second.code(), tonic::Code::Aborted, "{second}");
+        drop(first);
+        super::open_locked(part).await.expect("free again once the first is closed");
     }
 }

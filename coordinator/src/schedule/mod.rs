@@ -63,6 +63,8 @@ struct State {
 pub struct Scheduler {
     store: Arc<Store>,
     state: Mutex<State>,
+    /// This coordinator as a replica of a shared store (none for SQLite).
+    replica: std::sync::OnceLock<Replica>,
     changes: watch::Sender<u64>,
     /// How long a cell bound to one agent waits for that agent to come back.
     pub agent_grace: Duration,
@@ -70,6 +72,16 @@ pub struct Scheduler {
     pub heartbeat_timeout: Duration,
     /// How long an in-flight cell stays its agent's while the agent is away.
     pub lease: Duration,
+}
+
+/// A coordinator sharing its store with other replicas.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    pub id: String,
+    /// Where its agents and clients reach it.
+    pub address: String,
+    /// Silence after which another replica is taken for dead.
+    pub timeout: Duration,
 }
 
 /// How long the scheduler waits for what.
@@ -89,6 +101,7 @@ impl Scheduler {
         Arc::new(Scheduler {
             store,
             state: Mutex::new(State::default()),
+            replica: std::sync::OnceLock::new(),
             changes,
             agent_grace: t.agent_grace,
             heartbeat_timeout: t.heartbeat,
@@ -110,13 +123,52 @@ impl Scheduler {
         self.changes.subscribe()
     }
 
+    /// Something changed: live views here, and the other replicas, learn of it.
     fn bump(&self) {
+        self.bump_here();
+        self.store.changed();
+    }
+
+    fn bump_here(&self) {
         self.changes.send_modify(|v| *v += 1);
     }
 
-    /// Agents connected now, for matrix expansion.
+    /// Makes this scheduler `replica` of a shared store: it says it is alive on every pass,
+    /// takes over replicas that died, and counts the agents online on every replica.
+    pub fn set_replica(&self, replica: Replica) {
+        let _ = self.replica.set(replica);
+    }
+
+    /// Another replica changed something: live views here learn of it, and idle agents here may
+    /// take a cell it made pending.
+    pub fn changed_elsewhere(&self) {
+        self.bump_here();
+        if let Err(e) = self.schedule() {
+            tracing::error!(error = %e, "scheduling after another replica's change failed");
+        }
+    }
+
+    /// Agents connected now, to this coordinator or (with a shared store) to a live replica, for
+    /// matrix expansion.
     pub fn connected(&self) -> Result<Vec<AgentView>> {
-        Ok(self.state()?.agents.values().map(Connected::view).collect())
+        let mut views: Vec<AgentView> = self.state()?.agents.values().map(Connected::view).collect();
+        if let Some(r) = self.replica.get() {
+            let here: std::collections::HashSet<String> = views.iter().map(|v| v.id.clone()).collect();
+            let alive_since = now_ms().saturating_sub(r.timeout.as_millis() as u64);
+            views.extend(self.store.online_agents(alive_since)?.into_iter().filter(|v| !here.contains(&v.id)));
+        }
+        Ok(views)
+    }
+
+    /// With a shared store: this replica is alive, and those that fell silent are taken over.
+    fn keep_replicas(&self, now: u64) -> Result<()> {
+        let Some(r) = self.replica.get() else { return Ok(()) };
+        self.store.replica_alive(&r.id, &r.address, now)?;
+        let lease_until = now + self.lease.as_millis() as u64;
+        for t in self.store.take_over_dead_replicas(&r.id, now.saturating_sub(r.timeout.as_millis() as u64), lease_until)? {
+            tracing::warn!(replica = %t.replica, cells = t.cells, lease_s = self.lease.as_secs(), "a replica fell silent: its agents' cells are leased to them");
+        }
+        Ok(())
     }
 
     /// Iterations measured so far by a running cell.
@@ -124,12 +176,21 @@ impl Scheduler {
         self.state().ok().and_then(|s| s.progress.get(cell_id).copied()).unwrap_or(0)
     }
 
-    /// Every agent ever seen, with its live state; an offline agent holding a leased cell is away.
+    /// Every agent ever seen, with its live state; an offline agent holding a leased cell is away;
+    /// with a shared store, one whose session is on another replica is online.
     pub fn agents(&self) -> Result<Vec<pb::AgentInfo>> {
         let mut all = self.store.list_agents()?;
         let leased = self.store.leased_cells()?;
+        // With a shared store: agents whose session is on another live replica.
+        let elsewhere: std::collections::HashSet<String> = match self.replica.get() {
+            Some(r) => self.store.online_agents(now_ms().saturating_sub(r.timeout.as_millis() as u64))?.into_iter().map(|v| v.id).collect(),
+            None => Default::default(),
+        };
         let st = self.state()?;
         for a in &mut all {
+            if elsewhere.contains(&a.id) {
+                a.state = "online".into();
+            }
             if let Some(l) = leased.iter().find(|l| l.agent_id == a.id && !st.agents.contains_key(&a.id)) {
                 a.state = "away".into();
                 a.running_cell_id = l.cell_id.clone();
@@ -145,6 +206,12 @@ impl Scheduler {
             }
         }
         Ok(all)
+    }
+
+    /// A run was stored: its cells go to idle agents here, and other replicas hear of it.
+    pub fn run_added(&self) -> Result<()> {
+        self.bump();
+        self.schedule()
     }
 
     /// Cancels a run: its cells end as cancelled, and agents running one are told to stop.
@@ -225,6 +292,7 @@ impl Scheduler {
     /// [`Scheduler::reap`] as of `now` (ms since the epoch): leases that ran out lose their
     /// attempt first, so their cells are pending for the rest of the pass.
     pub fn reap_at(&self, now: u64) -> Result<()> {
+        self.keep_replicas(now)?;
         let expired = {
             let st = self.state()?;
             let expired = self.store.expired_leases(now)?;
@@ -235,8 +303,8 @@ impl Scheduler {
             drop(st);
             !expired.is_empty()
         };
+        let views = self.connected()?;
         let st = self.state()?;
-        let views: Vec<AgentView> = st.agents.values().map(Connected::view).collect();
         let grace = self.agent_grace.as_secs();
         // Every change of this pass in two transactions and one recount per run, whatever the
         // number of cells: a run of 10,000 cells that no agent can take fails in one pass.

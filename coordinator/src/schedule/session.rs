@@ -45,6 +45,9 @@ impl Scheduler {
             }
             session
         };
+        if let Some(r) = self.replica.get() {
+            self.store.agent_online(&agent_id, &r.id, true)?;
+        }
         tracing::info!(agent = %name, id = %agent_id, session, "agent connected");
         self.bump();
         if let Err(e) = self.schedule() {
@@ -110,6 +113,9 @@ impl Scheduler {
                 return Ok(()); // replaced by a newer session
             }
             let Some(gone) = st.agents.remove(agent_id) else { return Ok(()) };
+            if let Some(r) = self.replica.get() {
+                self.store.agent_online(agent_id, &r.id, false)?;
+            }
             let name = gone.hello.name;
             if gone.revoked {
                 for c in self.store.cells_in_flight_on(agent_id)? {

@@ -137,7 +137,7 @@ impl RunService {
         };
         self.store.insert_run(&run, &cells)?;
         tracing::info!(run = %run_id, cells = cells.len(), name = %spec.name, "run submitted");
-        self.scheduler.schedule()?;
+        self.scheduler.run_added()?;
         Ok(pb::SubmitRunResponse { run_id, cells: cells.len() as u32, skipped })
     }
 

@@ -129,10 +129,16 @@ impl Store {
         let (now, device) = (now_ms(), device.encode_to_vec());
         self.write(|tx| {
             // A cell another agent (or another replica) took first changes nothing here.
+            // With replicas, the cell's row is claimed: one locked by another replica's claim
+            // is skipped, not waited for.
+            let claim =
+                if tx.row_locks() { "(SELECT id FROM cells WHERE id = ?1 AND state = 'pending' FOR UPDATE SKIP LOCKED)" } else { "?1" };
             let taken = tx.row(
-                "UPDATE cells SET state = 'assigned', agent_id = ?2, agent_name = ?3, device = ?4, attempts = attempts + 1, error = '',
-                    wait_until_ms = 0, lease_until_ms = 0, away_since_ms = 0, updated_ms = ?5
-                 WHERE id = ?1 AND state = 'pending' RETURNING attempts",
+                &format!(
+                    "UPDATE cells SET state = 'assigned', agent_id = ?2, agent_name = ?3, device = ?4, attempts = attempts + 1, error = '',
+                        wait_until_ms = 0, lease_until_ms = 0, away_since_ms = 0, updated_ms = ?5
+                     WHERE id = {claim} AND state = 'pending' RETURNING attempts"
+                ),
                 args![cell_id, agent_id, agent_name, &device, now],
             )?;
             let Some(attempt) = taken else { return Ok(None) };

@@ -11,7 +11,8 @@ use super::now_ms;
 use crate::error::{CoordError, Result};
 
 /// Every migration: version, name and SQL.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "schema", include_str!("migrations/0001_schema.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "schema", include_str!("migrations/0001_schema.sql")), (2, "replicas", include_str!("migrations/0002_replicas.sql"))];
 
 /// The version this coordinator brings a database to.
 pub fn latest() -> i64 {
@@ -152,7 +153,7 @@ mod tests {
     fn a_new_database_is_migrated_once_and_a_second_pass_applies_nothing() {
         let mut c = Connection::open_in_memory().unwrap();
         let first = sqlite(&mut c).unwrap();
-        assert_eq!(first, Migrated { from: 0, to: latest(), applied: vec!["0001_schema".into()] });
+        assert_eq!(first, Migrated { from: 0, to: latest(), applied: vec!["0001_schema".into(), "0002_replicas".into()] });
         assert_eq!(sqlite(&mut c).unwrap(), Migrated { from: latest(), to: latest(), applied: vec![] });
         assert_eq!(sqlite_version(&c).unwrap(), latest());
     }

@@ -16,6 +16,8 @@ mod credentials;
 pub mod db;
 mod leases;
 pub mod migrate;
+mod notify;
+mod replicas;
 pub mod runs;
 mod views;
 
@@ -70,7 +72,7 @@ pub struct Store {
 
 enum Backend {
     Sqlite { shared: Arc<commit::Shared>, committer: Mutex<Option<std::thread::JoinHandle<()>>> },
-    Postgres { pool: db::postgres::Pool, commits: AtomicU64 },
+    Postgres { pool: db::postgres::Pool, commits: AtomicU64, config: postgres::Config, notifier: Arc<notify::Notifier> },
 }
 
 /// Milliseconds since the Unix epoch.
@@ -113,7 +115,29 @@ impl Store {
     pub fn connect(url: &str) -> Result<Store> {
         let pool = db::postgres::pool(url)?;
         migrate::postgres(&mut pool.get().map_err(unavailable)?.client)?;
-        Ok(Store { backend: Backend::Postgres { pool, commits: AtomicU64::new(0) } })
+        let (config, notifier) = (db::postgres::config(url)?, Arc::default());
+        Ok(Store { backend: Backend::Postgres { pool, commits: AtomicU64::new(0), config, notifier } })
+    }
+
+    /// Whether other coordinators (replicas) share this store.
+    pub fn shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres { .. })
+    }
+
+    /// This coordinator is replica `me` of a shared store: it tells the others of its changes
+    /// ([`Store::changed`]) and hears theirs (`on_change`). Nothing for an SQLite store.
+    pub fn join_replicas(&self, me: &str, on_change: impl Fn() + Send + 'static) {
+        if let Backend::Postgres { pool, config, notifier, .. } = &self.backend {
+            notifier.start(pool.clone(), me.to_string());
+            notify::listen(config.clone(), me.to_string(), on_change);
+        }
+    }
+
+    /// Something changed that other replicas' schedulers and live views care about.
+    pub fn changed(&self) {
+        if let Backend::Postgres { notifier, .. } = &self.backend {
+            notifier.changed();
+        }
     }
 
     /// Runs `f`, a store operation that changes something, in one transaction: with SQLite a
@@ -128,7 +152,7 @@ impl Store {
                 sp.commit()?;
                 Ok(out)
             }
-            Backend::Postgres { pool, commits } => off_the_workers(|| {
+            Backend::Postgres { pool, commits, .. } => off_the_workers(|| {
                 let out = pool.get().map_err(unavailable)?.transaction(false, f)?;
                 commits.fetch_add(1, Ordering::Relaxed);
                 Ok(out)

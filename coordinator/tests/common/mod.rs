@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod postgres;
 pub mod proxy;
 
 use std::net::TcpListener;
@@ -278,6 +279,27 @@ pub fn long_cell(fan_out: &str) -> String {
         "name = \"one long cell\"\n[models.tiny-qwen3]\ncandle = \"{{models}}/tiny-qwen3\"\n[[benchmarks]]\nmodel = \"tiny-qwen3\"\n\
          workload = \"generate\"\ncontext_lengths = [64]\nmax_new_tokens = 8\nunits = [\"candle:cpu\"]\n[measure]\nwarmup = 0\n\
          min_iterations = 1\nmin_duration_s = 4\nrepetitions = 1\ncooldown_s = 0\n[targets]\nfan_out = \"{fan_out}\"\n"
+    )
+}
+
+/// One encode cell of all-MiniLM per (context length, batch size), any agent: `contexts` × 5
+/// cells, in benchmarks of at most 50 context lengths, each measuring `min_duration_s`.
+pub fn encode_cells(contexts: usize, min_duration_s: u32) -> String {
+    let lengths: Vec<String> = (0..contexts).map(|i| (16 + i).to_string()).collect();
+    let benchmarks: String = lengths
+        .chunks(50)
+        .map(|c| {
+            format!(
+                "[[benchmarks]]\nmodel = \"minilm\"\nworkload = \"encode\"\ncontext_lengths = [{}]\nbatch_sizes = [1, 2, 3, 4, 5]\n\
+                 units = [\"candle:cpu\"]\n",
+                c.join(", ")
+            )
+        })
+        .collect();
+    format!(
+        "name = \"encode cells\"\n[models.minilm]\ncandle = \"{{models}}/all-minilm-l6-v2\"\n{benchmarks}\
+         [measure]\nwarmup = 0\nmin_iterations = 1\nmin_duration_s = {min_duration_s}\nrepetitions = 1\ncooldown_s = 0\n\
+         [targets]\nfan_out = \"any\"\n"
     )
 }
 

@@ -67,11 +67,22 @@ impl TestPostgres {
         format!("postgres://anefleet@127.0.0.1:{}/{database}", self.port)
     }
 
+    /// Runs one SQL statement on the database of `url` (one of [`TestPostgres::fresh_database`]);
+    /// returns its rows, one a line, columns split by `|`.
+    pub fn query(url: &str, sql: &str) -> String {
+        let db = url.rsplit('/').next().expect("a database in the URL");
+        TestPostgres::shared().psql_on(db, sql)
+    }
+
     /// Runs one SQL statement as the superuser, on the `postgres` database; panics on failure.
     pub fn psql(&self, sql: &str) -> String {
+        self.psql_on("postgres", sql)
+    }
+
+    fn psql_on(&self, db: &str, sql: &str) -> String {
         let psql = if self.bin.join("psql").is_file() { self.bin.join("psql") } else { PathBuf::from("psql") };
         let out = Command::new(psql)
-            .args(["-X", "-q", "-t", "-A", "-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "anefleet", "-d", "postgres", "-c", sql])
+            .args(["-X", "-q", "-t", "-A", "-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "anefleet", "-d", db, "-c", sql])
             .output()
             .expect("psql");
         assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));

@@ -30,9 +30,13 @@ pub struct Manager {
 
 impl Manager {
     pub fn new(url: &str) -> Result<Manager> {
-        let config = url.parse::<postgres::Config>().map_err(|e| CoordError::InvalidArgument(format!("--store {}: {e}", redact(url))))?;
-        Ok(Manager { config })
+        Ok(Manager { config: config(url)? })
     }
+}
+
+/// The connection settings a URL gives.
+pub fn config(url: &str) -> Result<postgres::Config> {
+    url.parse::<postgres::Config>().map_err(|e| CoordError::InvalidArgument(format!("--store {}: {e}", redact(url))))
 }
 
 impl r2d2::ManageConnection for Manager {

@@ -1,0 +1,109 @@
+//! Coordinator replicas on one real PostgreSQL (started by the tests) and one artifacts
+//! directory: real agents split between two replicas finish a run when one replica is killed
+//! (SIGKILL) half-way, every cell once, its agents' cells re-attached on the other; and two
+//! replicas claiming from one queue under a simulated fleet never hand a cell out twice.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::postgres::TestPostgres;
+use common::{Fleet, agent_exe, encode_cells, wait_until};
+
+/// Two replicas of one store: the first makes the token, the second serves with it.
+fn two_replicas(url: &str, artifacts: &std::path::Path) -> (Fleet, Fleet) {
+    let shared = ["--store", url, "--artifacts-dir", artifacts.to_str().expect("utf-8")];
+    let a = Fleet::start_with("127.0.0.1", 120, &shared);
+    let token = a.token_file();
+    let mut with_token = shared.to_vec();
+    with_token.extend(["--token-file", token.to_str().expect("utf-8")]);
+    let b = Fleet::start_with("127.0.0.1", 120, &with_token);
+    // Where the fleet's clients read it.
+    std::fs::copy(&token, b.token_file()).expect("the token beside b");
+    (a, b)
+}
+
+/// The state an agent has on a replica's listing.
+fn state_on(f: &Fleet, agent: &str) -> String {
+    let agents = f.json(&["agents", "--format", "json"]);
+    let a = agents.as_array().and_then(|l| l.iter().find(|a| a["name"] == agent).cloned()).unwrap_or_default();
+    a["state"].as_str().unwrap_or("unknown").to_string()
+}
+
+fn one_number(url: &str, sql: &str) -> u64 {
+    let out = TestPostgres::query(url, sql);
+    out.trim().parse().unwrap_or_else(|e| panic!("{sql}: {out:?}: {e}"))
+}
+
+#[test]
+fn a_replica_killed_mid_run_loses_nothing_and_its_agents_cells_are_re_attached_on_the_other() {
+    let url = TestPostgres::fresh_database();
+    let artifacts = tempfile::tempdir().expect("tempdir");
+    let (mut a, b) = two_replicas(&url, artifacts.path());
+    let (on_a_first, on_b_first) = (format!("{},{}", a.url(), b.url()), format!("{},{}", b.url(), a.url()));
+    let token = a.token_file();
+    // Two agents on `a`, one on `b`.
+    for (name, url) in [("one", &on_a_first), ("two", &on_b_first), ("three", &on_a_first)] {
+        a.start_agent_at(name, &[], &token, &format!("agent-{name}"), url, None);
+    }
+    a.wait_for_agents(3);
+    assert_eq!(state_on(&b, "one"), "online", "b sees a's agents online");
+    // 20 cells of a second each, submitted to `b`: `a`'s agents take them too.
+    let run = b.submit(&b.write_spec("twenty.toml", &encode_cells(4, 1)));
+    wait_until("a's two agents busy, some cells done", Duration::from_secs(120), || {
+        let busy = ["one", "three"].iter().all(|n| state_on(&a, n) == "busy");
+        (busy && b.results(&run)["run"]["cells_done"].as_u64() >= Some(3)).then_some(())
+    });
+    let killed = Instant::now();
+    a.coordinator.as_mut().expect("a runs").kill9();
+    wait_until("a's agents on b", Duration::from_secs(60), || {
+        ["one", "three"].iter().all(|n| matches!(state_on(&b, n).as_str(), "busy" | "idle")).then_some(())
+    });
+    let failover = killed.elapsed();
+    let r = b.wait_for_run(&run, Duration::from_secs(300));
+    eprintln!("failover: replica killed → its agents re-attached on the other in {} ms", failover.as_millis());
+    assert_eq!(r["run"]["state"], "finished", "{}", r["run"]);
+    let cells = r["cells"].as_array().expect("cells");
+    assert_eq!(cells.len(), 20);
+    for c in cells {
+        assert_eq!((c["state"].as_str(), c["attempts"].as_u64(), c["duplicates"].as_u64()), (Some("done"), Some(1), Some(0)), "{c}");
+    }
+    let re_attached: Vec<_> = cells.iter().filter(|c| c["interruptions"].as_u64() >= Some(1)).collect();
+    assert!(!re_attached.is_empty(), "the cells a's agents ran when it died were re-attached, not re-run: {cells:?}");
+    assert!(re_attached.iter().all(|c| matches!(c["agent"].as_str(), Some("one" | "three"))), "{re_attached:?}");
+    // In the database: one attempt per cell, each with its result.
+    assert_eq!(one_number(&url, "SELECT COUNT(*) FROM attempts"), 20);
+    assert_eq!(one_number(&url, "SELECT COUNT(*) FROM attempts WHERE outcome = 'result'"), 20);
+}
+
+#[test]
+fn two_replicas_claiming_from_one_queue_under_load_never_hand_a_cell_out_twice() {
+    let url = TestPostgres::fresh_database();
+    let artifacts = tempfile::tempdir().expect("tempdir");
+    let (a, b) = two_replicas(&url, artifacts.path());
+    let sim = Command::new(agent_exe())
+        .args(["simulate", "--agents", "40", "--cell-s", "0.3", "--interval-ms", "100", "--latency-ms", "5"])
+        .args(["--coordinator", &format!("{},{}", a.url(), b.url())])
+        .arg("--token-file")
+        .arg(a.token_file())
+        .env("ANEFLEET_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("agent simulate");
+    let mut sim = common::Proc(sim);
+    a.wait_for_agents(40);
+    // Two runs at once, one through each replica.
+    let runs = [a.submit(&a.write_spec("a.toml", &encode_cells(40, 0))), b.submit(&b.write_spec("b.toml", &encode_cells(40, 0)))];
+    for run in &runs {
+        let r = a.wait_for_run(run, Duration::from_secs(300));
+        assert_eq!(r["run"]["state"], "finished", "{}", r["run"]);
+    }
+    sim.kill9();
+    assert_eq!(one_number(&url, "SELECT COUNT(*) FROM cells WHERE state = 'done' AND attempts = 1"), 400, "every cell done, once");
+    assert_eq!(one_number(&url, "SELECT COUNT(*) FROM attempts"), 400, "one attempt per cell");
+    assert_eq!(one_number(&url, "SELECT COUNT(DISTINCT agent_id) FROM attempts"), 40, "every agent took cells");
+    let replicas = one_number(&url, "SELECT COUNT(DISTINCT replica) FROM agents WHERE replica != ''");
+    assert_eq!(replicas, 2, "the agents were split between the replicas");
+}
