@@ -171,7 +171,29 @@ fn a_run_is_running_from_its_first_assignment_and_over_when_no_cell_is_open(s: U
     assert!(s.run_info("r").unwrap().finished_unix_ms > 0);
 }
 
-on_both!(
+fn a_replica_silent_past_the_bound_is_taken_over_once_and_only_its_agents_cells_are_leased(s: Under) {
+    let hello = |id: &str| pb::Hello { agent_id: id.into(), name: id.into(), ..Default::default() };
+    run(&s, "r", &[cell("r-000", 0, "any"), cell("r-001", 1, "any")]);
+    for (agent, replica, cell) in [("a", "dead", "r-000"), ("b", "live", "r-001")] {
+        s.upsert_agent(&hello(agent)).unwrap();
+        s.agent_online(agent, replica, true).unwrap();
+        s.mark_assigned(cell, agent, agent, &pb::DeviceProfile::default()).unwrap();
+    }
+    s.replica_alive("dead", "127.0.0.1:1", 1_000).unwrap();
+    s.replica_alive("live", "127.0.0.1:2", 9_000).unwrap();
+    let online = |since| s.online_agents(since).unwrap().into_iter().map(|v| v.id).collect::<Vec<_>>();
+    assert_eq!(online(500), ["a", "b"]);
+    assert_eq!(online(5_000), ["b"], "a's replica is silent since 1,000");
+    assert!(s.take_over_dead_replicas("live", 500, 60_000).unwrap().is_empty(), "not silent long enough");
+    let taken = s.take_over_dead_replicas("live", 5_000, 60_000).unwrap();
+    assert_eq!(taken, [replicas::TakenOver { replica: "dead".into(), cells: 1 }]);
+    let leased = s.leased_cells().unwrap();
+    assert_eq!((leased.len(), leased[0].cell_id.as_str(), leased[0].lease_until_ms), (1, "r-000", 60_000), "only a's cell");
+    assert!(s.take_over_dead_replicas("live", 5_000, 60_000).unwrap().is_empty(), "taken over once");
+    assert_eq!(online(0), ["b"], "a is offline");
+}
+
+on_both!(a_replica_silent_past_the_bound_is_taken_over_once_and_only_its_agents_cells_are_leased, 
     a_run_moves_from_pending_to_finished_as_its_cells_end,
     unknown_runs_are_not_found,
     agents_and_artifacts_are_remembered,
