@@ -1,6 +1,7 @@
 //! Coordinator replicas on one real PostgreSQL (started by the tests) and one artifacts
 //! directory: real agents split between two replicas finish a run when one replica is killed
-//! (SIGKILL) half-way, every cell once, its agents' cells re-attached on the other; and two
+//! (SIGKILL) half-way, every cell once, its agents' cells re-attached on the other, and
+//! `submit --wait` follows the run from the dead replica to the live one; and two
 //! replicas claiming from one queue under a simulated fleet never hand a cell out twice.
 
 mod common;
@@ -49,8 +50,21 @@ fn a_replica_killed_mid_run_loses_nothing_and_its_agents_cells_are_re_attached_o
     }
     a.wait_for_agents(3);
     assert_eq!(state_on(&b, "one"), "online", "b sees a's agents online");
-    // 20 cells of a second each, submitted to `b`: `a`'s agents take them too.
-    let run = b.submit(&b.write_spec("twenty.toml", &encode_cells(4, 1)));
+    // 20 cells of a second each, submitted through `a` (the first of the list) and followed
+    // there (`submit --wait`): all three agents take them.
+    let spec = a.write_spec("twenty.toml", &encode_cells(4, 1));
+    let waiting = Command::new(common::coordinator_exe())
+        .args(["submit", "--wait", spec.to_str().expect("utf-8")])
+        .env("ANEFLEET_COORDINATOR", &on_a_first)
+        .env("ANEFLEET_TOKEN", std::fs::read_to_string(&token).expect("token").trim())
+        .env("ANEFLEET_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("submit --wait");
+    let run = wait_until("the run", Duration::from_secs(60), || {
+        b.json(&["runs", "--format", "json"]).as_array()?.first()?["id"].as_str().map(str::to_string)
+    });
     wait_until("a's two agents busy, some cells done", Duration::from_secs(120), || {
         let busy = ["one", "three"].iter().all(|n| state_on(&a, n) == "busy");
         (busy && b.results(&run)["run"]["cells_done"].as_u64() >= Some(3)).then_some(())
@@ -72,6 +86,12 @@ fn a_replica_killed_mid_run_loses_nothing_and_its_agents_cells_are_re_attached_o
     let re_attached: Vec<_> = cells.iter().filter(|c| c["interruptions"].as_u64() >= Some(1)).collect();
     assert!(!re_attached.is_empty(), "the cells a's agents ran when it died were re-attached, not re-run: {cells:?}");
     assert!(re_attached.iter().all(|c| matches!(c["agent"].as_str(), Some("one" | "three"))), "{re_attached:?}");
+    // `submit --wait` lost `a` and followed the run on `b` to its end.
+    let out = waiting.wait_with_output().expect("submit --wait ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "submit --wait: {stderr}");
+    assert_eq!(common::last_line(&out.stdout), run, "{stderr}");
+    assert!(stderr.contains("reconnecting") && stderr.contains(&format!("run {run}: finished")), "{stderr}");
     // In the database: one attempt per cell, each with its result.
     assert_eq!(one_number(&url, "SELECT COUNT(*) FROM attempts"), 20);
     assert_eq!(one_number(&url, "SELECT COUNT(*) FROM attempts WHERE outcome = 'result'"), 20);

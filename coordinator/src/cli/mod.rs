@@ -10,7 +10,6 @@ pub mod submit;
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -72,17 +71,24 @@ impl ClientArgs {
             ca_file: self.ca_file.clone(),
             identity: anefleet_proto::tls::identity(self.client_cert.as_deref(), self.client_key.as_deref()).map_err(anyhow::Error::msg)?,
         };
-        let endpoint = anefleet_proto::tls::endpoint(&self.coordinator, &tls).map_err(anyhow::Error::msg)?;
+        let endpoints = anefleet_proto::tls::endpoints(&self.coordinator, &tls).map_err(anyhow::Error::msg)?;
         let token = BearerToken::new(&self.token()?).map_err(anyhow::Error::msg)?;
-        let channel = endpoint.connect_timeout(std::time::Duration::from_secs(10)).connect().await.with_context(|| {
-            format!(
-                "cannot reach the coordinator at {}: is `coordinator serve` running there? \
-                     (pass --coordinator URL or set ANEFLEET_COORDINATOR; an https:// coordinator with a \
-                     private CA needs --ca-file)",
-                self.coordinator
-            )
-        })?;
-        Ok((channel, token))
+        // Replicas of one store, in the order given: the first that answers.
+        let mut failed = Vec::new();
+        for endpoint in endpoints {
+            let uri = endpoint.uri().to_string();
+            match endpoint.connect_timeout(std::time::Duration::from_secs(10)).connect().await {
+                Ok(channel) => return Ok((channel, token)),
+                Err(e) => failed.push(format!("{uri}: {:#}", anyhow::Error::new(e))),
+            }
+        }
+        anyhow::bail!(
+            "cannot reach the coordinator at {} ({}): is `coordinator serve` running there? \
+             (pass --coordinator URL or set ANEFLEET_COORDINATOR; an https:// coordinator with a \
+             private CA needs --ca-file)",
+            self.coordinator,
+            failed.join("; ")
+        )
     }
 
     pub fn refused(&self, s: &tonic::Status) -> anyhow::Error {

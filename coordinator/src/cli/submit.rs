@@ -56,7 +56,7 @@ pub async fn submit(client: &ClientArgs, spec_path: &Path, models: Option<&Path>
         return Ok(Outcome::Submitted);
     }
     let followed = async {
-        let state = follow(&mut c, &resp.run_id).await?;
+        let state = follow(client, &mut c, &resp.run_id).await?;
         print!("{}", show::fetch_and_render(&mut c, &resp.run_id, Format::Md).await?);
         anyhow::Ok(state)
     }
@@ -163,27 +163,63 @@ fn check_dataset(path: &Path) -> Result<(), String> {
     anefleet_models::dataset::parse_jsonl(&text, &path.display().to_string()).map(|_| ()).map_err(|e| e.to_string())
 }
 
-/// Shows live progress on stderr until the run is over; returns its final state.
-async fn follow(c: &mut Clients, run_id: &str) -> anyhow::Result<String> {
-    let mut events =
-        c.runs.watch_run(pb::WatchRunRequest { run_id: run_id.into() }).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
+/// How long following a run keeps trying to reach a coordinator again.
+const RECONNECT_FOR: Duration = Duration::from_secs(300);
+
+/// Shows live progress on stderr until the run is over; returns its final state. A coordinator
+/// that goes away (a restart, a replica that died) is reached again, the next of the list first,
+/// and the run followed on.
+async fn follow(client: &ClientArgs, c: &mut Clients, run_id: &str) -> anyhow::Result<String> {
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} cells {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     let mut state = String::from("pending");
-    while let Some(ev) = events.next().await {
-        let ev = ev.map_err(|s| anyhow::anyhow!("watching the run: {}", s.message()))?;
-        let Some(run) = ev.run else { continue };
-        bar.set_length(run.cells_total as u64);
-        bar.set_position((run.cells_done + run.cells_failed) as u64);
-        bar.set_message(running_summary(&ev.cells, run.cells_failed));
-        state = run.state;
+    let mut lost: Option<std::time::Instant> = None;
+    loop {
+        match watch(c, run_id, &bar, &mut state).await {
+            Ok(()) if is_over(&state) => break,
+            Ok(()) => bar.suspend(|| eprintln!("the coordinator ended the watch of run {run_id} while it is {state}; watching again")),
+            Err(e) if e.code() == tonic::Code::NotFound || e.code() == tonic::Code::PermissionDenied => {
+                anyhow::bail!("watching the run: {}", e.message())
+            }
+            Err(e) => bar.suspend(|| eprintln!("lost the coordinator ({}); reconnecting", e.message())),
+        }
+        let since = *lost.get_or_insert_with(std::time::Instant::now);
+        *c = loop {
+            match client.connect().await {
+                Ok(again) => break again,
+                Err(e) if since.elapsed() < RECONNECT_FOR => {
+                    bar.set_message(format!("reconnecting: {e:#}"));
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e.context(format!("no coordinator answered for {}s", RECONNECT_FOR.as_secs()))),
+            }
+        };
+        lost = None;
     }
     bar.finish_and_clear();
     eprintln!("run {run_id}: {state}");
     Ok(state)
+}
+
+fn is_over(state: &str) -> bool {
+    matches!(state, "finished" | "failed" | "cancelled")
+}
+
+/// Follows the run's events on one connection until they end; `state` is the last seen.
+async fn watch(c: &mut Clients, run_id: &str, bar: &ProgressBar, state: &mut String) -> Result<(), tonic::Status> {
+    let mut events = c.runs.watch_run(pb::WatchRunRequest { run_id: run_id.into() }).await?.into_inner();
+    while let Some(ev) = events.next().await {
+        let ev = ev?;
+        let Some(run) = ev.run else { continue };
+        bar.set_length(run.cells_total as u64);
+        bar.set_position((run.cells_done + run.cells_failed) as u64);
+        bar.set_message(running_summary(&ev.cells, run.cells_failed));
+        state.clone_from(&run.state);
+    }
+    Ok(())
 }
 
 fn running_summary(cells: &[pb::CellRecord], failed: u32) -> String {

@@ -193,7 +193,8 @@ fn a_replica_silent_past_the_bound_is_taken_over_once_and_only_its_agents_cells_
     assert_eq!(online(0), ["b"], "a is offline");
 }
 
-on_both!(a_replica_silent_past_the_bound_is_taken_over_once_and_only_its_agents_cells_are_leased, 
+on_both!(
+    a_replica_silent_past_the_bound_is_taken_over_once_and_only_its_agents_cells_are_leased,
     a_run_moves_from_pending_to_finished_as_its_cells_end,
     unknown_runs_are_not_found,
     agents_and_artifacts_are_remembered,
