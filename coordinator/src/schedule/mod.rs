@@ -346,9 +346,28 @@ impl Scheduler {
                 c.kill.notify_one();
             }
         }
+        let running: Vec<(String, String)> =
+            st.agents.values().filter_map(|c| Some((c.hello.agent_id.clone(), c.running.clone()?))).collect();
         drop(st);
+        self.stop_what_ended_elsewhere(&running)?;
         if changed {
             self.bump();
+        }
+        Ok(())
+    }
+
+    /// With a shared store: cells that agents here run but that ended through another replica
+    /// (their run cancelled there) are stopped on their agents.
+    fn stop_what_ended_elsewhere(&self, running: &[(String, String)]) -> Result<()> {
+        if self.replica.get().is_none() || running.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = running.iter().map(|(_, cell)| cell.clone()).collect();
+        for (cell, error) in self.store.ended_cells(&ids)? {
+            if let Some((agent, _)) = running.iter().find(|(_, c)| *c == cell) {
+                tracing::info!(cell = %cell, agent = %agent, "the cell ended elsewhere: stopped on its agent");
+                self.cancel_on(agent, &cell, &error);
+            }
         }
         Ok(())
     }

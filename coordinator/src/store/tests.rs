@@ -193,7 +193,24 @@ fn a_replica_silent_past_the_bound_is_taken_over_once_and_only_its_agents_cells_
     assert_eq!(online(0), ["b"], "a is offline");
 }
 
+fn cells_that_ended_are_told_apart_from_those_in_flight_in_lists_of_any_length(s: Under) {
+    let cells: Vec<NewCell> = (0..70).map(|i| cell(&format!("r-{i:03}"), i, "any")).collect();
+    run(&s, "r", &cells);
+    let ids: Vec<String> = cells.iter().map(|c| c.id.clone()).collect();
+    for id in &ids {
+        s.mark_assigned(id, "a", "alpha", &pb::DeviceProfile::default()).unwrap();
+    }
+    assert!(s.ended_cells(&ids).unwrap().is_empty(), "all in flight");
+    s.fail_cell("r-003", "cancelled: enough").unwrap();
+    s.finish_cell("r-066", "a", 1, Ok(&pb::CellResult::default())).unwrap();
+    let mut ended = s.ended_cells(&ids).unwrap();
+    ended.sort();
+    assert_eq!(ended, [("r-003".to_string(), "cancelled: enough".to_string()), ("r-066".to_string(), String::new())]);
+    assert!(s.ended_cells(&[]).unwrap().is_empty());
+}
+
 on_both!(
+    cells_that_ended_are_told_apart_from_those_in_flight_in_lists_of_any_length,
     a_replica_silent_past_the_bound_is_taken_over_once_and_only_its_agents_cells_are_leased,
     a_run_moves_from_pending_to_finished_as_its_cells_end,
     unknown_runs_are_not_found,

@@ -51,6 +51,24 @@ impl Store {
         Ok(out)
     }
 
+    /// Of `ids`, the cells no longer in flight, with their errors ("cancelled: …").
+    pub fn ended_cells(&self, ids: &[String]) -> Result<Vec<(String, String)>> {
+        // One statement of a fixed width (each database prepares it once), the last id repeated.
+        const WIDTH: usize = 64;
+        let list: Vec<String> = (1..=WIDTH).map(|i| format!("?{i}")).collect();
+        let sql = format!("SELECT id, error FROM cells WHERE id IN ({}) AND state NOT IN ('assigned', 'running')", list.join(", "));
+        let mut out = Vec::new();
+        for chunk in ids.chunks(WIDTH) {
+            let Some(last) = chunk.last() else { continue };
+            let params: Vec<super::db::Arg<'_>> =
+                chunk.iter().chain(std::iter::repeat(last)).take(WIDTH).map(super::db::Arg::from).collect();
+            for mut r in self.read(|tx| tx.rows(&sql, &params))? {
+                out.push((r.text(0)?, r.text(1)?));
+            }
+        }
+        Ok(out)
+    }
+
     /// How many cells are in each state, over every run.
     pub fn cell_counts(&self) -> Result<Vec<(String, u64)>> {
         let rows = self.read(|tx| tx.rows("SELECT state, COUNT(*) FROM cells GROUP BY state ORDER BY state", &[]))?;
