@@ -92,6 +92,28 @@ fn ways() -> Vec<(&'static str, Way)> {
             "coordinator serve --listen 0.0.0.0:7070 --data-dir ./fleet --tls-self-signed --tls-name coord.lan",
             Skip("port 7070 on every address; coordinator/tests/tls.rs serves --tls-self-signed on a free port with an agent and submit"),
         ),
+        (
+            "createdb -O fleet anefleet",
+            Skip(
+                "a PostgreSQL server and its role `fleet`; coordinator/tests/replicas.rs makes a server of its own (initdb) and a database per test",
+            ),
+        ),
+        (
+            "coordinator serve --listen 0.0.0.0:7070 --data-dir /var/lib/anefleet --store postgres://fleet:PASSWORD@db.lan/anefleet --artifacts-dir /mnt/anefleet --token-file /etc/anefleet/token --tls-cert … --tls-key …",
+            Skip(
+                "a database at db.lan and a shared mount; coordinator/tests/replicas.rs serves two replicas with --store and --artifacts-dir on loopback",
+            ),
+        ),
+        (
+            "agent run --coordinator https://coord-a.lan:7070,https://coord-b.lan:7070 …",
+            Skip(
+                "two replicas at coord-a.lan and coord-b.lan; coordinator/tests/replicas.rs runs agents with both replicas' addresses and kills one",
+            ),
+        ),
+        (
+            "ANEFLEET_COORDINATOR=https://coord-a.lan:7070,https://coord-b.lan:7070 coordinator submit --wait spec.toml",
+            Skip("two replicas; coordinator/tests/replicas.rs follows a run with submit --wait through the replica it kills"),
+        ),
         ("coordinator credentials add mac-mini-1 --role agent --out mac-mini-1.token", Run(agent_token_written)),
         ("coordinator credentials add alice --role user --out alice.token", Run(user_token_written)),
         ("coordinator credentials list", Run(lists_credentials)),
