@@ -95,6 +95,19 @@ fn a_replica_killed_mid_run_loses_nothing_and_its_agents_cells_are_re_attached_o
     // In the database: one attempt per cell, each with its result.
     assert_eq!(one_number(&url, "SELECT COUNT(*) FROM attempts"), 20);
     assert_eq!(one_number(&url, "SELECT COUNT(*) FROM attempts WHERE outcome = 'result'"), 20);
+    // Ready while the store is this coordinator's; not once a newer release migrated it.
+    assert_eq!(get(&b, "/readyz"), (200, "ready\n".to_string()));
+    TestPostgres::query(&url, "INSERT INTO schema_migrations (version, name, applied_ms) VALUES (999, 'a later release', 0)");
+    assert_eq!(get(&b, "/readyz"), (503, "not ready\n".to_string()));
+    assert_eq!(get(&b, "/healthz"), (200, "ok\n".to_string()), "alive all the same");
+}
+
+/// Status and body of a GET on the fleet's coordinator, without a credential.
+fn get(f: &Fleet, path: &str) -> (u16, String) {
+    let url = format!("{}{path}", f.url());
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut resp = agent.get(&url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    (resp.status().as_u16(), resp.body_mut().read_to_string().expect("body"))
 }
 
 #[test]

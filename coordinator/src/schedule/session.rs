@@ -45,9 +45,7 @@ impl Scheduler {
             }
             session
         };
-        if let Some(r) = self.replica.get() {
-            self.store.agent_online(&agent_id, &r.id, true)?;
-        }
+        self.mark_online(&agent_id, true);
         tracing::info!(agent = %name, id = %agent_id, session, "agent connected");
         self.bump();
         if let Err(e) = self.schedule() {
@@ -113,9 +111,7 @@ impl Scheduler {
                 return Ok(()); // replaced by a newer session
             }
             let Some(gone) = st.agents.remove(agent_id) else { return Ok(()) };
-            if let Some(r) = self.replica.get() {
-                self.store.agent_online(agent_id, &r.id, false)?;
-            }
+            self.mark_online(agent_id, false);
             let name = gone.hello.name;
             if gone.revoked {
                 for c in self.store.cells_in_flight_on(agent_id)? {
@@ -129,6 +125,17 @@ impl Scheduler {
         }
         self.bump();
         self.schedule()
+    }
+
+    /// With a shared store: the agent's session is here now, or ended here. A failure is logged
+    /// and does not fail the session: the other replicas then count the agent from the next
+    /// connect (or a take-over) on.
+    fn mark_online(&self, agent_id: &str, online: bool) {
+        if let Some(r) = self.replica.get()
+            && let Err(e) = self.store.agent_online(agent_id, &r.id, online)
+        {
+            tracing::error!(agent = %agent_id, online, error = %e, "the store could not record where the agent's session is");
+        }
     }
 
     /// Ends an agent's session now (its credential was revoked): what it runs is re-queued.
