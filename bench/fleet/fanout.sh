@@ -31,13 +31,10 @@ while [[ $# -gt 0 ]]; do
     *) echo "fanout.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[[ -x "$root/target/release/coordinator" && -x "$root/target/release/agent" ]] || (cd "$root" && cargo build --release -p agent -p coordinator)
-models="$("$root/models/scripts/fetch-test-models.sh" | tail -1)"
-out="$here/out/$(date -u +%Y%m%dT%H%M%SZ)"
-mkdir -p "$out"
+# shellcheck source=bench/fleet/lib.sh
+. "$here/lib.sh"
+fleet_prepare
 work="$(mktemp -d)"
-coordinator="$root/target/release/coordinator"
-agent="$root/target/release/agent"
 
 pids=()
 cleanup() {

@@ -25,12 +25,9 @@ while [[ $# -gt 0 ]]; do
     *) echo "replicas.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[[ -x "$root/target/release/coordinator" && -x "$root/target/release/agent" ]] || (cd "$root" && cargo build --release --workspace)
-models="$("$root/models/scripts/fetch-test-models.sh" | tail -1)"
-out="$here/out/$(date -u +%Y%m%dT%H%M%SZ)-replicas"
-mkdir -p "$out"
-coordinator="$root/target/release/coordinator"
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# shellcheck source=bench/fleet/lib.sh
+. "$here/lib.sh"
+fleet_prepare -replicas
 
 bin=""
 for d in "$(dirname "$(command -v initdb 2>/dev/null || echo /none/initdb)")" /usr/lib/postgresql/*/bin; do
@@ -87,7 +84,7 @@ for r in 1 2; do
   done
   list="$(IFS=,; echo "${urls[*]}")"
   export ANEFLEET_COORDINATOR="$list" ANEFLEET_TOKEN="$(cat "$token")"
-  "$root/target/release/agent" simulate --agents "$agents" --cell-s "$cell_s" --cell-spread 0.5 --interval-ms 1000 --latency-ms 20 \
+  "$agent" simulate --agents "$agents" --cell-s "$cell_s" --cell-spread 0.5 --interval-ms 1000 --latency-ms 20 \
     >"$out/simulate-$r.json" 2>"$out/simulate-$r.log" &
   spid=$!; pids+=("$spid")
   until [[ $("$coordinator" agents --format json | grep -c '"state": "idle"\|"state": "online"') -ge $agents ]]; do sleep 0.5; done
@@ -99,16 +96,7 @@ for r in 1 2; do
   c1=0; for p in "${cps[@]}"; do c1=$(echo "$c1 + $(cpu_s "$p")" | bc -l); done
   ingest=()
   for u in "${urls[@]}"; do
-    ingest+=("$(curl -sf "$u/metrics" | python3 -c '
-import re, sys
-b = [(float(m.group(1)), int(m.group(2))) for m in (re.match(r"anefleet_report_ingest_seconds_bucket\{kind=\"finished\",le=\"([^\"]+)\"\} (\d+)", l) for l in sys.stdin) if m]
-def q(p):
-    total, lo, below = b[-1][1], 0.0, 0
-    for le, c in b:
-        if c >= p * total:
-            return 1000 * (lo if le == float("inf") else lo + (le - lo) * (p * total - below) / max(c - below, 1))
-        lo, below = le, c
-print("%.1f / %.1f" % (q(0.5), q(0.99)) if b and b[-1][1] else "-")')")
+    ingest+=("$(curl -sf "$u/metrics" | ingest_p50_p99 finished)")
   done
   kill -INT "$spid"; wait "$spid" || true
   unacked=$(python3 -c "import json; print(json.load(open('$out/simulate-$r.json'))['unacked'])")

@@ -27,14 +27,9 @@ while [[ $# -gt 0 ]]; do
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[[ -x "$root/target/release/coordinator" && -x "$root/target/release/agent" ]] || (cd "$root" && cargo build --release --workspace)
-models="$("$root/models/scripts/fetch-test-models.sh" | tail -1)"
-out="$here/out/$(date -u +%Y%m%dT%H%M%SZ)"
-mkdir -p "$out"
-coordinator="$root/target/release/coordinator"
-agent="$root/target/release/agent"
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-
+# shellcheck source=bench/fleet/lib.sh
+. "$here/lib.sh"
+fleet_prepare
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
@@ -101,23 +96,7 @@ for n in $sizes; do
   kill -INT "$spid"; wait "$spid" || true
   rep="$out/simulate-$n.json"
   fig() { python3 -c "import json,sys; l=json.load(open('$rep'))['latency'].get('$1'); print('%.1f / %.1f' % (l['p50_ms'], l['p99_ms']) if l else '–')"; }
-  # p50/p99 of the coordinator's report_ingest_seconds histogram, interpolated within the bucket
-  # as Prometheus's histogram_quantile() does.
-  ingest() { python3 - "$out/metrics-$n.txt" "$1" <<'PY'
-import re, sys
-b = []
-for l in open(sys.argv[1]):
-    m = re.match(r'anefleet_report_ingest_seconds_bucket\{kind="%s",le="([^"]+)"\} (\d+)' % sys.argv[2], l)
-    if m: b.append((float(m.group(1)), int(m.group(2))))
-def q(p):
-    total, lo, below = b[-1][1], 0.0, 0
-    for le, c in b:
-        if c >= p * total:
-            return 1000 * (lo if le == float("inf") else lo + (le - lo) * (p * total - below) / max(c - below, 1))
-        lo, below = le, c
-print("%.1f / %.1f" % (q(0.5), q(0.99)) if b and b[-1][1] else "–")
-PY
-  }
+  ingest() { ingest_p50_p99 "$1" <"$out/metrics-$n.txt"; }
   unacked=$(python3 -c "import json; print(json.load(open('$rep'))['unacked'])")
   printf '| %s | %s | %.3f | %s | %.3f | %s | %s | %.0f | %.1f | %.1f | %s | %s | %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %s |\n' \
     "$n" "$cells" "$idle_cpu" "$idle_rss" "$busy_cpu" "$busy_rss" "$peak_fds" "$commit_rate" "$disk_rate" "$(echo "$t2 - $t1" | bc -l)" \
