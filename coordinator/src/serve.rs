@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// replicas share), or an SQLite file; default DATA_DIR/anefleet.db.
     #[arg(long, env = "ANEFLEET_STORE", hide_env_values = true)]
     pub store: Option<String>,
+    /// CA certificates (PEM) a `postgres://…?sslmode=require` store's TLS trusts (default: the
+    /// system's roots).
+    #[arg(long, env = "ANEFLEET_STORE_CA_FILE")]
+    pub store_ca_file: Option<PathBuf>,
     /// Read the token from this file instead of DATA_DIR/token.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
@@ -75,7 +79,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     check_data_dir(&args.data_dir)?;
     let tls = crate::tls::server_config(&args.tls, args.listen, &args.data_dir)?;
     let token = load_or_create_token(&args)?;
-    let location = Location::new(args.store.as_deref(), &args.data_dir);
+    let location = Location::new(args.store.as_deref(), &args.data_dir, args.store_ca_file.as_deref());
     let store = Arc::new(open_store(&location).await?);
     make_data_private(&args.data_dir)?;
     let access = Access::load(store.clone(), &token)?;

@@ -42,15 +42,22 @@ pub use runs::NewRun;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     Sqlite(PathBuf),
-    Postgres(String),
+    /// A `postgres://` URL, and the CA certificates its TLS trusts (`sslmode=require`).
+    Postgres {
+        url: String,
+        ca_file: Option<PathBuf>,
+    },
 }
 
 impl Location {
     /// `--store` (or `ANEFLEET_STORE`) when given: a `postgres://` or `postgresql://` URL, or an
-    /// SQLite file's path; otherwise `anefleet.db` in the data directory.
-    pub fn new(store: Option<&str>, data_dir: &Path) -> Location {
+    /// SQLite file's path; otherwise `anefleet.db` in the data directory. `ca_file`: what a
+    /// PostgreSQL store's TLS trusts.
+    pub fn new(store: Option<&str>, data_dir: &Path, ca_file: Option<&Path>) -> Location {
         match store.map(str::trim).filter(|s| !s.is_empty()) {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Location::Postgres(url.to_string()),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Location::Postgres { url: url.to_string(), ca_file: ca_file.map(Path::to_path_buf) }
+            }
             Some(path) => Location::Sqlite(PathBuf::from(path)),
             None => Location::Sqlite(data_dir.join("anefleet.db")),
         }
@@ -61,7 +68,7 @@ impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Location::Sqlite(p) => write!(f, "SQLite {}", p.display()),
-            Location::Postgres(url) => write!(f, "PostgreSQL {}", db::postgres::redact(url)),
+            Location::Postgres { url, .. } => write!(f, "PostgreSQL {}", db::postgres::redact(url)),
         }
     }
 }
@@ -72,7 +79,7 @@ pub struct Store {
 
 enum Backend {
     Sqlite { shared: Arc<commit::Shared>, committer: Mutex<Option<std::thread::JoinHandle<()>>> },
-    Postgres { pool: db::postgres::Pool, commits: AtomicU64, config: postgres::Config, notifier: Arc<notify::Notifier> },
+    Postgres { pool: db::postgres::Pool, commits: AtomicU64, manager: db::postgres::Manager, notifier: Arc<notify::Notifier> },
 }
 
 /// Milliseconds since the Unix epoch.
@@ -85,7 +92,7 @@ impl Store {
     pub fn at(at: &Location) -> Result<Store> {
         match at {
             Location::Sqlite(path) => Store::open(path),
-            Location::Postgres(url) => Store::connect(url),
+            Location::Postgres { url, ca_file } => Store::connect(url, ca_file.as_deref()),
         }
     }
 
@@ -94,7 +101,10 @@ impl Store {
     pub fn migrate(at: &Location) -> Result<migrate::Migrated> {
         match at {
             Location::Sqlite(path) => migrate::sqlite(&mut sqlite_connection(path)?),
-            Location::Postgres(url) => migrate::postgres(&mut db::postgres::pool(url)?.get().map_err(unavailable)?.client),
+            Location::Postgres { url, ca_file } => {
+                let manager = db::postgres::Manager::new(url, ca_file.as_deref())?;
+                migrate::postgres(&mut manager.connect_client().map_err(|e| answers_not(url, &e))?)
+            }
         }
     }
 
@@ -111,12 +121,14 @@ impl Store {
         Ok(Store { backend: Backend::Sqlite { shared, committer: Mutex::new(Some(committer)) } })
     }
 
-    /// Connects to the PostgreSQL database at `url`, bringing its schema up to date.
-    pub fn connect(url: &str) -> Result<Store> {
-        let pool = db::postgres::pool(url)?;
-        migrate::postgres(&mut pool.get().map_err(unavailable)?.client)?;
-        let (config, notifier) = (db::postgres::config(url)?, Arc::default());
-        Ok(Store { backend: Backend::Postgres { pool, commits: AtomicU64::new(0), config, notifier } })
+    /// Connects to the PostgreSQL database at `url` (TLS trusting `ca_file` when the URL says
+    /// `sslmode=require`), bringing its schema up to date.
+    pub fn connect(url: &str, ca_file: Option<&Path>) -> Result<Store> {
+        let manager = db::postgres::Manager::new(url, ca_file)?;
+        // One connection first: what is wrong (the address, the password, TLS) is said at once.
+        migrate::postgres(&mut manager.connect_client().map_err(|e| answers_not(url, &e))?)?;
+        let pool = db::postgres::pool(url, manager.clone())?;
+        Ok(Store { backend: Backend::Postgres { pool, commits: AtomicU64::new(0), manager, notifier: Arc::default() } })
     }
 
     /// Whether other coordinators (replicas) share this store.
@@ -127,9 +139,9 @@ impl Store {
     /// This coordinator is replica `me` of a shared store: it tells the others of its changes
     /// ([`Store::changed`]) and hears theirs (`on_change`). Nothing for an SQLite store.
     pub fn join_replicas(&self, me: &str, on_change: impl Fn() + Send + 'static) {
-        if let Backend::Postgres { pool, config, notifier, .. } = &self.backend {
+        if let Backend::Postgres { pool, manager, notifier, .. } = &self.backend {
             notifier.start(pool.clone(), me.to_string());
-            notify::listen(config.clone(), me.to_string(), on_change);
+            notify::listen(manager.clone(), me.to_string(), on_change);
         }
     }
 
@@ -248,6 +260,11 @@ fn off_the_workers<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
         )),
         Ok(_) => tokio::task::block_in_place(f),
     }
+}
+
+fn answers_not(url: &str, e: &postgres::Error) -> CoordError {
+    let why = std::iter::successors(Some(e as &dyn std::error::Error), |e| e.source()).map(ToString::to_string).collect::<Vec<_>>();
+    CoordError::Unavailable(format!("the store at {} does not answer: {}", db::postgres::redact(url), why.join(": ")))
 }
 
 fn unavailable(e: r2d2::Error) -> CoordError {

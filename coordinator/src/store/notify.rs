@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
 
-use super::db::postgres::Pool;
+use super::db::postgres::{Manager, Pool};
 
 /// The channel every replica listens on.
 const CHANNEL: &str = "anefleet";
@@ -72,11 +72,11 @@ impl Notifier {
 
 /// Listens for the other replicas' changes on a connection of its own (reconnecting after a
 /// failure, with a growing pause); runs `on_change` for each notification not from `me`.
-pub fn listen(config: postgres::Config, me: String, on_change: impl Fn() + Send + 'static) {
+pub fn listen(manager: Manager, me: String, on_change: impl Fn() + Send + 'static) {
     let spawned = std::thread::Builder::new().name("store-listen".into()).spawn(move || {
         let mut pause = Duration::from_millis(200);
         loop {
-            match listen_once(&config, &me, &on_change) {
+            match listen_once(&manager, &me, &on_change) {
                 Ok(()) => pause = Duration::from_millis(200),
                 Err(e) => tracing::warn!(error = %e, retry_ms = pause.as_millis() as u64, "listening for other replicas' changes failed"),
             }
@@ -89,8 +89,8 @@ pub fn listen(config: postgres::Config, me: String, on_change: impl Fn() + Send 
     }
 }
 
-fn listen_once(config: &postgres::Config, me: &str, on_change: &impl Fn()) -> Result<(), postgres::Error> {
-    let mut client = config.connect(postgres::NoTls)?;
+fn listen_once(manager: &Manager, me: &str, on_change: &impl Fn()) -> Result<(), postgres::Error> {
+    let mut client = manager.connect_client()?;
     client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
     // A change may have been missed while not listening.
     on_change();

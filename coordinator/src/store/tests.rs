@@ -35,7 +35,7 @@ impl Under {
     }
 
     fn postgres() -> Under {
-        let at = Location::Postgres(test_postgres::TestPostgres::fresh_database());
+        let at = Location::Postgres { url: test_postgres::TestPostgres::fresh_database(), ca_file: None };
         Under { s: Store::at(&at).unwrap(), at, _dir: None }
     }
 
@@ -218,3 +218,27 @@ on_both!(
     the_queue_is_read_page_by_page_in_run_then_matrix_order_from_cell_zero,
     a_run_is_running_from_its_first_assignment_and_over_when_no_cell_is_open
 );
+
+/// `sslmode=require`: the connection is TLS, and the server's certificate is checked against
+/// the CA given; another CA's, or a CA file without `sslmode=require`, is refused by name.
+#[test]
+fn a_postgres_store_over_tls_verifies_the_server_s_certificate() {
+    use test_postgres::TestPostgres;
+    let url = format!("{}?sslmode=require", TestPostgres::fresh_database());
+    let ca = TestPostgres::ca_file();
+    let s = Store::connect(&url, Some(&ca)).unwrap();
+    let ssl = s.read(|tx| tx.one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])?.bool(0)).unwrap();
+    assert!(ssl, "the session is encrypted");
+    run(&s, "r", &[cell("r-000", 0, "any")]);
+    assert_eq!(s.run_info("r").unwrap().cells_total, 1);
+    // A CA that did not sign the server's certificate.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = other.path().join("other.pem");
+    let made = crate::tls::make_ca_and_server(&["127.0.0.1".into()]).unwrap();
+    std::fs::write(&other_ca, made.ca).unwrap();
+    let e = Store::connect(&url, Some(&other_ca)).err().expect("refused").to_string();
+    assert!(e.contains("does not answer") && e.to_lowercase().contains("certificate"), "{e}");
+    let plain = url.trim_end_matches("?sslmode=require");
+    let e = Store::connect(plain, Some(&ca)).err().expect("refused").to_string();
+    assert!(e.contains("--store-ca-file") && e.contains("sslmode=require"), "{e}");
+}

@@ -1,7 +1,8 @@
 //! A real PostgreSQL for tests: one server per test process, made with `initdb` in a temporary
 //! directory and run as an unprivileged user (`nobody` when the tests run as root, which
 //! PostgreSQL refuses), listening on a free loopback port; each caller gets a database of its own.
-//! The server dies with the process (`setpriv --pdeathsig`); a directory left by a process that
+//! It takes TLS too (`sslmode=require`), with a certificate for 127.0.0.1 from a private CA
+//! ([`TestPostgres::ca_file`]). The server dies with the process (`setpriv --pdeathsig`); a directory left by a process that
 //! died is removed by the next one. The binaries are found on PATH, else in Debian's
 //! /usr/lib/postgresql/VERSION/bin (scripts/install-test-deps.sh installs them).
 
@@ -63,6 +64,11 @@ impl TestPostgres {
         server.url(&name)
     }
 
+    /// The CA that signed the server's certificate (PEM).
+    pub fn ca_file() -> PathBuf {
+        TestPostgres::shared().dir.join("ca.pem")
+    }
+
     pub fn url(&self, database: &str) -> String {
         format!("postgres://anefleet@127.0.0.1:{}/{database}", self.port)
     }
@@ -114,6 +120,7 @@ impl TestPostgres {
         if !initdb.status.success() {
             return Err(format!("initdb: {}", String::from_utf8_lossy(&initdb.stderr)));
         }
+        make_certificates(&dir, root)?;
         let port = free_port()?;
         let log = std::fs::File::create(dir.join("postgres.log")).map_err(|e| e.to_string())?;
         if root {
@@ -126,6 +133,10 @@ impl TestPostgres {
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="])
             // A test server: nothing here must survive a power loss, and it should start fast.
             .args(["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200"])
+            .args(["-c", "ssl=on", "-c"])
+            .arg(format!("ssl_cert_file={}", dir.join("server.pem").display()))
+            .arg("-c")
+            .arg(format!("ssl_key_file={}", dir.join("server-key.pem").display()))
             .stdout(Stdio::null())
             .stderr(log);
         server.spawn().map_err(|e| format!("postgres: {e}"))?;
@@ -148,6 +159,28 @@ impl TestPostgres {
             .status()
             .is_ok_and(|s| s.success())
     }
+}
+
+/// A private CA (ca.pem) and the server's certificate for 127.0.0.1 it signed; the key readable
+/// by the server's user alone, as PostgreSQL demands.
+fn make_certificates(dir: &Path, root: bool) -> Result<(), String> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let e = |e: rcgen::Error| e.to_string();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(e)?).map_err(e)?;
+    let key = KeyPair::generate().map_err(e)?;
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string()]).map_err(e)?.signed_by(&key, &ca).map_err(e)?;
+    let write = |name: &str, text: String, mode: u32| -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())?;
+        if root { chown_nobody(&p) } else { Ok(()) }
+    };
+    write("ca.pem", ca.pem(), 0o644)?;
+    write("server.pem", server.pem(), 0o644)?;
+    write("server-key.pem", key.serialize_pem(), 0o600)
 }
 
 /// `program` as the user the server runs as, killed when the thread that started it ends.

@@ -2,9 +2,12 @@
 //! operations run on blocking threads, never on the async workers) and an `r2d2` pool. Each
 //! pooled connection keeps the statements it prepared; a store operation is one transaction,
 //! durable when its commit returns (`synchronous_commit` as the server sets it, on by default).
+//! Connections use TLS when the URL says `sslmode=require`, the server's certificate verified
+//! (name and chain) against `--store-ca-file` or the system's roots; otherwise they are plain.
 
 use std::collections::HashMap;
 use std::error::Error;
+use std::path::Path;
 
 use bytes::BytesMut;
 use postgres::types::{IsNull, Kind, ToSql, Type, to_sql_checked};
@@ -22,16 +25,74 @@ pub struct PgConn {
     statements: HashMap<String, Statement>,
 }
 
-/// Opens connections for the pool from a `postgres://` URL (or key=value string).
-#[derive(Debug)]
+/// Opens connections to the database: for the pool, and for the replicas' listener.
+#[derive(Clone)]
 pub struct Manager {
     config: postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
 
 impl Manager {
-    pub fn new(url: &str) -> Result<Manager> {
-        Ok(Manager { config: config(url)? })
+    /// From a `postgres://` URL; TLS when it says `sslmode=require`, trusting `ca_file` (PEM)
+    /// or, without one, the system's roots.
+    pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Manager> {
+        let config = config(url)?;
+        let tls = match config.get_ssl_mode() {
+            postgres::config::SslMode::Require => Some(tokio_postgres_rustls::MakeRustlsConnect::new(client_tls(ca_file)?)),
+            _ if ca_file.is_some() => {
+                return Err(CoordError::InvalidArgument(format!(
+                    "--store-ca-file is for TLS: add sslmode=require to the store's URL ({})",
+                    redact(url)
+                )));
+            }
+            _ => None,
+        };
+        Ok(Manager { config, tls })
     }
+
+    /// A new connection, as the URL says.
+    pub fn connect_client(&self) -> std::result::Result<Client, postgres::Error> {
+        match &self.tls {
+            Some(tls) => self.config.connect(tls.clone()),
+            None => self.config.connect(NoTls),
+        }
+    }
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager").field("tls", &self.tls.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// What a TLS connection to the database trusts: the CA file's certificates, or the system's.
+fn client_tls(ca_file: Option<&Path>) -> Result<tokio_rustls::rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let bad = |e: String| CoordError::InvalidArgument(format!("--store-ca-file {}: {e}", path.display()));
+            for cert in rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
+                roots.add(cert.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
+            }
+            if roots.is_empty() {
+                return Err(bad("no certificate in it".into()));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                return Err(CoordError::InvalidArgument("sslmode=require: the system has no CA certificates; pass --store-ca-file".into()));
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    Ok(tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CoordError::Internal(format!("TLS to the store: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// The connection settings a URL gives.
@@ -44,7 +105,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = postgres::Error;
 
     fn connect(&self) -> std::result::Result<PgConn, postgres::Error> {
-        Ok(PgConn { client: self.config.connect(NoTls)?, statements: HashMap::new() })
+        Ok(PgConn { client: self.connect_client()?, statements: HashMap::new() })
     }
 
     fn is_valid(&self, conn: &mut PgConn) -> std::result::Result<(), postgres::Error> {
@@ -58,12 +119,13 @@ impl r2d2::ManageConnection for Manager {
 
 pub type Pool = r2d2::Pool<Manager>;
 
-/// A pool of connections to the database at `url`; fails at once when it cannot be reached.
-pub fn pool(url: &str) -> Result<Pool> {
+/// A pool of `manager`'s connections to the database at `url`; fails at once when it cannot be
+/// reached.
+pub fn pool(url: &str, manager: Manager) -> Result<Pool> {
     r2d2::Pool::builder()
         .max_size(POOL_SIZE)
         .connection_timeout(std::time::Duration::from_secs(10))
-        .build(Manager::new(url)?)
+        .build(manager)
         .map_err(|e| CoordError::Unavailable(format!("the store at {} cannot be reached: {e}", redact(url))))
 }
 
