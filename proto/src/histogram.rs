@@ -7,6 +7,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use serde::{Deserialize, Serialize};
 
 mod bounded;
+mod sparse;
 
 pub use bounded::MAX_COUNT;
 
@@ -60,6 +61,20 @@ pub fn decode(bytes: &[u8]) -> Result<Histogram<u64>, CodecError> {
     Ok(h)
 }
 
+/// The recorded buckets of encoded histogram bytes, in value order: each bucket's highest
+/// equivalent value and its count (hdrhistogram's `iter_recorded`), read from the payload
+/// without building the histogram where its layout is the latency histograms'. Refused as
+/// [`decode`] refuses.
+pub fn recorded(bytes: &[u8]) -> Result<Vec<(u64, u64)>, CodecError> {
+    if bytes.is_empty() {
+        return Ok(vec![]);
+    }
+    if let Some(buckets) = sparse::buckets(&bounded::check(bytes)?)? {
+        return Ok(buckets);
+    }
+    Ok(decode(bytes)?.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect())
+}
+
 /// Adds every value of the encoded histogram `bytes` to `into`.
 pub fn merge_encoded(into: &mut Histogram<u64>, bytes: &[u8]) -> Result<(), CodecError> {
     let other = decode(bytes)?;
@@ -86,11 +101,36 @@ pub struct Summary {
 impl Summary {
     /// Summarises encoded histogram bytes; `None` for an empty histogram.
     pub fn from_encoded(bytes: &[u8]) -> Result<Option<Summary>, CodecError> {
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        match sparse::figures(&bounded::check(bytes)?)? {
+            sparse::Read::Empty => return Ok(None),
+            sparse::Read::Figures(f) => return Ok(Some(Summary::from_figures(&f, bytes))),
+            sparse::Read::Other => {}
+        }
         let h = decode(bytes)?;
         if h.is_empty() {
             return Ok(None);
         }
         Ok(Some(Summary::of(&h, bytes)))
+    }
+
+    fn from_figures(f: &sparse::Figures, encoded: &[u8]) -> Summary {
+        let [p50_ns, p90_ns, p95_ns, p99_ns, p999_ns] = f.quantiles;
+        Summary {
+            count: f.count,
+            mean_ns: f.mean,
+            stddev_ns: f.stdev,
+            min_ns: f.min,
+            p50_ns,
+            p90_ns,
+            p95_ns,
+            p99_ns,
+            p999_ns,
+            max_ns: f.max,
+            histogram: base64::engine::general_purpose::STANDARD.encode(encoded),
+        }
     }
 
     fn of(h: &Histogram<u64>, encoded: &[u8]) -> Summary {
@@ -154,6 +194,59 @@ mod tests {
         let expected = [0.50, 0.90, 0.95, 0.99, 0.999].map(|q| h.value_at_quantile(q));
         assert_eq!([s.p50_ns, s.p90_ns, s.p95_ns, s.p99_ns, s.p999_ns], expected);
         assert_eq!(mean_and_stdev(&new_latency()), (0.0, 0.0));
+    }
+
+    /// The summary read from the payload is the one hdrhistogram gives, figure for figure.
+    fn summaries_agree(values: &[(u64, u64)]) {
+        let mut h = new_latency();
+        for &(v, n) in values {
+            h.saturating_record_n(v.clamp(1, MAX_NS), n);
+        }
+        let bytes = encode(&h).unwrap();
+        let fast = Summary::from_encoded(&bytes).unwrap();
+        let slow = (!h.is_empty()).then(|| Summary::of(&decode(&bytes).unwrap(), &bytes));
+        match (&fast, &slow) {
+            (Some(f), Some(s)) => {
+                assert_eq!((f.mean_ns.to_bits(), f.stddev_ns.to_bits()), (s.mean_ns.to_bits(), s.stddev_ns.to_bits()), "{f:?} {s:?}");
+                assert_eq!(f, s);
+            }
+            _ => assert_eq!(fast, slow),
+        }
+        let buckets: Vec<(u64, u64)> = h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect();
+        assert_eq!(recorded(&bytes).unwrap(), buckets);
+    }
+
+    #[test]
+    fn the_summary_read_from_the_payload_is_hdrhistogram_s() {
+        summaries_agree(&[]);
+        summaries_agree(&[(1, 1)]);
+        summaries_agree(&[(MAX_NS, 3), (1, 2), (1023, 1), (1024, 1), (2047, 1), (2048, 1), (2049, 5)]);
+        summaries_agree(&[(20_000_000, 1_000_000), (21_000_000, 3), (3_000_000_000, 1)]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_summary_read_from_the_payload_is_hdrhistogram_s_on_any_histogram(
+            values in proptest::collection::vec((1u64..=MAX_NS, 1u64..1_000), 0..200),
+            near in proptest::collection::vec((1u64..5_000, 1u64..50), 0..50),
+        ) {
+            summaries_agree(&[values, near].concat());
+        }
+    }
+
+    #[test]
+    fn a_payload_hdrhistogram_would_refuse_is_refused_all_the_same() {
+        // A count past the last bucket: read by hdrhistogram, refused with its own error.
+        let mut h = new_latency();
+        record(&mut h, 5);
+        let mut v2 = Vec::new();
+        hdrhistogram::serialization::V2Serializer::new().serialize(&h, &mut v2).unwrap();
+        // Skip past the range (a run of 40,000 empty buckets, zig-zag), then a count of 1.
+        let mut payload = vec![0xbf, 0xf1, 0x04, 0x02];
+        v2.truncate(40);
+        v2[4..8].copy_from_slice(&(payload.len() as u32).to_be_bytes());
+        v2.append(&mut payload);
+        assert!(Summary::from_encoded(&v2).is_err(), "past the tracked range");
     }
 
     #[test]

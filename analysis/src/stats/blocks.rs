@@ -34,6 +34,12 @@ impl Block {
         (!buckets.is_empty()).then_some(Block { buckets })
     }
 
+    /// [`Block::of`] the encoded histogram `bytes`, read without building the histogram.
+    pub(super) fn of_encoded(bytes: &[u8]) -> Result<Option<Block>, CodecError> {
+        let buckets = histogram::recorded(bytes)?;
+        Ok((!buckets.is_empty()).then_some(Block { buckets }))
+    }
+
     /// How many values the block holds.
     pub(super) fn count(&self) -> u64 {
         self.buckets.iter().fold(0u64, |sum, &(_, n)| sum.saturating_add(n))
@@ -172,11 +178,11 @@ pub(super) fn union(blocks: &[Block]) -> Block {
 /// not decode is not an error — its repetition's own histogram holds the same values.
 pub fn blocks_of(record: &pb::CellRecord) -> Result<Option<Blocks>, CodecError> {
     let Some(result) = record.result.as_ref().filter(|r| !r.latency.is_empty()) else { return Ok(None) };
-    let Some(whole) = Block::of(&histogram::decode(&result.latency)?) else { return Ok(None) };
+    let Some(whole) = Block::of_encoded(&result.latency)? else { return Ok(None) };
     let reps: Vec<(u32, Block)> = result
         .repetitions
         .iter()
-        .map(|r| Ok((r.index, Block::of(&histogram::decode(&r.latency)?).unwrap_or_default())))
+        .map(|r| Ok((r.index, Block::of_encoded(&r.latency)?.unwrap_or_default())))
         .collect::<Result<_, CodecError>>()?;
     let rep_blocks: Vec<Block> = reps.iter().map(|(_, b)| b.clone()).collect();
     let blocks = if !reps.is_empty() && union(&rep_blocks) == whole {
@@ -233,7 +239,7 @@ fn split_whole(whole: Block, intervals: &[pb::IntervalHistogram]) -> Blocks {
 fn intervals_of(index: u32, intervals: &[pb::IntervalHistogram]) -> Option<Vec<Block>> {
     let mut mine: Vec<&pb::IntervalHistogram> = intervals.iter().filter(|iv| iv.repetition == index).collect();
     mine.sort_by_key(|iv| iv.start_unix_ms);
-    let sparse = mine.iter().map(|iv| histogram::decode(&iv.latency).ok().map(|h| Block::of(&h).unwrap_or_default()));
+    let sparse = mine.iter().map(|iv| Block::of_encoded(&iv.latency).ok().map(Option::unwrap_or_default));
     let blocks: Vec<Block> = sparse.collect::<Option<_>>()?;
     (!blocks.is_empty()).then_some(blocks)
 }
