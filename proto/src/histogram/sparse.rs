@@ -71,7 +71,7 @@ fn recorded(v2: &[u8]) -> Option<Vec<(usize, u64)>> {
                 }
                 out.push((index, n as u64));
             }
-            index += 1;
+            index = index.checked_add(1)?;
         }
     }
     Some(out)
