@@ -10,11 +10,13 @@
 # its recommended prometheus-node-exporter. Debian's prometheus package starts a Prometheus
 # service (on :9090, all interfaces) where systemd runs; the tests start their own, so when this
 # script installed it, it stops and disables that service again.
+# $ANEFLEET_SYSROOT (tests only: scripts/tests/install-test-deps.sh): a fake tree to look in instead of /.
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
+root="${ANEFLEET_SYSROOT:-}"
 # Stops and disables a service a package just installed started (where systemd runs).
 stop_service() {
-    if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
+    if [[ -d $root/run/systemd/system ]] && command -v systemctl >/dev/null; then
         local sudo=()
         [[ $(id -u) -eq 0 ]] || sudo=(sudo)
         echo "stopping and disabling $1, which Debian's package started: the tests run their own" >&2
@@ -22,13 +24,13 @@ stop_service() {
     fi
 }
 why="the dashboard tests"
-[[ -x /usr/bin/chromium ]] || "$here/apt-install.sh" "$why" chromium
+[[ -x $root/usr/bin/chromium ]] || "$here/apt-install.sh" "$why" chromium
 # PostgreSQL: asked for its version, wherever the tests look. Debian's package starts a server
 # of its own (a cluster on :5432) where systemd runs; the tests start theirs, so when this script
 # installed it, it stops and disables that service again.
 postgres_found() {
     local d
-    for d in "$(dirname "$(command -v initdb 2>/dev/null || echo /none/initdb)")" /usr/lib/postgresql/*/bin; do
+    for d in "$(dirname "$(command -v initdb 2>/dev/null || echo /none/initdb)")" "$root"/usr/lib/postgresql/*/bin; do
         [[ -x $d/initdb ]] && "$d/postgres" --version >/dev/null 2>&1 && return 0
     done
     return 1
