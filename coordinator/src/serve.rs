@@ -91,7 +91,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Cells in flight when the coordinator stopped are still running on their agents: they stay
     // theirs for a lease, and the agents re-attach them when they reconnect. With a shared store
     // other replicas hold sessions of their own: what a replica that stopped held is leased by
-    // the first live one to see it silent (see `Scheduler::join_replicas`).
+    // the first live one to see it silent (see `Store::take_over_dead_replicas`).
     if !store.shared() {
         let leased = store.lease_all_in_flight(crate::store::now_ms() + timeouts.lease.as_millis() as u64)?;
         if leased > 0 {

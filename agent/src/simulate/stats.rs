@@ -10,8 +10,9 @@ use anefleet_proto::histogram;
 #[derive(Default)]
 pub struct Stats {
     /// Time from sending a report to its acknowledgement, per kind ("started", "interval",
-    /// "finished"); from a cell of its own ended to the next assignment ("assign"), from a session's start to its first ("first_assign"); with `--fetch-dir`,
-    /// from an assignment to its artifacts verified and installed ("fetch").
+    /// "finished"); from a cell of its own ended to the next assignment ("assign"), and from a
+    /// session's start to its first ("first_assign"); with `--fetch-dir`, from an assignment to
+    /// its artifacts verified and installed ("fetch").
     latencies: Mutex<BTreeMap<&'static str, hdrhistogram::Histogram<u64>>>,
     sent: Mutex<BTreeMap<&'static str, u64>>,
     pub connected: AtomicU64,

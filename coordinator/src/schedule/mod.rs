@@ -84,6 +84,13 @@ pub struct Replica {
     pub timeout: Duration,
 }
 
+impl Replica {
+    /// The oldest heartbeat (ms) of a replica still alive at `now`.
+    fn alive_since(&self, now: u64) -> u64 {
+        now.saturating_sub(self.timeout.as_millis() as u64)
+    }
+}
+
 /// How long the scheduler waits for what.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -154,8 +161,7 @@ impl Scheduler {
         let mut views: Vec<AgentView> = self.state()?.agents.values().map(Connected::view).collect();
         if let Some(r) = self.replica.get() {
             let here: std::collections::HashSet<String> = views.iter().map(|v| v.id.clone()).collect();
-            let alive_since = now_ms().saturating_sub(r.timeout.as_millis() as u64);
-            views.extend(self.store.online_agents(alive_since)?.into_iter().filter(|v| !here.contains(&v.id)));
+            views.extend(self.store.online_agents(r.alive_since(now_ms()))?.into_iter().filter(|v| !here.contains(&v.id)));
         }
         Ok(views)
     }
@@ -165,7 +171,7 @@ impl Scheduler {
         let Some(r) = self.replica.get() else { return Ok(()) };
         self.store.replica_alive(&r.id, &r.address, now)?;
         let lease_until = now + self.lease.as_millis() as u64;
-        for t in self.store.take_over_dead_replicas(&r.id, now.saturating_sub(r.timeout.as_millis() as u64), lease_until)? {
+        for t in self.store.take_over_dead_replicas(&r.id, r.alive_since(now), lease_until)? {
             tracing::warn!(replica = %t.replica, cells = t.cells, lease_s = self.lease.as_secs(), "a replica fell silent: its agents' cells are leased to them");
         }
         Ok(())
@@ -183,7 +189,7 @@ impl Scheduler {
         let leased = self.store.leased_cells()?;
         // With a shared store: agents whose session is on another live replica.
         let elsewhere: std::collections::HashSet<String> = match self.replica.get() {
-            Some(r) => self.store.online_agents(now_ms().saturating_sub(r.timeout.as_millis() as u64))?.into_iter().map(|v| v.id).collect(),
+            Some(r) => self.store.online_agents(r.alive_since(now_ms()))?.into_iter().map(|v| v.id).collect(),
             None => Default::default(),
         };
         let st = self.state()?;

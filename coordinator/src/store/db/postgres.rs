@@ -96,7 +96,7 @@ fn client_tls(ca_file: Option<&Path>) -> Result<tokio_rustls::rustls::ClientConf
 }
 
 /// The connection settings a URL gives.
-pub fn config(url: &str) -> Result<postgres::Config> {
+fn config(url: &str) -> Result<postgres::Config> {
     url.parse::<postgres::Config>().map_err(|e| CoordError::InvalidArgument(format!("--store {}: {e}", redact(url))))
 }
 
@@ -142,9 +142,9 @@ pub fn redact(url: &str) -> String {
 }
 
 /// One store operation's transaction on a pooled connection.
-pub struct PgTx<'a, 'c> {
-    pub tx: &'a mut postgres::Transaction<'c>,
-    pub statements: &'a mut HashMap<String, Statement>,
+struct PgTx<'a, 'c> {
+    tx: &'a mut postgres::Transaction<'c>,
+    statements: &'a mut HashMap<String, Statement>,
 }
 
 impl PgConn {
