@@ -79,7 +79,7 @@ pub struct Store {
 
 enum Backend {
     Sqlite { shared: Arc<commit::Shared>, committer: Mutex<Option<std::thread::JoinHandle<()>>> },
-    Postgres { pool: db::postgres::Pool, commits: AtomicU64, manager: db::postgres::Manager, notifier: Arc<notify::Notifier> },
+    Postgres { pool: db::postgres::Pool, commits: AtomicU64, manager: Box<db::postgres::Manager>, notifier: Arc<notify::Notifier> },
 }
 
 /// Milliseconds since the Unix epoch.
@@ -128,7 +128,7 @@ impl Store {
         // One connection first: what is wrong (the address, the password, TLS) is said at once.
         migrate::postgres(&mut manager.connect_client().map_err(|e| answers_not(url, &e))?)?;
         let pool = db::postgres::pool(url, manager.clone())?;
-        Ok(Store { backend: Backend::Postgres { pool, commits: AtomicU64::new(0), manager, notifier: Arc::default() } })
+        Ok(Store { backend: Backend::Postgres { pool, commits: AtomicU64::new(0), manager: Box::new(manager), notifier: Arc::default() } })
     }
 
     /// Whether other coordinators (replicas) share this store.
@@ -141,7 +141,7 @@ impl Store {
     pub fn join_replicas(&self, me: &str, on_change: impl Fn() + Send + 'static) {
         if let Backend::Postgres { pool, manager, notifier, .. } = &self.backend {
             notifier.start(pool.clone(), me.to_string());
-            notify::listen(manager.clone(), me.to_string(), on_change);
+            notify::listen((**manager).clone(), me.to_string(), on_change);
         }
     }
 

@@ -102,8 +102,11 @@ pub enum Read {
     Other,
 }
 
+/// Recorded buckets (index, count) and their total.
+type Counted = (Vec<(usize, u64)>, u64);
+
 /// [`recorded`] with their total, refused as `super::decode` refuses it past [`MAX_COUNT`].
-fn counted(v2: &[u8]) -> Result<Option<(Vec<(usize, u64)>, u64)>, CodecError> {
+fn counted(v2: &[u8]) -> Result<Option<Counted>, CodecError> {
     let Some(recorded) = recorded(v2) else { return Ok(None) };
     let total = recorded.iter().fold(0u64, |t, (_, c)| t.saturating_add(*c));
     if total > MAX_COUNT {
