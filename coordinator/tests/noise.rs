@@ -122,13 +122,17 @@ async fn the_same_run_twice_is_the_same_and_a_planted_slowdown_is_found() {
     let row = after.rows.iter().find(|r| r.key.context_length == ctx).expect("the planted cell is matched");
     assert_eq!((row.verdict, row.beyond_shift), (Verdict::Slower, Some(Verdict::Slower)), "the 10% slowdown at ctx {ctx}: {row:?}");
     assert!((row.ratio * 1.10 / quiet.ratio - 1.0).abs() < 0.01, "the ratio moved by the planted 10%: {} → {}", quiet.ratio, row.ratio);
-    // One changed cell moves no other cell's verdict, and the run's shift (a median) by less than
-    // 1%: the planted cell moves at most one rank of twenty.
+    // One changed cell moves no other cell's verdict, and the run's shift (a median) by one rank
+    // of twenty at most, downwards: between the two ratios below the old median and the old one.
+    // (How far one rank is depends on how this machine's speed drifted between the runs.)
     for (x, y) in before.rows.iter().zip(&after.rows).filter(|(x, _)| x.key.context_length != ctx) {
         assert_eq!(x.verdict, y.verdict, "ctx {}", x.key.context_length);
     }
     let (s0, s1) = (before.run_shift.expect("a shift"), after.run_shift.expect("a shift"));
-    assert!((s1 / s0 - 1.0).abs() < 0.01, "the run's shift moved from {s0} to {s1}");
+    let mut ratios: Vec<f64> = before.rows.iter().map(|r| r.ratio).collect();
+    ratios.sort_by(f64::total_cmp);
+    let one_rank_down = (ratios[ratios.len() / 2 - 2] * ratios[ratios.len() / 2 - 1]).sqrt();
+    assert!(one_rank_down <= s1 && s1 <= s0, "the run's shift moved from {s0} to {s1}, beyond one rank ({one_rank_down}); ratios {ratios:?}");
 }
 
 /// How many cells the old verdicts (each cell's whole histogram, single iterations resampled)
