@@ -75,6 +75,8 @@ struct State {
     last_seq: u64,
     /// Messages not kept because the outbox was full.
     dropped: u64,
+    /// Messages kept in memory only: their files could not be written.
+    memory_only: u64,
     /// The attempt last warned about being dropped (cells run one at a time).
     warned: Option<(String, u32)>,
 }
@@ -114,7 +116,9 @@ impl Outbox {
     /// pb::AgentMessage with `seq` set. Policy when full: if the kept bytes plus this message's
     /// would pass `max_bytes`, an IntervalHistogram or CellStarted is not kept (returns Ok(None),
     /// logs a warning once per attempt and counts it in `dropped()`), a CellFinished is always kept
-    /// (a cell's final result is never dropped). After a successful put, wakes `watch()` receivers.
+    /// (a cell's final result is never dropped). A message whose file cannot be written is kept
+    /// in memory only (logged, counted in `memory_only()`): it is still sent, but not across a
+    /// restart. After a put that keeps the message, wakes `watch()` receivers.
     pub fn put(&self, body: Body) -> Result<Option<u64>, OutboxError> {
         let (cell_id, attempt, finished) = cell_of(&body).ok_or_else(|| OutboxError::NotKept(kind(&body)))?;
         let (cell_id, kind) = (cell_id.to_string(), kind(&body));
@@ -124,7 +128,13 @@ impl Outbox {
         if !finished && !self.admit(&cell_id, attempt, encoded.len() as u64, kind) {
             return Ok(None);
         }
-        self.write(seq, &encoded)?;
+        if let Err(e) = self.write(seq, &encoded) {
+            // A full disk or a folder removed under the agent: the report is still sent, from
+            // memory, and only a restart before its acknowledgement loses it.
+            let _ = remove(&entry_path(&self.dir, seq, TMP));
+            tracing::error!(error = %e, cell = %cell_id, attempt, kind, "outbox: the report could not be written to disk; it is sent from memory, and lost if the agent stops before the coordinator acknowledges it");
+            self.state().memory_only += 1;
+        }
         self.keep(seq, Entry { cell_id, attempt, finished, encoded });
         self.last_put.send_replace(seq);
         Ok(Some(seq))
@@ -181,6 +191,11 @@ impl Outbox {
     /// Messages not kept because the outbox was full, since open.
     pub fn dropped(&self) -> u64 {
         self.state().dropped
+    }
+
+    /// Messages kept in memory only since open: their files could not be written (see `put`).
+    pub fn memory_only(&self) -> u64 {
+        self.state().memory_only
     }
 
     /// A receiver whose value is the highest seq kept so far; it changes on every put.

@@ -193,3 +193,22 @@ fn watch_sees_the_seq_of_the_last_put() {
     assert_eq!(outbox.put(finished("c", 1, 10)).unwrap(), Some(4));
     assert_eq!(*rx.borrow(), 4);
 }
+
+#[test]
+fn a_report_whose_file_cannot_be_written_is_still_sent_from_memory() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("outbox");
+    let outbox = Outbox::open(&dir, BIG).unwrap();
+    assert_eq!(outbox.put(started("c", 1)).unwrap(), Some(1));
+    // The folder removed under the running agent: nothing can be written to it any more.
+    fs::remove_dir_all(&dir).unwrap();
+    let mut rx = outbox.watch();
+    assert_eq!(outbox.put(finished("c", 1, 10)).unwrap(), Some(2));
+    assert_eq!(*rx.borrow_and_update(), 2, "the session is woken to send it");
+    assert_eq!(outbox.memory_only(), 1);
+    assert_eq!(outbox.after(1), vec![pb::AgentMessage { body: Some(finished("c", 1, 10)), seq: 2 }]);
+    assert_eq!(outbox.finished(), vec![cell_ref("c", 1)]);
+    assert!(outbox.ack(&ack(2, "c", 1)).unwrap(), "its acknowledgement forgets it, with no file to delete");
+    assert!(outbox.ack(&ack(1, "c", 1)).unwrap());
+    assert!(outbox.is_empty());
+}
