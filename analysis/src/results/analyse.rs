@@ -251,10 +251,13 @@ pub fn scaling(docs: &[CellDoc]) -> Vec<ScalingDoc> {
         .collect()
 }
 
+/// A unit and its series: (context length, p50 ns) points.
+type UnitSeries = (String, Vec<(u32, f64)>);
+
 pub fn crossovers(docs: &[CellDoc]) -> Vec<CrossoverDoc> {
     // The series of one (agent, model, workload, variant, batch, benchmark), unit by unit: only
     // those are compared, pair by pair.
-    let mut by_config: BTreeMap<_, Vec<(String, Vec<(u32, f64)>)>> = BTreeMap::new();
+    let mut by_config: BTreeMap<_, Vec<UnitSeries>> = BTreeMap::new();
     for ((agent, model, workload, variant, unit, batch, bench), pts) in series(docs) {
         by_config.entry((agent, model, workload, variant, batch, bench)).or_default().push((unit, pts));
     }
