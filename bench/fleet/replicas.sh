@@ -87,7 +87,7 @@ for r in 1 2; do
   "$agent" simulate --agents "$agents" --cell-s "$cell_s" --cell-spread 0.5 --interval-ms 1000 --latency-ms 20 \
     >"$out/simulate-$r.json" 2>"$out/simulate-$r.log" &
   spid=$!; pids+=("$spid")
-  until [[ $("$coordinator" agents --format json | grep -c '"state": "idle"\|"state": "online"') -ge $agents ]]; do sleep 0.5; done
+  until [[ $("$coordinator" agents --format json | grep -c '"state": "idle"') -ge $agents ]]; do sleep 0.5; done
   c0=0; for p in "${cps[@]}"; do c0=$(echo "$c0 + $(cpu_s "$p")" | bc -l); done
   t0=$(date +%s.%N)
   run=$("$coordinator" submit "$spec" 2>>"$out/submit-$r.log" | tail -1)

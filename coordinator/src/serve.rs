@@ -107,7 +107,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if store.shared() {
         let replica = crate::schedule::Replica {
             id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
-            address: listener.local_addr()?.to_string(),
+            address: advertised(listener.local_addr()?),
             timeout: Duration::from_secs(args.replica_timeout_s.max(1)),
         };
         tracing::info!(replica = %replica.id, store = %location, "a replica of a shared store");
@@ -352,4 +352,27 @@ pub fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
     let mut f = opts.open(path)?;
     f.write_all(content.as_bytes())?;
     f.write_all(b"\n")
+}
+
+/// The address other replicas and users are told this replica serves on: the one it listens on,
+/// or the machine's name where it listens on every interface (0.0.0.0 names no machine).
+fn advertised(listening: std::net::SocketAddr) -> String {
+    if !listening.ip().is_unspecified() {
+        return listening.to_string();
+    }
+    match whoami::hostname() {
+        Ok(host) if !host.is_empty() => format!("{host}:{}", listening.port()),
+        _ => listening.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_replica_listening_everywhere_is_named_by_its_machine() {
+        assert_eq!(super::advertised("127.0.0.1:7070".parse().unwrap()), "127.0.0.1:7070");
+        let host = whoami::hostname().expect("this machine has a name");
+        assert_eq!(super::advertised("0.0.0.0:7070".parse().unwrap()), format!("{host}:7070"));
+        assert_eq!(super::advertised("[::]:7071".parse().unwrap()), format!("{host}:7071"));
+    }
 }

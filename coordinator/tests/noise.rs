@@ -132,7 +132,10 @@ async fn the_same_run_twice_is_the_same_and_a_planted_slowdown_is_found() {
     let mut ratios: Vec<f64> = before.rows.iter().map(|r| r.ratio).collect();
     ratios.sort_by(f64::total_cmp);
     let one_rank_down = (ratios[ratios.len() / 2 - 2] * ratios[ratios.len() / 2 - 1]).sqrt();
-    assert!(one_rank_down <= s1 && s1 <= s0, "the run's shift moved from {s0} to {s1}, beyond one rank ({one_rank_down}); ratios {ratios:?}");
+    assert!(
+        one_rank_down <= s1 && s1 <= s0,
+        "the run's shift moved from {s0} to {s1}, beyond one rank ({one_rank_down}); ratios {ratios:?}"
+    );
 }
 
 /// How many cells the old verdicts (each cell's whole histogram, single iterations resampled)

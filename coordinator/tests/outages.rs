@@ -160,6 +160,8 @@ fn a_hung_agent_is_noticed_shown_away_and_takes_its_cell_up_again() {
     assert_eq!(until - since, 300_000, "held for the lease from when it went away: {away}");
     let md = String::from_utf8(f.cli(&["agents"]).stdout).expect("utf-8");
     assert!(md.contains("away since ") && md.contains(&format!("holding cell {cell} until ")), "{md}");
+    let counted = ["idle", "busy", "away", "offline"].map(|s| f.metric(&format!("anefleet_agents{{state=\"{s}\"}}")));
+    assert_eq!(counted, [Some(0.0), Some(0.0), Some(1.0), Some(0.0)], "/metrics counts the agent away");
     assert_eq!(f.results(&run)["cells"][0]["state"], "running", "the cell waits for its agent");
     signal(&f, "sleepy", "-CONT");
     let r = f.wait_for_run(&run, Duration::from_secs(120));

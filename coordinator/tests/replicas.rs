@@ -25,11 +25,16 @@ fn two_replicas(url: &str, artifacts: &std::path::Path) -> (Fleet, Fleet) {
     (a, b)
 }
 
-/// The state an agent has on a replica's listing.
-fn state_on(f: &Fleet, agent: &str) -> String {
+/// The state an agent has on a replica's listing, with the other replica its session is on
+/// ("" when on this one).
+fn where_on(f: &Fleet, agent: &str) -> (String, String) {
     let agents = f.json(&["agents", "--format", "json"]);
     let a = agents.as_array().and_then(|l| l.iter().find(|a| a["name"] == agent).cloned()).unwrap_or_default();
-    a["state"].as_str().unwrap_or("unknown").to_string()
+    (a["state"].as_str().unwrap_or("unknown").to_string(), a["replica"].as_str().unwrap_or_default().to_string())
+}
+
+fn state_on(f: &Fleet, agent: &str) -> String {
+    where_on(f, agent).0
 }
 
 fn one_number(url: &str, sql: &str) -> u64 {
@@ -49,7 +54,15 @@ fn a_replica_killed_mid_run_loses_nothing_and_its_agents_cells_are_re_attached_o
         a.start_agent_at(name, &[], &token, &format!("agent-{name}"), url, None);
     }
     a.wait_for_agents(3);
-    assert_eq!(state_on(&b, "one"), "online", "b sees a's agents online");
+    // Every replica tells the whole fleet alike: b lists a's agents as idle there, and counts
+    // them in its /metrics.
+    let a_address = a.url().trim_start_matches("http://").to_string();
+    assert_eq!(where_on(&b, "one"), ("idle".to_string(), a_address.clone()), "b sees a's agent idle on a");
+    assert_eq!(where_on(&a, "one"), ("idle".to_string(), String::new()), "a sees its own agent");
+    assert_eq!(where_on(&a, "two").1, b.url().trim_start_matches("http://"), "a sees b's agent on b");
+    for f in [&a, &b] {
+        assert_eq!(f.metric("anefleet_agents{state=\"idle\"}"), Some(3.0), "the fleet's three agents, idle");
+    }
     // 20 cells of a second each, submitted through `a` (the first of the list) and followed
     // there (`submit --wait`): all three agents take them.
     let spec = a.write_spec("twenty.toml", &encode_cells(4, 1));
@@ -66,13 +79,13 @@ fn a_replica_killed_mid_run_loses_nothing_and_its_agents_cells_are_re_attached_o
         b.json(&["runs", "--format", "json"]).as_array()?.first()?["id"].as_str().map(str::to_string)
     });
     wait_until("a's two agents busy, some cells done", Duration::from_secs(120), || {
-        let busy = ["one", "three"].iter().all(|n| state_on(&a, n) == "busy");
+        let busy = ["one", "three"].iter().all(|n| state_on(&a, n) == "busy") && where_on(&b, "one") == ("busy".into(), a_address.clone());
         (busy && b.results(&run)["run"]["cells_done"].as_u64() >= Some(3)).then_some(())
     });
     let killed = Instant::now();
     a.coordinator.as_mut().expect("a runs").kill9();
     wait_until("a's agents on b", Duration::from_secs(60), || {
-        ["one", "three"].iter().all(|n| matches!(state_on(&b, n).as_str(), "busy" | "idle")).then_some(())
+        ["one", "three"].iter().all(|n| matches!(where_on(&b, n), (s, r) if (s == "busy" || s == "idle") && r.is_empty())).then_some(())
     });
     let failover = killed.elapsed();
     let r = b.wait_for_run(&run, Duration::from_secs(300));

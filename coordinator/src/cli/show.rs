@@ -131,8 +131,11 @@ pub async fn agents(client: &ClientArgs, format: Format) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The state, with how long an away agent's cell is held for it.
+/// The state, with how long an away agent's cell is held for it, or the replica its session is on.
 fn state_words(a: &pb::AgentInfo) -> String {
+    if !a.replica.is_empty() {
+        return format!("{} on {}", a.state, a.replica);
+    }
     if a.state != "away" {
         return a.state.clone();
     }
@@ -152,6 +155,7 @@ fn agent_json(a: &pb::AgentInfo) -> serde_json::Value {
     let p = a.profile.clone().unwrap_or_default();
     serde_json::json!({
         "id": a.id, "name": a.name, "tags": a.tags, "units": units(a), "state": a.state,
+        "replica": (!a.replica.is_empty()).then_some(&a.replica),
         "running_cell": (!a.running_cell_id.is_empty()).then_some(&a.running_cell_id),
         "last_seen_unix_ms": a.last_seen_unix_ms,
         "connected_since_unix_ms": (a.connected_since_unix_ms > 0).then_some(a.connected_since_unix_ms),

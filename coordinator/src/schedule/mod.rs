@@ -183,19 +183,24 @@ impl Scheduler {
     }
 
     /// Every agent ever seen, with its live state; an offline agent holding a leased cell is away;
-    /// with a shared store, one whose session is on another replica is online.
+    /// with a shared store, one whose session is on another replica is idle or busy there, with
+    /// that replica's address.
     pub fn agents(&self) -> Result<Vec<pb::AgentInfo>> {
         let mut all = self.store.list_agents()?;
         let leased = self.store.leased_cells()?;
         // With a shared store: agents whose session is on another live replica.
-        let elsewhere: std::collections::HashSet<String> = match self.replica.get() {
-            Some(r) => self.store.online_agents(r.alive_since(now_ms()))?.into_iter().map(|v| v.id).collect(),
+        let elsewhere: std::collections::HashMap<String, crate::store::Elsewhere> = match self.replica.get() {
+            Some(r) => {
+                self.store.sessions_elsewhere(&r.id, r.alive_since(now_ms()))?.into_iter().map(|e| (e.agent_id.clone(), e)).collect()
+            }
             None => Default::default(),
         };
         let st = self.state()?;
         for a in &mut all {
-            if elsewhere.contains(&a.id) {
-                a.state = "online".into();
+            if let Some(e) = elsewhere.get(&a.id) {
+                a.state = if e.cell_id.is_empty() { "idle" } else { "busy" }.into();
+                a.running_cell_id = e.cell_id.clone();
+                a.replica = e.replica.clone();
             }
             if let Some(l) = leased.iter().find(|l| l.agent_id == a.id && !st.agents.contains_key(&a.id)) {
                 a.state = "away".into();

@@ -36,6 +36,7 @@ pub use attempts::Finish;
 pub use cells::{NewCell, PendingCell, QueueMark};
 pub use credentials::StoredCredential;
 pub use leases::InFlight;
+pub use replicas::Elsewhere;
 pub use runs::NewRun;
 
 /// Where the store is: an SQLite file, or a PostgreSQL database.

@@ -17,6 +17,16 @@ pub struct TakenOver {
     pub cells: u64,
 }
 
+/// An agent connected to another replica.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Elsewhere {
+    pub agent_id: String,
+    /// The address that replica serves on.
+    pub replica: String,
+    /// The cell the agent holds there (assigned or running); empty if none.
+    pub cell_id: String,
+}
+
 impl Store {
     /// This replica is alive (first call: it joins).
     pub fn replica_alive(&self, id: &str, address: &str, now: u64) -> Result<()> {
@@ -61,6 +71,29 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Agents whose session is on another replica alive since `alive_since` (ms): where, and the
+    /// cell each holds (assigned or running), if any.
+    pub fn sessions_elsewhere(&self, me: &str, alive_since: u64) -> Result<Vec<Elsewhere>> {
+        let rows = self.read(|tx| {
+            tx.rows(
+                "SELECT a.id, r.address, COALESCE(c.id, '') FROM agents a JOIN replicas r ON r.id = a.replica
+                 LEFT JOIN cells c ON c.agent_id = a.id AND c.state IN ('assigned', 'running') AND c.lease_until_ms = 0
+                 WHERE a.online = 1 AND r.heartbeat_ms >= ?1 AND r.id != ?2 ORDER BY a.id, c.id",
+                args![alive_since, me],
+            )
+        })?;
+        let mut out: Vec<Elsewhere> = Vec::with_capacity(rows.len());
+        for mut r in rows {
+            let agent_id = r.text(0)?;
+            // An agent holds one cell at a time; should the store say two, the first is told.
+            if out.last().is_some_and(|e| e.agent_id == agent_id) {
+                continue;
+            }
+            out.push(Elsewhere { agent_id, replica: r.text(1)?, cell_id: r.text(2)? });
+        }
+        Ok(out)
     }
 
     /// Takes over every replica but `me` silent since before `alive_since`: the in-flight cells of

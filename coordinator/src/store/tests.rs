@@ -173,24 +173,37 @@ fn a_run_is_running_from_its_first_assignment_and_over_when_no_cell_is_open(s: U
 
 fn a_replica_silent_past_the_bound_is_taken_over_once_and_only_its_agents_cells_are_leased(s: Under) {
     let hello = |id: &str| pb::Hello { agent_id: id.into(), name: id.into(), ..Default::default() };
-    run(&s, "r", &[cell("r-000", 0, "any"), cell("r-001", 1, "any")]);
-    for (agent, replica, cell) in [("a", "dead", "r-000"), ("b", "live", "r-001")] {
+    run(&s, "r", &[cell("r-000", 0, "any"), cell("r-001", 1, "any"), cell("r-002", 2, "any")]);
+    for (agent, replica, cell) in [("a", "dead", "r-000"), ("b", "live", "r-001"), ("c", "live", "r-002")] {
         s.upsert_agent(&hello(agent)).unwrap();
         s.agent_online(agent, replica, true).unwrap();
         s.mark_assigned(cell, agent, agent, &pb::DeviceProfile::default()).unwrap();
     }
+    s.finish_cell("r-002", "c", 1, Ok(&pb::CellResult::default())).unwrap();
     s.replica_alive("dead", "127.0.0.1:1", 1_000).unwrap();
     s.replica_alive("live", "127.0.0.1:2", 9_000).unwrap();
     let online = |since| s.online_agents(since).unwrap().into_iter().map(|v| v.id).collect::<Vec<_>>();
-    assert_eq!(online(500), ["a", "b"]);
-    assert_eq!(online(5_000), ["b"], "a's replica is silent since 1,000");
+    assert_eq!(online(500), ["a", "b", "c"]);
+    assert_eq!(online(5_000), ["b", "c"], "a's replica is silent since 1,000");
+    // Where each agent is, as another replica tells it: its replica's address and the cell it
+    // holds (c's ended: none).
+    let elsewhere = |me, since| {
+        s.sessions_elsewhere(me, since)
+            .unwrap()
+            .into_iter()
+            .map(|e| format!("{}@{}:{}", e.agent_id, e.replica, e.cell_id))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(elsewhere("live", 500), ["a@127.0.0.1:1:r-000"]);
+    assert_eq!(elsewhere("dead", 500), ["b@127.0.0.1:2:r-001", "c@127.0.0.1:2:"]);
+    assert!(elsewhere("live", 5_000).is_empty(), "a's replica is silent");
     assert!(s.take_over_dead_replicas("live", 500, 60_000).unwrap().is_empty(), "not silent long enough");
     let taken = s.take_over_dead_replicas("live", 5_000, 60_000).unwrap();
     assert_eq!(taken, [replicas::TakenOver { replica: "dead".into(), cells: 1 }]);
     let leased = s.leased_cells().unwrap();
     assert_eq!((leased.len(), leased[0].cell_id.as_str(), leased[0].lease_until_ms), (1, "r-000", 60_000), "only a's cell");
     assert!(s.take_over_dead_replicas("live", 5_000, 60_000).unwrap().is_empty(), "taken over once");
-    assert_eq!(online(0), ["b"], "a is offline");
+    assert_eq!(online(0), ["b", "c"], "a is offline");
 }
 
 fn cells_that_ended_are_told_apart_from_those_in_flight_in_lists_of_any_length(s: Under) {

@@ -58,7 +58,10 @@ fn ago(unix_ms: u64) -> String {
 }
 
 fn state(web: &Web, a: &pb::AgentInfo) -> Result<String, WebError> {
-    let s = format!("<span class=\"state-{s}\">{s}</span>", s = esc(&a.state));
+    let mut s = format!("<span class=\"state-{s}\">{s}</span>", s = esc(&a.state));
+    if !a.replica.is_empty() {
+        s = format!("{s} on replica <code>{}</code>", esc(&a.replica));
+    }
     Ok(match a.state.as_str() {
         "busy" => format!("{s} with {}", cell_link(web, &a.running_cell_id)?),
         "away" => format!(

@@ -246,6 +246,12 @@ impl Fleet {
         });
     }
 
+    /// The value of one series of the coordinator's `/metrics` (on loopback, no credential).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let text = ureq::get(&format!("{}/metrics", self.url())).call().ok()?.body_mut().read_to_string().ok()?;
+        text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
     /// Writes a spec into the fleet's folder, with `{models}` replaced.
     pub fn write_spec(&self, name: &str, text: &str) -> PathBuf {
         let p = self.dir.path().join(name);

@@ -25,7 +25,10 @@ pub type Served = Arc<AtomicU64>;
 
 const CELL: [&str; 7] = ["agent", "model", "variant", "unit", "workload", "context_length", "batch_size"];
 const CELL_STATES: [&str; 5] = ["pending", "assigned", "running", "done", "failed"];
-const AGENT_STATES: [&str; 3] = ["idle", "busy", "offline"];
+/// Every state an agent can be in, so that the gauge's series add up to the agents known. With a
+/// shared store every replica counts the whole fleet alike (an agent on another replica is idle or
+/// busy there).
+const AGENT_STATES: [&str; 4] = ["idle", "busy", "away", "offline"];
 /// A percentile of a summary, in nanoseconds.
 type Percentile = fn(&anefleet_proto::histogram::Summary) -> u64;
 const PERCENTILES: [(&str, Percentile); 4] = [("50", |s| s.p50_ns), ("90", |s| s.p90_ns), ("99", |s| s.p99_ns), ("99.9", |s| s.p999_ns)];
