@@ -13,7 +13,7 @@ use tonic::transport::Server;
 use anefleet_proto::{MAX_MESSAGE_BYTES, pb};
 
 use crate::access::Access;
-use crate::artifacts::{ArtifactService, BlobStore, Quota, Uploading};
+use crate::artifacts::{ArtifactService, BlobStore, DirBlobs, Quota, Uploading};
 use crate::schedule::Scheduler;
 use crate::service::{agents::AgentService, credentials::CredentialService, runs::RunService};
 use crate::store::{Location, Store};
@@ -102,7 +102,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let blobs = Arc::new(BlobStore::open(args.artifacts_dir.as_deref().unwrap_or(&args.data_dir))?);
+    let blobs: Arc<dyn BlobStore> = Arc::new(DirBlobs::open(args.artifacts_dir.as_deref().unwrap_or(&args.data_dir))?);
     let scheduler = Scheduler::new(store.clone(), timeouts);
     if store.shared() {
         let replica = crate::schedule::Replica {
@@ -257,7 +257,7 @@ fn spawn_reaper(scheduler: Arc<Scheduler>) {
 }
 
 /// Every minute, abandoned partial uploads older than `max_age` go.
-fn spawn_partial_sweeper(blobs: Arc<BlobStore>, uploading: Uploading, quota: Arc<Quota>, max_age: Duration) {
+fn spawn_partial_sweeper(blobs: Arc<dyn BlobStore>, uploading: Uploading, quota: Arc<Quota>, max_age: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {

@@ -1,18 +1,18 @@
 //! The `Artifacts` gRPC service: stat, resumable upload, read at an offset.
 
+use std::io::Read;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
-use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use anefleet_proto::CHUNK_BYTES;
 use anefleet_proto::pb::{self, upload_request::Body};
-use anefleet_proto::{CHUNK_BYTES, archive};
 
-use super::BlobStore;
 use super::quota::{Quota, Reservation};
+use super::{BlobStore, Upload};
 use crate::access::grpc::caller;
 use crate::store::Store;
 
@@ -23,7 +23,7 @@ const MAX_ARTIFACT_BYTES: u64 = 64 << 30;
 const UPLOAD_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub struct ArtifactService {
-    pub blobs: Arc<BlobStore>,
+    pub blobs: Arc<dyn BlobStore>,
     pub store: Arc<Store>,
     /// Bytes served to agents, for `/metrics`.
     pub served: Arc<std::sync::atomic::AtomicU64>,
@@ -93,13 +93,13 @@ impl pb::artifacts_server::Artifacts for ArtifactService {
         let stored =
             tokio::task::spawn_blocking(move || store.bytes_uploaded_by(&name)).await.map_err(|e| Status::internal(e.to_string()))??;
         let _reserved = Reservation::take(&self.quota, &uploader, stored, &header.digest, header.size)?;
-        let partial = self.blobs.partial_path(&header.digest)?;
-        let received = receive(&partial, &header, &mut stream).await;
+        let upload = resume(&self.blobs, &header.digest).await?;
+        let received = receive(upload, &header, &mut stream).await;
         let stored = match received {
-            Ok(()) => self.commit(&partial, &header, &uploader.name).await,
+            Ok(upload) => self.commit(upload, &header, &uploader.name).await,
             Err(e) => Err(e),
         };
-        if !partial.exists() {
+        if self.blobs.partial_len(&header.digest) == 0 {
             self.quota.forget_partial(&header.digest); // stored, or refused and removed
         }
         stored?;
@@ -110,20 +110,10 @@ impl pb::artifacts_server::Artifacts for ArtifactService {
 
     async fn read(&self, req: Request<pb::ReadArtifactRequest>) -> Result<Response<ChunkStream>, Status> {
         let req = req.into_inner();
-        let path = self.blobs.path(&req.digest)?;
-        let offset = req.offset;
-        let (file, len) = tokio::task::spawn_blocking(move || {
-            use std::io::Seek;
-            let mut file = std::fs::File::open(&path)?;
-            let len = file.metadata()?.len();
-            if offset <= len {
-                file.seek(std::io::SeekFrom::Start(offset))?;
-            }
-            Ok::<_, std::io::Error>((file, len))
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|_| Status::not_found(format!("no artifact {}", req.digest)))?;
+        super::digest_hex(&req.digest)?;
+        let (blobs, digest, offset) = (self.blobs.clone(), req.digest.clone(), req.offset);
+        let (len, file) =
+            blocking(move || blobs.read(&digest, offset)).await?.ok_or_else(|| Status::not_found(format!("no artifact {}", req.digest)))?;
         if req.offset > len {
             return Err(Status::out_of_range(format!("offset {} is past the artifact's {} bytes", req.offset, len)));
         }
@@ -148,13 +138,12 @@ impl pb::artifacts_server::Artifacts for ArtifactService {
 /// (8 agents fetching 1 GiB each: the coordinator's RSS grew 35-40 MiB with 1, 50 with 2).
 const READ_AHEAD_CHUNKS: usize = 1;
 
-/// Reads `file` from `offset` into chunks of [`CHUNK_BYTES`] on the blocking threads, one at a
+/// Reads `blob` from `offset` into chunks of [`CHUNK_BYTES`] on the blocking threads, one at a
 /// time and only when the channel has room for it (a slow agent holds no thread while it waits),
 /// each straight into the buffer it is sent in. Ends at the end of the file or when the stream
 /// is dropped.
-async fn read_chunks(file: std::fs::File, mut offset: u64, tx: tokio::sync::mpsc::Sender<Result<pb::ArtifactChunk, Status>>) {
-    use std::io::Read;
-    let mut file = Some(file);
+async fn read_chunks(blob: Box<dyn Read + Send>, mut offset: u64, tx: tokio::sync::mpsc::Sender<Result<pb::ArtifactChunk, Status>>) {
+    let mut file = Some(blob);
     loop {
         let Ok(permit) = tx.reserve().await else { return };
         let Some(mut f) = file.take() else { return };
@@ -191,27 +180,28 @@ fn validate_header(h: &pb::UploadHeader) -> Result<(), Status> {
     Ok(())
 }
 
-/// The partial file, opened to append and locked for this upload alone: coordinator replicas
-/// sharing one artifacts directory never write the same upload at once.
-async fn open_locked(partial: std::path::PathBuf) -> Result<std::fs::File, Status> {
-    let opened = tokio::task::spawn_blocking(move || {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&partial)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(file)),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(e),
-        }
-    })
-    .await
-    .map_err(|e| Status::internal(e.to_string()))?
-    .map_err(|e| Status::internal(e.to_string()))?;
-    opened.ok_or_else(|| Status::aborted("this artifact is being uploaded through another coordinator; stat it and resume later"))
+/// Runs a blocking call of the artifact store on the blocking threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crate::error::Result<T> + Send + 'static) -> Result<T, Status> {
+    Ok(tokio::task::spawn_blocking(f).await.map_err(|e| Status::internal(e.to_string()))??)
 }
 
-/// Appends the stream's chunks to the partial file, which must hold exactly `header.offset` bytes.
-async fn receive(partial: &std::path::Path, header: &pb::UploadHeader, stream: &mut Streaming<pb::UploadRequest>) -> Result<(), Status> {
-    let mut file = tokio::fs::File::from_std(open_locked(partial.to_path_buf()).await?);
-    let mut pos = file.metadata().await.map_err(|e| Status::internal(e.to_string()))?.len();
+/// The digest's upload, held by this call alone (coordinator replicas sharing one artifact store
+/// never write the same upload at once), and the bytes it holds.
+async fn resume(blobs: &Arc<dyn BlobStore>, digest: &str) -> Result<(Box<dyn Upload>, u64), Status> {
+    let (b, d) = (blobs.clone(), digest.to_string());
+    let held = blocking(move || b.resume_upload(&d)?.map(|u| Ok((u.kept()?, u))).transpose()).await?;
+    let (kept, upload) =
+        held.ok_or_else(|| Status::aborted("this artifact is being uploaded through another coordinator; stat it and resume later"))?;
+    Ok((upload, kept))
+}
+
+/// Appends the stream's chunks to the upload, which holds `pos` bytes and must hold exactly
+/// `header.offset`; its bytes synced, the upload comes back whole.
+async fn receive(
+    (mut upload, mut pos): (Box<dyn Upload>, u64),
+    header: &pb::UploadHeader,
+    stream: &mut Streaming<pb::UploadRequest>,
+) -> Result<Box<dyn Upload>, Status> {
     if pos != header.offset {
         return Err(Status::failed_precondition(format!("upload resumes at {} but {} bytes are kept; stat again", header.offset, pos)));
     }
@@ -227,57 +217,25 @@ async fn receive(partial: &std::path::Path, header: &pb::UploadHeader, stream: &
         if chunk.offset != pos || pos + chunk.data.len() as u64 > header.size {
             return Err(Status::invalid_argument(format!("chunk at offset {} does not continue the upload at {pos}", chunk.offset)));
         }
-        file.write_all(&chunk.data).await.map_err(|e| Status::internal(e.to_string()))?;
         pos += chunk.data.len() as u64;
+        upload = blocking(move || upload.append(&chunk.data).map(|()| upload)).await?;
     }
-    file.flush().await.map_err(|e| Status::internal(e.to_string()))?;
-    file.sync_all().await.map_err(|e| Status::internal(e.to_string()))?;
+    let upload = blocking(move || upload.sync().map(|()| upload)).await?;
     if pos != header.size {
         return Err(Status::data_loss(format!("upload ended at {pos} of {} bytes; resume it", header.size)));
     }
-    Ok(())
+    Ok(upload)
 }
 
 impl ArtifactService {
-    /// Verifies the digest of a complete upload and moves it into the store.
-    async fn commit(&self, partial: &std::path::Path, header: &pb::UploadHeader, uploaded_by: &str) -> Result<(), Status> {
-        let p = partial.to_path_buf();
-        let actual = tokio::task::spawn_blocking(move || archive::digest_file(&p))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| Status::internal(e.to_string()))?;
-        if actual != header.digest {
-            let _ = tokio::fs::remove_file(partial).await;
-            return Err(Status::invalid_argument(format!("uploaded bytes have digest {actual}, not {}", header.digest)));
-        }
-        let dest = self.blobs.path(&header.digest)?;
-        tokio::fs::rename(partial, &dest).await.map_err(|e| Status::internal(e.to_string()))?;
-        // The rename itself on the disk, before the store says the artifact is there.
-        if let Some(dir) = dest.parent().map(std::path::Path::to_path_buf) {
-            tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map_err(|e| Status::internal(e.to_string()))?;
-        }
+    /// Verifies the digest of a complete upload, makes it a blob and records the artifact.
+    async fn commit(&self, upload: Box<dyn Upload>, header: &pb::UploadHeader, uploaded_by: &str) -> Result<(), Status> {
+        blocking(move || upload.commit()).await?;
         self.store.put_artifact(
             &pb::ArtifactRef { digest: header.digest.clone(), kind: header.kind.clone(), size: header.size, name: header.name.clone() },
             uploaded_by,
         )?;
         tracing::info!(digest = %header.digest, size = header.size, name = %header.name, "artifact stored");
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[tokio::test]
-    async fn an_upload_in_progress_is_refused_to_a_second_writer_until_it_closes() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let part = dir.path().join("x.part");
-        let first = super::open_locked(part.clone()).await.expect("the first writer");
-        let second = super::open_locked(part.clone()).await.expect_err("a second writer, as another replica would be");
-        assert_eq!(second.code(), tonic::Code::Aborted, "{second}");
-        drop(first);
-        super::open_locked(part).await.expect("free again once the first is closed");
     }
 }

@@ -20,7 +20,7 @@ use crate::store::{NewRun, Store};
 
 pub struct RunService {
     pub store: Arc<Store>,
-    pub blobs: Arc<BlobStore>,
+    pub blobs: Arc<dyn BlobStore>,
     pub scheduler: Arc<Scheduler>,
 }
 
