@@ -37,6 +37,7 @@ fleet_prepare
 work="$(mktemp -d)"
 
 pids=()
+uploads=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -92,7 +93,7 @@ start_coordinator() { # $1 label
   local t0; t0=$(now)
   "$coordinator" submit "$out/spec.toml" >/dev/null 2>"$out/upload-$1.log" || true
   grep -q "$digest" "$out/upload-$1.log" || { echo "fanout.sh: the artifact was not uploaded (see $out/upload-$1.log)" >&2; exit 1; }
-  upload_s=$(echo "$(now) - $t0" | bc -l)
+  uploads+=("$(printf '%.2f' "$(echo "$(now) - $t0" | bc -l)")")
 }
 
 stop_coordinator() {
@@ -197,6 +198,9 @@ for n in $sizes; do
     "$n" "$size_mib" "$best_all" "$best_fan" "$best_fetch" "$best_rate" "$best_plain" "$(echo "$best_rate / $best_plain" | bc -l)" \
     "$rss" "$(echo "$growth / 1024" | bc -l)" "$(echo "$best_served / 1048576" | bc -l)" "$failed" "$unacked"
 done
+if [[ ${#uploads[@]} -gt 0 ]]; then
+  echo; echo "Upload of the $size_mib MiB artifact to each fresh coordinator (\`coordinator submit\`, digest and send): ${uploads[*]} s"
+fi
 echo
 
 # Resume: one agent, killed (SIGKILL) once half the artifact is on its disk, started again with

@@ -96,17 +96,17 @@ async fn crafted_results_are_refused_and_every_view_still_works() {
     // Oversized hellos are refused before anything is stored.
     let mut big = hello("big");
     big.tags = (0..1000).map(|i| format!("t{i}")).collect();
-    let e = session(channel.clone(), &token, big).await.err().expect("1000 tags refused");
+    let e = session(channel.clone(), &token, big).await.expect_err("1000 tags refused");
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert!(e.message().contains("hello.tags holds 1000 entries; at most 32"), "{}", e.message());
     let mut long = hello("long");
     long.name = "x".repeat(5 << 20);
-    let e = session(channel.clone(), &token, long).await.err().expect("a 5 MB name refused");
+    let e = session(channel.clone(), &token, long).await.expect_err("a 5 MB name refused");
     assert!(matches!(e.code(), tonic::Code::InvalidArgument | tonic::Code::OutOfRange | tonic::Code::ResourceExhausted), "{e:?}");
 
     let mut holding = hello("holding");
     holding.finished = (0..100).map(|i| pb::CellRef { cell_id: format!("c{i}"), attempt: 1 }).collect();
-    let e = session(channel.clone(), &token, holding).await.err().expect("100 held results refused");
+    let e = session(channel.clone(), &token, holding).await.expect_err("100 held results refused");
     assert!(e.message().contains("hello.finished holds 100 entries; at most 64"), "{}", e.message());
 
     // A hello claiming to run a cell it was never given takes nothing.
