@@ -202,7 +202,9 @@ impl Scheduler {
                 a.running_cell_id = e.cell_id.clone();
                 a.replica = e.replica.clone();
             }
-            if let Some(l) = leased.iter().find(|l| l.agent_id == a.id && !st.agents.contains_key(&a.id)) {
+            // Away: not connected here nor (with a shared store) anywhere else.
+            let connected = st.agents.contains_key(&a.id) || elsewhere.contains_key(&a.id);
+            if let Some(l) = leased.iter().find(|l| l.agent_id == a.id && !connected) {
                 a.state = "away".into();
                 a.running_cell_id = l.cell_id.clone();
                 a.away_since_unix_ms = l.away_since_ms;
