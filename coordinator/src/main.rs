@@ -35,12 +35,8 @@ enum Command {
         /// The data directory whose SQLite store to migrate (DATA_DIR/anefleet.db).
         #[arg(long, required_unless_present = "store")]
         data_dir: Option<PathBuf>,
-        /// A `postgres://` URL or an SQLite file.
-        #[arg(long, env = "ANEFLEET_STORE", hide_env_values = true)]
-        store: Option<String>,
-        /// CA certificates (PEM) a `sslmode=require` store's TLS trusts.
-        #[arg(long, env = "ANEFLEET_STORE_CA_FILE")]
-        store_ca_file: Option<PathBuf>,
+        #[command(flatten)]
+        store: serve::StoreArgs,
     },
     /// Validate a spec, upload its artifacts and start a run; prints the run id last.
     Submit {
@@ -160,9 +156,8 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve::serve(args).await?,
-        Command::Migrate { data_dir, store, store_ca_file } => {
-            let dir = data_dir.as_deref().unwrap_or(std::path::Path::new("."));
-            let at = store::Location::new(store.as_deref(), dir, store_ca_file.as_deref());
+        Command::Migrate { data_dir, store } => {
+            let at = store.location(data_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
             let migrated = tokio::task::spawn_blocking(move || store::Store::migrate(&at).map(|m| (at, m))).await?;
             let (at, m) = migrated?;
             let applied = if m.applied.is_empty() { "nothing to apply".to_string() } else { format!("applied {}", m.applied.join(", ")) };

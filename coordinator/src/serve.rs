@@ -16,7 +16,7 @@ use crate::access::Access;
 use crate::artifacts::{ArtifactService, BlobStore, DirBlobs, Quota, Uploading};
 use crate::schedule::Scheduler;
 use crate::service::{agents::AgentService, credentials::CredentialService, runs::RunService};
-use crate::store::{Location, Store};
+use crate::store::{Location, Store, StoreTls};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -26,14 +26,8 @@ pub struct ServeArgs {
     /// Where the database, the artifacts and the token live.
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// The store: a `postgres://user:password@host/db` URL (a database several coordinator
-    /// replicas share), or an SQLite file; default DATA_DIR/anefleet.db.
-    #[arg(long, env = "ANEFLEET_STORE", hide_env_values = true)]
-    pub store: Option<String>,
-    /// CA certificates (PEM) a `postgres://…?sslmode=require` store's TLS trusts (default: the
-    /// system's roots).
-    #[arg(long, env = "ANEFLEET_STORE_CA_FILE")]
-    pub store_ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Read the token from this file instead of DATA_DIR/token.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
@@ -69,6 +63,39 @@ pub struct ServeArgs {
     pub tls: crate::tls::TlsArgs,
 }
 
+/// Where the store is, and TLS to it (`serve` and `migrate`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// The store: a `postgres://user:password@host/db` URL (a database several coordinator
+    /// replicas share), or an SQLite file; default DATA_DIR/anefleet.db.
+    #[arg(long, env = "ANEFLEET_STORE", hide_env_values = true)]
+    pub store: Option<String>,
+    /// CA certificates (PEM) a `postgres://…?sslmode=require` store's TLS trusts (default: the
+    /// system's roots).
+    #[arg(long, env = "ANEFLEET_STORE_CA_FILE")]
+    pub store_ca_file: Option<PathBuf>,
+    /// A client certificate (PEM) to show a PostgreSQL server that asks for one (`cert`
+    /// authentication), with --store-client-key.
+    #[arg(long, env = "ANEFLEET_STORE_CLIENT_CERT", requires = "store_client_key")]
+    pub store_client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = "ANEFLEET_STORE_CLIENT_KEY", requires = "store_client_cert")]
+    pub store_client_key: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// The store these arguments name, its SQLite default in `data_dir`.
+    pub fn location(&self, data_dir: &Path) -> anyhow::Result<Location> {
+        let identity = self.store_client_cert.clone().zip(self.store_client_key.clone());
+        let tls = StoreTls { ca_file: self.store_ca_file.clone(), identity };
+        let at = Location::new(self.store.as_deref(), data_dir, tls.clone());
+        if matches!(at, Location::Sqlite(_)) && tls != StoreTls::default() {
+            anyhow::bail!("--store-ca-file and --store-client-cert are for a postgres:// store, not SQLite");
+        }
+        Ok(at)
+    }
+}
+
 /// Largest message of an agent's session (a result with its histograms and outputs is far smaller).
 const MAX_SESSION_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -79,7 +106,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     check_data_dir(&args.data_dir)?;
     let tls = crate::tls::server_config(&args.tls, args.listen, &args.data_dir)?;
     let token = load_or_create_token(&args)?;
-    let location = Location::new(args.store.as_deref(), &args.data_dir, args.store_ca_file.as_deref());
+    let location = args.store.location(&args.data_dir)?;
     let store = Arc::new(open_store(&location).await?);
     make_data_private(&args.data_dir)?;
     let access = Access::load(store.clone(), &token)?;

@@ -153,3 +153,38 @@ fn two_replicas_claiming_from_one_queue_under_load_never_hand_a_cell_out_twice()
     let replicas = one_number(&url, "SELECT COUNT(DISTINCT replica) FROM agents WHERE replica != ''");
     assert_eq!(replicas, 2, "the agents were split between the replicas");
 }
+
+/// `coordinator migrate` alone, as an operator runs it before starting replicas: over TLS with a
+/// client certificate (the role the server signs in by certificate only), then again with nothing
+/// left to apply; TLS settings it cannot use are refused by name, with nothing written.
+#[test]
+fn migrate_brings_a_store_up_to_date_over_tls_with_a_client_certificate() {
+    let url = format!("{}?sslmode=require", TestPostgres::fresh_database().replacen("anefleet@", "certuser@", 1));
+    let (cert, key) = TestPostgres::client_identity();
+    let migrate = |extra: &[&std::ffi::OsStr]| {
+        let out = Command::new(common::coordinator_exe()).arg("migrate").args(extra).env("ANEFLEET_LOG", "warn").output().expect("migrate");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let ca = TestPostgres::ca_file();
+    let with_identity: Vec<&std::ffi::OsStr> = vec![
+        "--store".as_ref(),
+        url.as_ref(),
+        "--store-ca-file".as_ref(),
+        ca.as_os_str(),
+        "--store-client-cert".as_ref(),
+        cert.as_os_str(),
+        "--store-client-key".as_ref(),
+        key.as_os_str(),
+    ];
+    let (ok, said) = migrate(&with_identity);
+    assert!(ok && said.contains("(was 0; applied 0001"), "{said}");
+    let (ok, said) = migrate(&with_identity);
+    assert!(ok && said.contains("nothing to apply"), "{said}");
+
+    let (ok, said) = migrate(&with_identity[..6]);
+    assert!(!ok && said.contains("--store-client-key"), "a certificate without its key: {said}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ok, said) = migrate(&["--data-dir".as_ref(), dir.path().as_os_str(), "--store-ca-file".as_ref(), ca.as_os_str()]);
+    assert!(!ok && said.contains("not SQLite"), "{said}");
+    assert!(!dir.path().join("anefleet.db").exists(), "nothing written");
+}

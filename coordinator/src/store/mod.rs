@@ -43,21 +43,30 @@ pub use runs::NewRun;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     Sqlite(PathBuf),
-    /// A `postgres://` URL, and the CA certificates its TLS trusts (`sslmode=require`).
+    /// A `postgres://` URL, and its TLS (`sslmode=require`).
     Postgres {
         url: String,
-        ca_file: Option<PathBuf>,
+        tls: StoreTls,
     },
+}
+
+/// TLS to a PostgreSQL store: the CA certificates it trusts (`--store-ca-file`; default the
+/// system's roots), and the client certificate and key it shows a server that asks for one
+/// (`--store-client-cert`, `--store-client-key`; PEM files).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreTls {
+    pub ca_file: Option<PathBuf>,
+    pub identity: Option<(PathBuf, PathBuf)>,
 }
 
 impl Location {
     /// `--store` (or `ANEFLEET_STORE`) when given: a `postgres://` or `postgresql://` URL, or an
-    /// SQLite file's path; otherwise `anefleet.db` in the data directory. `ca_file`: what a
-    /// PostgreSQL store's TLS trusts.
-    pub fn new(store: Option<&str>, data_dir: &Path, ca_file: Option<&Path>) -> Location {
+    /// SQLite file's path; otherwise `anefleet.db` in the data directory. `tls`: a PostgreSQL
+    /// store's.
+    pub fn new(store: Option<&str>, data_dir: &Path, tls: StoreTls) -> Location {
         match store.map(str::trim).filter(|s| !s.is_empty()) {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Location::Postgres { url: url.to_string(), ca_file: ca_file.map(Path::to_path_buf) }
+                Location::Postgres { url: url.to_string(), tls }
             }
             Some(path) => Location::Sqlite(PathBuf::from(path)),
             None => Location::Sqlite(data_dir.join("anefleet.db")),
@@ -93,7 +102,7 @@ impl Store {
     pub fn at(at: &Location) -> Result<Store> {
         match at {
             Location::Sqlite(path) => Store::open(path),
-            Location::Postgres { url, ca_file } => Store::connect(url, ca_file.as_deref()),
+            Location::Postgres { url, tls } => Store::connect(url, tls),
         }
     }
 
@@ -102,8 +111,8 @@ impl Store {
     pub fn migrate(at: &Location) -> Result<migrate::Migrated> {
         match at {
             Location::Sqlite(path) => migrate::sqlite(&mut sqlite_connection(path)?),
-            Location::Postgres { url, ca_file } => {
-                let manager = db::postgres::Manager::new(url, ca_file.as_deref())?;
+            Location::Postgres { url, tls } => {
+                let manager = db::postgres::Manager::new(url, tls)?;
                 migrate::postgres(&mut manager.connect_client().map_err(|e| answers_not(url, &e))?)
             }
         }
@@ -122,10 +131,10 @@ impl Store {
         Ok(Store { backend: Backend::Sqlite { shared, committer: Mutex::new(Some(committer)) } })
     }
 
-    /// Connects to the PostgreSQL database at `url` (TLS trusting `ca_file` when the URL says
+    /// Connects to the PostgreSQL database at `url` (over `tls` when the URL says
     /// `sslmode=require`), bringing its schema up to date.
-    pub fn connect(url: &str, ca_file: Option<&Path>) -> Result<Store> {
-        let manager = db::postgres::Manager::new(url, ca_file)?;
+    pub fn connect(url: &str, tls: &StoreTls) -> Result<Store> {
+        let manager = db::postgres::Manager::new(url, tls)?;
         // One connection first: what is wrong (the address, the password, TLS) is said at once.
         migrate::postgres(&mut manager.connect_client().map_err(|e| answers_not(url, &e))?)?;
         let pool = db::postgres::pool(url, manager.clone())?;

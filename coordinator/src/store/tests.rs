@@ -35,7 +35,7 @@ impl Under {
     }
 
     fn postgres() -> Under {
-        let at = Location::Postgres { url: test_postgres::TestPostgres::fresh_database(), ca_file: None };
+        let at = Location::Postgres { url: test_postgres::TestPostgres::fresh_database(), tls: StoreTls::default() };
         Under { s: Store::at(&at).unwrap(), at, _dir: None }
     }
 
@@ -238,8 +238,8 @@ on_both!(
 fn a_postgres_store_over_tls_verifies_the_server_s_certificate() {
     use test_postgres::TestPostgres;
     let url = format!("{}?sslmode=require", TestPostgres::fresh_database());
-    let ca = TestPostgres::ca_file();
-    let s = Store::connect(&url, Some(&ca)).unwrap();
+    let ca = StoreTls { ca_file: Some(TestPostgres::ca_file()), identity: None };
+    let s = Store::connect(&url, &ca).unwrap();
     let ssl = s.read(|tx| tx.one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])?.bool(0)).unwrap();
     assert!(ssl, "the session is encrypted");
     run(&s, "r", &[cell("r-000", 0, "any")]);
@@ -249,9 +249,37 @@ fn a_postgres_store_over_tls_verifies_the_server_s_certificate() {
     let other_ca = other.path().join("other.pem");
     let made = crate::tls::make_ca_and_server(&["127.0.0.1".into()]).unwrap();
     std::fs::write(&other_ca, made.ca).unwrap();
-    let e = Store::connect(&url, Some(&other_ca)).err().expect("refused").to_string();
+    let other_ca = StoreTls { ca_file: Some(other_ca), identity: None };
+    let e = Store::connect(&url, &other_ca).err().expect("refused").to_string();
     assert!(e.contains("does not answer") && e.to_lowercase().contains("certificate"), "{e}");
     let plain = url.trim_end_matches("?sslmode=require");
-    let e = Store::connect(plain, Some(&ca)).err().expect("refused").to_string();
+    let e = Store::connect(plain, &ca).err().expect("refused").to_string();
     assert!(e.contains("--store-ca-file") && e.contains("sslmode=require"), "{e}");
+}
+
+/// A server that signs a role in by its client certificate alone (pg_hba `cert`): the store shows
+/// the certificate given and is let in as that role; without one, or with a key of another
+/// certificate, it is refused by name.
+#[test]
+fn a_postgres_store_signs_in_with_a_client_certificate() {
+    use test_postgres::TestPostgres;
+    let url = format!("{}?sslmode=require", TestPostgres::fresh_database().replacen("anefleet@", "certuser@", 1));
+    let (cert, key) = TestPostgres::client_identity();
+    let tls = StoreTls { ca_file: Some(TestPostgres::ca_file()), identity: Some((cert.clone(), key)) };
+    let s = Store::connect(&url, &tls).unwrap();
+    let who = s.read(|tx| tx.one("SELECT current_user::text, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])).unwrap();
+    assert_eq!(who.0, [db::Val::Text("certuser".into()), db::Val::Text("/CN=certuser".into())]);
+    run(&s, "r", &[cell("r-000", 0, "any")]);
+    assert_eq!(s.run_info("r").unwrap().cells_total, 1);
+
+    let no_identity = StoreTls { identity: None, ..tls.clone() };
+    let e = Store::connect(&url, &no_identity).err().expect("refused").to_string();
+    assert!(e.contains("does not answer") && e.contains("certificate"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let stray_key = dir.path().join("stray.pem");
+    std::fs::write(&stray_key, rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
+    let e = Store::connect(&url, &StoreTls { identity: Some((cert.clone(), stray_key.clone())), ..tls.clone() }).err().expect("refused");
+    assert!(e.to_string().contains(&format!("--store-client-key {}", stray_key.display())), "{e}");
+    let e = Store::connect(&url, &StoreTls { identity: Some((stray_key.clone(), stray_key)), ..tls }).err().expect("refused");
+    assert!(e.to_string().contains("--store-client-cert") && e.to_string().contains("no certificate in it"), "{e}");
 }

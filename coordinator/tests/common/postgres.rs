@@ -2,7 +2,8 @@
 //! directory and run as an unprivileged user (`nobody` when the tests run as root, which
 //! PostgreSQL refuses), listening on a free loopback port; each caller gets a database of its own.
 //! It takes TLS too (`sslmode=require`), with a certificate for 127.0.0.1 from a private CA
-//! ([`TestPostgres::ca_file`]). The server dies with the process (`setpriv --pdeathsig`); a directory left by a process that
+//! ([`TestPostgres::ca_file`]); the role `certuser` signs in only with a client certificate that
+//! CA signed for it ([`TestPostgres::client_identity`]). The server dies with the process (`setpriv --pdeathsig`); a directory left by a process that
 //! died is removed by the next one. The binaries are found on PATH, else in Debian's
 //! /usr/lib/postgresql/VERSION/bin (scripts/install-test-deps.sh installs them).
 
@@ -69,6 +70,13 @@ impl TestPostgres {
         TestPostgres::shared().dir.join("ca.pem")
     }
 
+    /// The client certificate and key (PEM) of the role `certuser`, which may sign in with
+    /// nothing else (pg_hba `cert`).
+    pub fn client_identity() -> (PathBuf, PathBuf) {
+        let dir = &TestPostgres::shared().dir;
+        (dir.join("client.pem"), dir.join("client-key.pem"))
+    }
+
     pub fn url(&self, database: &str) -> String {
         format!("postgres://anefleet@127.0.0.1:{}/{database}", self.port)
     }
@@ -121,6 +129,11 @@ impl TestPostgres {
             return Err(format!("initdb: {}", String::from_utf8_lossy(&initdb.stderr)));
         }
         make_certificates(&dir, root)?;
+        // Before initdb's `trust` lines: certuser over TLS with a client certificate, or not at all.
+        let hba = data.join("pg_hba.conf");
+        let lines = std::fs::read_to_string(&hba).map_err(|e| format!("{}: {e}", hba.display()))?;
+        let cert_only = "hostssl all certuser 127.0.0.1/32 cert\nhost all certuser 127.0.0.1/32 reject\n";
+        std::fs::write(&hba, format!("{cert_only}{lines}")).map_err(|e| format!("{}: {e}", hba.display()))?;
         let port = free_port()?;
         let log = std::fs::File::create(dir.join("postgres.log")).map_err(|e| e.to_string())?;
         if root {
@@ -137,6 +150,8 @@ impl TestPostgres {
             .arg(format!("ssl_cert_file={}", dir.join("server.pem").display()))
             .arg("-c")
             .arg(format!("ssl_key_file={}", dir.join("server-key.pem").display()))
+            .arg("-c")
+            .arg(format!("ssl_ca_file={}", dir.join("ca.pem").display()))
             .stdout(Stdio::null())
             .stderr(log);
         server.spawn().map_err(|e| format!("postgres: {e}"))?;
@@ -149,6 +164,7 @@ impl TestPostgres {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        s.psql("CREATE ROLE certuser LOGIN SUPERUSER");
         Ok(s)
     }
 
@@ -161,16 +177,20 @@ impl TestPostgres {
     }
 }
 
-/// A private CA (ca.pem) and the server's certificate for 127.0.0.1 it signed; the key readable
-/// by the server's user alone, as PostgreSQL demands.
+/// A private CA (ca.pem), the server's certificate for 127.0.0.1 it signed, the key readable by
+/// the server's user alone, as PostgreSQL demands; and a client certificate for `certuser`.
 fn make_certificates(dir: &Path, root: bool) -> Result<(), String> {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
     let e = |e: rcgen::Error| e.to_string();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(e)?).map_err(e)?;
     let key = KeyPair::generate().map_err(e)?;
     let server = CertificateParams::new(vec!["127.0.0.1".to_string()]).map_err(e)?.signed_by(&key, &ca).map_err(e)?;
+    let client_key = KeyPair::generate().map_err(e)?;
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+    client_params.distinguished_name.push(DnType::CommonName, "certuser");
+    let client = client_params.signed_by(&client_key, &ca).map_err(e)?;
     let write = |name: &str, text: String, mode: u32| -> Result<(), String> {
         use std::os::unix::fs::PermissionsExt;
         let p = dir.join(name);
@@ -180,7 +200,9 @@ fn make_certificates(dir: &Path, root: bool) -> Result<(), String> {
     };
     write("ca.pem", ca.pem(), 0o644)?;
     write("server.pem", server.pem(), 0o644)?;
-    write("server-key.pem", key.serialize_pem(), 0o600)
+    write("server-key.pem", key.serialize_pem(), 0o600)?;
+    write("client.pem", client.pem(), 0o644)?;
+    write("client-key.pem", client_key.serialize_pem(), 0o600)
 }
 
 /// `program` as the user the server runs as, killed when the thread that started it ends.

@@ -3,7 +3,8 @@
 //! pooled connection keeps the statements it prepared; a store operation is one transaction,
 //! durable when its commit returns (`synchronous_commit` as the server sets it, on by default).
 //! Connections use TLS when the URL says `sslmode=require`, the server's certificate verified
-//! (name and chain) against `--store-ca-file` or the system's roots; otherwise they are plain.
+//! (name and chain) against `--store-ca-file` or the system's roots, and a client certificate
+//! shown where `--store-client-cert` gives one; otherwise they are plain.
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -12,9 +13,11 @@ use std::path::Path;
 use bytes::BytesMut;
 use postgres::types::{IsNull, Kind, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls, Statement};
+use rustls_pki_types::pem::PemObject;
 
 use super::{Arg, Row, Tx, Val};
 use crate::error::{CoordError, Result};
+use crate::store::StoreTls;
 
 /// Connections one coordinator keeps open to the database at most.
 pub const POOL_SIZE: u32 = 16;
@@ -33,15 +36,15 @@ pub struct Manager {
 }
 
 impl Manager {
-    /// From a `postgres://` URL; TLS when it says `sslmode=require`, trusting `ca_file` (PEM)
-    /// or, without one, the system's roots.
-    pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Manager> {
+    /// From a `postgres://` URL; TLS as `tls` says when the URL says `sslmode=require`.
+    pub fn new(url: &str, tls: &StoreTls) -> Result<Manager> {
         let config = config(url)?;
         let tls = match config.get_ssl_mode() {
-            postgres::config::SslMode::Require => Some(tokio_postgres_rustls::MakeRustlsConnect::new(client_tls(ca_file)?)),
-            _ if ca_file.is_some() => {
+            postgres::config::SslMode::Require => Some(tokio_postgres_rustls::MakeRustlsConnect::new(client_tls(tls)?)),
+            _ if tls != &StoreTls::default() => {
+                let flag = if tls.ca_file.is_some() { "--store-ca-file" } else { "--store-client-cert" };
                 return Err(CoordError::InvalidArgument(format!(
-                    "--store-ca-file is for TLS: add sslmode=require to the store's URL ({})",
+                    "{flag} is for TLS: add sslmode=require to the store's URL ({})",
                     redact(url)
                 )));
             }
@@ -65,18 +68,14 @@ impl std::fmt::Debug for Manager {
     }
 }
 
-/// What a TLS connection to the database trusts: the CA file's certificates, or the system's.
-fn client_tls(ca_file: Option<&Path>) -> Result<tokio_rustls::rustls::ClientConfig> {
-    use rustls_pki_types::pem::PemObject;
+/// What a TLS connection to the database trusts (the CA file's certificates, or the system's)
+/// and the client certificate it shows, if any.
+fn client_tls(tls: &StoreTls) -> Result<tokio_rustls::rustls::ClientConfig> {
     let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-    match ca_file {
+    match &tls.ca_file {
         Some(path) => {
-            let bad = |e: String| CoordError::InvalidArgument(format!("--store-ca-file {}: {e}", path.display()));
-            for cert in rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
-                roots.add(cert.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
-            }
-            if roots.is_empty() {
-                return Err(bad("no certificate in it".into()));
+            for cert in certificates(path, "--store-ca-file")? {
+                roots.add(cert).map_err(|e| CoordError::InvalidArgument(format!("--store-ca-file {}: {e}", path.display())))?;
             }
         }
         None => {
@@ -88,11 +87,29 @@ fn client_tls(ca_file: Option<&Path>) -> Result<tokio_rustls::rustls::ClientConf
         }
     }
     let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    Ok(tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| CoordError::Internal(format!("TLS to the store: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+        .with_root_certificates(roots);
+    let Some((cert, key)) = &tls.identity else { return Ok(config.with_no_client_auth()) };
+    let bad_key = |e: String| CoordError::InvalidArgument(format!("--store-client-key {}: {e}", key.display()));
+    let private = rustls_pki_types::PrivateKeyDer::from_pem_file(key).map_err(|e| bad_key(e.to_string()))?;
+    config
+        .with_client_auth_cert(certificates(cert, "--store-client-cert")?, private)
+        .map_err(|e| bad_key(format!("does not go with --store-client-cert {}: {e}", cert.display())))
+}
+
+/// The certificates of a PEM file (`flag` names it in errors); at least one.
+fn certificates(path: &Path, flag: &str) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>> {
+    let bad = |e: String| CoordError::InvalidArgument(format!("{flag} {}: {e}", path.display()));
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| bad(e.to_string()))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no certificate in it".into()));
+    }
+    Ok(certs)
 }
 
 /// The connection settings a URL gives.
