@@ -224,9 +224,14 @@ impl Outbox {
         false
     }
 
-    /// Writes the entry's file durably: `.tmp`, fsync, rename to `.msg`, fsync the folder.
+    /// Writes the entry's file durably: `.tmp`, fsync, rename to `.msg`, fsync the folder. A
+    /// folder removed under the agent (its cache cleaned) is made again.
     fn write(&self, seq: u64, encoded: &[u8]) -> Result<(), OutboxError> {
         let (tmp, msg) = (entry_path(&self.dir, seq, TMP), entry_path(&self.dir, seq, MSG));
+        if !self.dir.is_dir() {
+            tracing::warn!(dir = %self.dir.display(), "outbox: the folder was removed; making it again");
+            create_dir(&self.dir)?;
+        }
         write_synced(&tmp, encoded)?;
         fs::rename(&tmp, &msg).map_err(io(&msg))?;
         sync_dir(&self.dir)

@@ -196,19 +196,32 @@ fn watch_sees_the_seq_of_the_last_put() {
 
 #[test]
 fn a_report_whose_file_cannot_be_written_is_still_sent_from_memory() {
-    let parent = tempfile::tempdir().unwrap();
-    let dir = parent.path().join("outbox");
-    let outbox = Outbox::open(&dir, BIG).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path(), BIG).unwrap();
     assert_eq!(outbox.put(started("c", 1)).unwrap(), Some(1));
-    // The folder removed under the running agent: nothing can be written to it any more.
-    fs::remove_dir_all(&dir).unwrap();
+    // Something in the way of seq 2's file (as a full disk would be): it cannot be written.
+    fs::create_dir(dir.path().join("00000000000000000002.tmp")).unwrap();
     let mut rx = outbox.watch();
     assert_eq!(outbox.put(finished("c", 1, 10)).unwrap(), Some(2));
     assert_eq!(*rx.borrow_and_update(), 2, "the session is woken to send it");
     assert_eq!(outbox.memory_only(), 1);
+    assert_eq!(files(dir.path()), ["00000000000000000001.msg", "00000000000000000002.tmp"], "no file for seq 2");
     assert_eq!(outbox.after(1), vec![pb::AgentMessage { body: Some(finished("c", 1, 10)), seq: 2 }]);
     assert_eq!(outbox.finished(), vec![cell_ref("c", 1)]);
     assert!(outbox.ack(&ack(2, "c", 1)).unwrap(), "its acknowledgement forgets it, with no file to delete");
     assert!(outbox.ack(&ack(1, "c", 1)).unwrap());
     assert!(outbox.is_empty());
+}
+
+#[test]
+fn a_folder_removed_under_the_agent_is_made_again() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("outbox");
+    let outbox = Outbox::open(&dir, BIG).unwrap();
+    assert_eq!(outbox.put(started("c", 1)).unwrap(), Some(1));
+    fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(outbox.put(finished("c", 1, 10)).unwrap(), Some(2));
+    assert_eq!(outbox.memory_only(), 0);
+    assert_eq!(files(&dir), ["00000000000000000002.msg"], "durable again");
+    assert_eq!(outbox.after(0).len(), 2, "the first, whose file went with the folder, is still sent");
 }
