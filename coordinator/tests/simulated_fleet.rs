@@ -82,14 +82,9 @@ fn fifty_simulated_agents_finish_five_hundred_cells_and_every_report_is_acknowle
     assert_eq!(report["latency"]["assign"]["count"], 450, "{report}");
     assert_eq!(report["sent"]["interval"], report["latency"]["interval"]["count"], "every interval acknowledged: {report}");
     // The coordinator's own count of what it acknowledged, after the commit, agrees.
-    let url = format!("{}/metrics", f.url());
-    let metrics = ureq::get(&url).call().unwrap_or_else(|e| panic!("GET {url}: {e}")).into_body().read_to_string().expect("body");
-    let acked = |kind: &str| {
-        let series = format!("anefleet_report_ingest_seconds_count{{kind=\"{kind}\"}} ");
-        metrics.lines().find_map(|l| l.strip_prefix(series.as_str())).and_then(|v| v.parse::<u64>().ok())
-    };
-    assert_eq!(acked("finished"), Some(500), "{metrics}");
-    assert_eq!(acked("interval"), report["sent"]["interval"].as_u64(), "{metrics}");
+    let acked = |kind: &str| f.metric(&format!("anefleet_report_ingest_seconds_count{{kind=\"{kind}\"}}")).map(|v| v as u64);
+    assert_eq!(acked("finished"), Some(500));
+    assert_eq!(acked("interval"), report["sent"]["interval"].as_u64());
 }
 
 #[test]
@@ -123,13 +118,7 @@ fn big_model(dir: &std::path::Path, size: usize) -> (std::path::PathBuf, String)
 
 /// The coordinator's count of artifact bytes sent.
 fn served_bytes(f: &Fleet) -> u64 {
-    let url = format!("{}/metrics", f.url());
-    let text = ureq::get(&url).call().unwrap_or_else(|e| panic!("GET {url}: {e}")).into_body().read_to_string().expect("body");
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("anefleet_artifact_served_bytes_total "))
-        .unwrap_or_else(|| panic!("no served bytes in {text}"));
-    line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).expect("a number") as u64
+    f.metric("anefleet_artifact_served_bytes_total").expect("served bytes in /metrics") as u64
 }
 
 #[test]
