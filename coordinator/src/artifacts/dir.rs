@@ -8,7 +8,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anefleet_proto::archive;
+use sha2::{Digest, Sha256};
 
 use super::{BlobStore, Upload, Uploading, digest_hex};
 use crate::error::{CoordError, Result};
@@ -54,8 +54,12 @@ impl BlobStore for DirBlobs {
             Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
             Err(std::fs::TryLockError::Error(e)) => return Err(io()(e)),
         }
+        // The bytes an earlier call wrote are hashed now, the rest as they arrive: the digest is
+        // known when the last byte is, without reading the whole file again.
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut File::open(&partial).map_err(io())?, &mut hasher).map_err(io())?;
         let blob = self.path(digest)?;
-        Ok(Some(Box::new(DirUpload { file, partial, blob, digest: digest.to_string() })))
+        Ok(Some(Box::new(DirUpload { file, partial, blob, digest: digest.to_string(), hasher: Some(hasher) })))
     }
 
     fn read(&self, digest: &str, offset: u64) -> Result<Option<(u64, Box<dyn Read + Send>)>> {
@@ -88,12 +92,16 @@ impl BlobStore for DirBlobs {
     }
 }
 
-/// An upload's partial file, open to append and locked (released when dropped).
+/// An upload's partial file, open to append and locked (released when dropped), and the digest
+/// of what it holds so far.
 struct DirUpload {
     file: File,
     partial: PathBuf,
     blob: PathBuf,
     digest: String,
+    /// Fed every byte the file holds; None once a write failed part-way (the file is hashed
+    /// again at the end).
+    hasher: Option<Sha256>,
 }
 
 impl DirUpload {
@@ -108,15 +116,25 @@ impl Upload for DirUpload {
     }
 
     fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file.write_all(bytes).map_err(self.io())
+        if let Err(e) = self.file.write_all(bytes) {
+            self.hasher = None;
+            return Err(self.io()(e));
+        }
+        if let Some(h) = &mut self.hasher {
+            h.update(bytes);
+        }
+        Ok(())
     }
 
     fn sync(&mut self) -> Result<()> {
         self.file.sync_all().map_err(self.io())
     }
 
-    fn commit(self: Box<Self>) -> Result<()> {
-        let actual = archive::digest_file(&self.partial).map_err(|e| CoordError::Internal(e.to_string()))?;
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        let actual = match self.hasher.take() {
+            Some(h) => format!("sha256:{:x}", h.finalize()),
+            None => anefleet_proto::archive::digest_file(&self.partial).map_err(|e| CoordError::Internal(e.to_string()))?,
+        };
         if actual != self.digest {
             let _ = std::fs::remove_file(&self.partial);
             return Err(CoordError::InvalidArgument(format!("uploaded bytes have digest {actual}, not {}", self.digest)));
@@ -161,7 +179,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blobs = DirBlobs::open(dir.path()).unwrap();
         let bytes = b"hello, artifact";
-        let good = archive::digest_reader(&bytes[..]).unwrap();
+        let good = anefleet_proto::archive::digest_reader(&bytes[..]).unwrap();
         let mut first = blobs.resume_upload(&good).unwrap().expect("the first writer");
         assert!(blobs.resume_upload(&good).unwrap().is_none(), "a second writer, as another replica would be");
         first.append(&bytes[..5]).unwrap();
