@@ -196,7 +196,10 @@ fn an_agent_killed_after_finishing_offline_delivers_its_result_from_the_outbox()
     let cache = f.start_agent("courier", &[]);
     f.wait_for_agents(1);
     let started = Instant::now();
-    let run = f.submit(&f.write_spec("one.toml", &cells(3, "[64]")));
+    // Long enough that the coordinator is gone before the cell ends, however slowly the check
+    // that it measures comes back on a loaded machine (with 3 s, its result was sometimes
+    // delivered and acknowledged first, and then never waited in the outbox).
+    let run = f.submit(&f.write_spec("one.toml", &cells(8, "[64]")));
     all_measuring(&f, &run, 1);
     f.coordinator.as_mut().expect("coordinator").kill9();
     // The cell ends while nobody listens: its result waits in the outbox.
