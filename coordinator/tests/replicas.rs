@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::postgres::TestPostgres;
-use common::{Fleet, agent_exe, encode_cells, wait_until};
+use common::{Fleet, encode_cells, wait_until};
 
 /// Two replicas of one store: the first makes the token, the second serves with it.
 fn two_replicas(url: &str, artifacts: &std::path::Path) -> (Fleet, Fleet) {
@@ -128,14 +128,9 @@ fn two_replicas_claiming_from_one_queue_under_load_never_hand_a_cell_out_twice()
     let url = TestPostgres::fresh_database();
     let artifacts = tempfile::tempdir().expect("tempdir");
     let (a, b) = two_replicas(&url, artifacts.path());
-    let sim = Command::new(agent_exe())
-        .args(["simulate", "--agents", "40", "--cell-s", "0.3", "--interval-ms", "100", "--latency-ms", "5"])
-        .args(["--coordinator", &format!("{},{}", a.url(), b.url())])
-        .arg("--token-file")
-        .arg(a.token_file())
-        .env("ANEFLEET_LOG", "warn")
+    let sim = common::simulate_command(&format!("{},{}", a.url(), b.url()), &a.token_file(), 40)
+        .args(["--cell-s", "0.3", "--interval-ms", "100"])
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
         .spawn()
         .expect("agent simulate");
     let mut sim = common::Proc(sim);

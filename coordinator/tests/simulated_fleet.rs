@@ -9,7 +9,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Fleet, agent_exe, encode_cells, models_dir, wait_until};
+use common::{Fleet, encode_cells, models_dir, wait_until};
 
 /// The simulation's process, stopped (SIGKILL) if a test ends without [`report`].
 struct Sim(Option<Child>);
@@ -24,15 +24,10 @@ impl Drop for Sim {
 }
 
 fn simulate(f: &Fleet, agents: usize, extra: &[&str]) -> Sim {
-    let child = Command::new(agent_exe())
-        .args(["simulate", "--coordinator", &f.url(), "--agents", &agents.to_string(), "--cell-s", "1", "--interval-ms", "250"])
-        .args(["--latency-ms", "5"])
+    let child = common::simulate_command(&f.url(), &f.token_file(), agents)
+        .args(["--cell-s", "1", "--interval-ms", "250"])
         .args(extra)
-        .arg("--token-file")
-        .arg(f.token_file())
-        .env("ANEFLEET_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
         .expect("agent simulate");
     Sim(Some(child))

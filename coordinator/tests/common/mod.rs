@@ -23,6 +23,18 @@ pub fn agent_exe() -> PathBuf {
     p
 }
 
+/// `agent simulate` of `agents` agents at `coordinators` (a comma-separated list), with the
+/// token in `token_file` and reports every few milliseconds of made-up latency; stderr shown.
+pub fn simulate_command(coordinators: &str, token_file: &Path, agents: usize) -> Command {
+    let mut c = Command::new(agent_exe());
+    c.args(["simulate", "--coordinator", coordinators, "--agents", &agents.to_string(), "--latency-ms", "5"])
+        .arg("--token-file")
+        .arg(token_file)
+        .env("ANEFLEET_LOG", "warn")
+        .stderr(Stdio::inherit());
+    c
+}
+
 /// The test models (models/scripts/fetch-test-models.sh puts them there).
 pub fn models_dir() -> PathBuf {
     anefleet_models::test_models::resolve(None).unwrap_or_else(|e| panic!("{e}"))
